@@ -1,0 +1,84 @@
+# adpipe: every development command is a target here. `make` or `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.SHELLFLAGS := -eu -o pipefail -c
+
+UV_VERSION := 0.13.8
+UV := .state/uv/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK := bash platform/stack.sh
+PYTEST_ARGS ?=
+
+help: ## List every target with what it does
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+env: .env ## Create .env from .env.example when missing, with fresh random secrets
+.env:
+	@python3 -c 'import secrets, base64, sys; \
+	lines = open(".env.example").read().splitlines(True); \
+	out = [l.replace("=generate", "=" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()) if l.rstrip().endswith("=generate") else l for l in lines]; \
+	open(".env", "w").write("".join(out))'
+	@chmod 600 .env
+	@echo "env: wrote .env from .env.example"
+
+engine: ## Make sure a Docker engine answers (on Debian as root: install and start dockerd)
+	@bash platform/engine.sh
+
+$(UV):
+	@python3 -m venv .state/uv && .state/uv/bin/pip install -q uv==$(UV_VERSION)
+
+venv: $(UV) ## Create .venv from uv.lock (fails when the lock is stale)
+	@$(UV) sync --locked --quiet
+	@echo "venv: $(VENV) matches uv.lock"
+
+lock: $(UV) ## Re-resolve uv.lock and the images' pinned requirements after changing inputs
+	@$(UV) lock
+	@bash platform/lock.sh write
+
+lock-check: $(UV) ## Fail when uv.lock or a pinned requirements file no longer matches its inputs
+	@$(UV) lock --check --quiet
+	@bash platform/lock.sh check
+
+images: engine ## Build every image (platform and jobs), from a registry or Debian stand-ins
+	@bash platform/images.sh all
+
+build-jobs: engine ## Build adpipe/extract_backup, adpipe/load, adpipe/archive (:dev and :version)
+	@bash platform/images.sh jobs
+
+start: env engine ## Start the stack and wait until every service is healthy
+	@docker image inspect adpipe/airflow:dev adpipe/extract_backup:dev >/dev/null 2>&1 || bash platform/images.sh all
+	@$(STACK) start
+
+stop: ## Stop every container of the stack; data stays in its volumes
+	@$(STACK) stop
+
+status: env ## Show each service with its address and health
+	@$(STACK) status
+
+logs: ## Follow the stack's logs
+	@bash platform/compose.sh logs -f --tail 50
+
+test: venv env lock-check images ## Run every test tier; starts the stack when needed and stops it after
+	@started=0; if ! $(STACK) running 2>/dev/null; then $(STACK) start; started=1; fi; \
+	rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$started = 1 ]; then $(STACK) stop >/dev/null 2>&1; fi; exit $$rc
+
+test-fast: venv ## Only the tiers that need no stack: tests/dags and tests/unit
+	@$(VENV)/bin/pytest tests/dags tests/unit $(PYTEST_ARGS)
+
+lint: venv ## ruff (with the S and AIR rules) and mypy, clean
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy jobs/adpipe/adpipe jobs/extract_backup jobs/load jobs/archive
+
+fmt: venv ## Format and fix what ruff can
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+clean: ## Stop the stack, delete its volumes, the venv and the state folder
+	-@bash platform/compose.sh down -v --remove-orphans >/dev/null 2>&1
+	@rm -rf $(VENV) .state/uv .state/*.log
+	@echo "clean: stack volumes, venv and logs removed (.env kept)"
+
+.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs test test-fast lint fmt clean

@@ -1,0 +1,32 @@
+"""### adpipe-smoke
+
+Runs ``adpipe.check`` in each job image with the DockerOperator: proves the Airflow containers
+reach the Docker engine and every job image reaches PostgreSQL and S3 with the connections
+Airflow hands it. Manual only.
+
+- **Owner**: adpipe
+- **Connections**: ``warehouse``, ``ad_s3``
+"""
+
+from datetime import UTC, datetime
+
+from adpipe_dags.jobs import DEFAULT_ARGS, job_task
+from airflow.sdk import DAG
+
+with DAG(
+    dag_id="adpipe-smoke",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=datetime(2026, 11, 1, tzinfo=UTC),
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    tags=["adpipe", "smoke"],
+):
+    for job in ("extract_backup", "load", "archive"):
+        job_task(
+            task_id=f"check_{job}",
+            job=job,
+            command=[],
+            entrypoint=["python3", "-m", "adpipe.check"],
+            connections=("warehouse", "ad_s3"),
+        )

@@ -1,0 +1,87 @@
+"""S3 access for the jobs: one client, single-part writes, keys under the ``ad-data`` bucket.
+
+Objects are written with one PUT each (never multipart): the local S3 endpoint persists by
+replaying its request log, which cannot replay multipart uploads, and every object adpipe
+writes (a page, a manifest, a day's archive file) fits one PUT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO, Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from adpipe.job import UpstreamError
+from adpipe.settings import Settings
+
+BACKUP_PREFIX = "backup/"
+QUARANTINE_PREFIX = "quarantine/"
+ARCHIVE_PREFIX = "archive/"
+
+
+class Bucket:
+    """The ``ad-data`` bucket, with the few operations the jobs use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.name = settings.s3_bucket
+        self._client: Any = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.aws_region,
+            config=Config(retries={"max_attempts": 6, "mode": "standard"},
+                          connect_timeout=5, read_timeout=60,
+                          s3={"addressing_style": "path"}),
+        )
+
+    def _fail(self, action: str, key: str, exc: Exception) -> UpstreamError:
+        return UpstreamError(f"S3 {action} s3://{self.name}/{key} failed: {exc}",
+                             "check that the S3 endpoint (S3_ENDPOINT_URL) is up, then rerun")
+
+    def put(self, key: str, body: bytes | IO[bytes], content_type: str = "application/octet-stream",
+            **extra: Any) -> None:
+        try:
+            self._client.put_object(Bucket=self.name, Key=key, Body=body,
+                                    ContentType=content_type, **extra)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("PUT", key, exc) from exc
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None when there is no such key."""
+        try:
+            return self._client.get_object(Bucket=self.name, Key=key)["Body"].read()
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise self._fail("GET", key, exc) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._fail("GET", key, exc) from exc
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.name, Prefix=prefix)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("LIST", prefix, exc) from exc
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start:start + 1000]
+            try:
+                self._client.delete_objects(
+                    Bucket=self.name,
+                    Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+                raise self._fail("DELETE", chunk[0], exc) from exc
+
+    def check(self) -> None:
+        """Raise `UpstreamError` unless the bucket answers."""
+        try:
+            self._client.head_bucket(Bucket=self.name)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("HEAD", "", exc) from exc

@@ -1,0 +1,120 @@
+"""The rules a record from the ad API must pass to become a row of ``ad_impressions``.
+
+`parse_page` turns a page body into records; `normalise` turns one record into a row tuple
+(columns in `COLUMNS` order: timestamps in UTC, integers as int, canonical UUIDs) or raises
+`Rejected` with the reason. Nothing else escapes either function, whatever the input.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+COLUMNS = ("impression_id", "ad_id", "campaign_id", "advertiser_id", "placement", "device",
+           "country", "shown_at", "cost_micros", "currency", "clicked")
+BIGINT_MAX = 2**63 - 1
+MAX_TEXT = 64
+COUNTRY = re.compile(r"[A-Z]{2}")
+DIGITS = re.compile(r"[0-9]{1,19}")
+# ISO 4217 active codes
+CURRENCIES = frozenset("""
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
+BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
+GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR
+KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK
+MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR
+SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS
+UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+""".split())
+
+
+class Rejected(ValueError):
+    """A record or page that breaks the contract; the message is the reason."""
+
+
+def parse_page(body: bytes) -> list[Any]:
+    """The ``impressions`` list of a page body."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise Rejected(f"page is not JSON: {exc}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("impressions"), list):
+        raise Rejected("page has no 'impressions' list")
+    return payload["impressions"]
+
+
+def _integer(record: dict[str, Any], name: str) -> int:
+    value = record.get(name)
+    if isinstance(value, bool) or value is None:
+        raise Rejected(f"{name} is missing or not an integer")
+    if isinstance(value, str):
+        if not DIGITS.fullmatch(value):
+            raise Rejected(f"{name} is not an integer: {value[:40]!r}")
+        value = int(value)
+    if not isinstance(value, int):
+        raise Rejected(f"{name} is not an integer: {value!r:.40}")
+    if not 0 <= value <= BIGINT_MAX:
+        raise Rejected(f"{name} is out of range: {value}")
+    return value
+
+
+def _text(record: dict[str, Any], name: str) -> str:
+    value = record.get(name)
+    if not isinstance(value, str) or not value or len(value) > MAX_TEXT or "\x00" in value:
+        raise Rejected(f"{name} is missing or not a short text")
+    return value
+
+
+def normalise(record: Any, start: datetime, end: datetime) -> tuple[Any, ...]:
+    """One valid row for the window ``[start, end)``, or `Rejected` with the reason."""
+    if not isinstance(record, dict):
+        raise Rejected("record is not a JSON object")
+    raw_id = record.get("impression_id")
+    if raw_id is None:
+        raise Rejected("impression_id is missing")
+    try:
+        impression_id = uuid.UUID(raw_id) if isinstance(raw_id, str) and len(raw_id) == 36 \
+            else None
+    except ValueError:
+        impression_id = None
+    if impression_id is None:
+        raise Rejected(f"impression_id is not a UUID: {str(raw_id)[:40]!r}")
+
+    raw_shown = record.get("shown_at")
+    if not isinstance(raw_shown, str):
+        raise Rejected("shown_at is missing or not a string")
+    try:
+        shown_at = datetime.fromisoformat(raw_shown)
+    except ValueError:
+        raise Rejected(f"shown_at is not an RFC 3339 timestamp: {raw_shown[:40]!r}") from None
+    if shown_at.tzinfo is None:
+        raise Rejected(f"shown_at has no UTC offset: {raw_shown[:40]!r}")
+    shown_at = shown_at.astimezone(UTC)
+    if not start <= shown_at < end:
+        raise Rejected(f"shown_at {shown_at.isoformat()} is outside the window")
+
+    country = _text(record, "country")
+    if not COUNTRY.fullmatch(country):
+        raise Rejected(f"country is not ISO 3166-1 alpha-2: {country!r}")
+    currency = _text(record, "currency")
+    if currency not in CURRENCIES:
+        raise Rejected(f"currency is not an ISO 4217 code: {currency!r}")
+    clicked = record.get("clicked")
+    if not isinstance(clicked, bool):
+        raise Rejected("clicked is missing or not a boolean")
+    return (
+        str(impression_id),
+        _integer(record, "ad_id"),
+        _integer(record, "campaign_id"),
+        _integer(record, "advertiser_id"),
+        _text(record, "placement"),
+        _text(record, "device"),
+        country,
+        shown_at.isoformat(),
+        _integer(record, "cost_micros"),
+        currency,
+        clicked,
+    )

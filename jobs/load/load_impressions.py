@@ -1,0 +1,230 @@
+"""load: from the window's backup in S3 into ``ad_impressions`` in PostgreSQL.
+
+Reads the window's manifest and pages from ``s3://ad-data/backup/`` (never the API),
+refusing to run when the manifest is missing or a page's sha256 differs. Validates and
+normalises every record (`impression_rules`), writes the rejected ones with their reason to
+``s3://ad-data/quarantine/``, and fails, loading nothing, when their share exceeds
+LOAD_MAX_REJECTED_SHARE.
+
+One transaction per window: COPY the valid records into a temporary table (streamed, one
+page in memory at a time), keep the first record of each impression_id, replace the
+window's rows in ``ad_impressions`` and write the ``load_runs`` row. Running it again for the
+same window leaves the table as one run did; a failure leaves the previous state.
+
+    docker run --rm --network host --env-file .env adpipe/load:dev \\
+        --start 2026-11-20T10:00:00Z --end 2026-11-20T11:00:00Z
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import hashlib
+import io
+import json
+import logging
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg2
+from adpipe.job import DataError, UpstreamError, check_window, run, window_parser
+from adpipe.settings import Settings
+from adpipe.storage import Bucket
+from adpipe.warehouse import LineStream, connect, migrate
+from adpipe.windows import backup_prefix, quarantine_key
+from impression_rules import COLUMNS, Rejected, normalise, parse_page
+from psycopg2 import sql
+
+log = logging.getLogger("adpipe.load")
+
+PARTITION_LOCK = 4_242_002  # pg_advisory_xact_lock key while creating partitions
+STAGE = """
+CREATE TEMPORARY TABLE stage_impressions (
+    ordinal bigint NOT NULL, impression_id uuid NOT NULL, ad_id bigint NOT NULL,
+    campaign_id bigint NOT NULL, advertiser_id bigint NOT NULL, placement text NOT NULL,
+    device text NOT NULL, country char(2) NOT NULL, shown_at timestamptz NOT NULL,
+    cost_micros bigint NOT NULL, currency char(3) NOT NULL, clicked boolean NOT NULL
+) ON COMMIT DROP
+"""
+COPY_STAGE = "COPY stage_impressions FROM STDIN WITH (FORMAT csv)"
+DELETE_WINDOW = "DELETE FROM ad_impressions WHERE shown_at >= %s AND shown_at < %s"
+INSERT_FIRST_OF_EACH = """
+INSERT INTO ad_impressions ({columns}, load_run_id)
+SELECT DISTINCT ON (impression_id) {columns}, %s
+FROM stage_impressions
+ORDER BY impression_id, ordinal
+"""
+INSERT_RUN = """
+INSERT INTO load_runs (window_start, window_end, manifest_key, manifest_sha256, pages,
+    received, valid, rejected, duplicates, rows_written, rows_replaced, quarantine_key,
+    started_at)
+VALUES (%s, %s, %s, %s, %s, 0, 0, 0, 0, 0, 0, %s, %s)
+RETURNING load_run_id
+"""
+FINISH_RUN = """
+UPDATE load_runs SET received = %s, valid = %s, rejected = %s, duplicates = %s,
+    rows_written = %s, rows_replaced = %s, finished_at = now()
+WHERE load_run_id = %s
+"""
+
+
+class Counts:
+    def __init__(self) -> None:
+        self.received = self.valid = self.rejected = 0
+
+
+def read_manifest(bucket: Bucket, start: datetime, end: datetime) -> tuple[str, str, dict]:
+    key = backup_prefix(start, end) + "manifest.json"
+    body = bucket.get(key)
+    if body is None:
+        raise DataError(f"no backup manifest at s3://{bucket.name}/{key}",
+                        "run extract_backup for this window first")
+    try:
+        manifest = json.loads(body)
+        pages = manifest["pages"]
+        for page in pages:
+            page["key"], page["sha256"]  # noqa: B018 - shape check
+    except (ValueError, KeyError, TypeError):
+        raise DataError(f"backup manifest s3://{bucket.name}/{key} is unreadable",
+                        "rerun extract_backup for this window") from None
+    return key, hashlib.sha256(body).hexdigest(), manifest
+
+
+def page_bodies(bucket: Bucket, manifest: dict) -> Iterator[tuple[int, bytes]]:
+    """Each page's bytes as the API sent them, after checking the manifest's sha256."""
+    for number, page in enumerate(manifest["pages"], start=1):
+        packed = bucket.get(page["key"])
+        if packed is None:
+            raise DataError(f"backup page s3://{bucket.name}/{page['key']} is missing",
+                            "rerun extract_backup for this window")
+        try:
+            body = gzip.decompress(packed)
+        except (OSError, EOFError):
+            raise DataError(f"backup page s3://{bucket.name}/{page['key']} is not gzip",
+                            "rerun extract_backup for this window") from None
+        if hashlib.sha256(body).hexdigest() != page["sha256"]:
+            raise DataError(f"backup page s3://{bucket.name}/{page['key']} does not match the "
+                            "manifest's sha256", "rerun extract_backup for this window")
+        yield number, body
+
+
+def csv_lines(bucket: Bucket, manifest: dict, start: datetime, end: datetime,
+              counts: Counts, rejects: Any) -> Iterator[str]:
+    """CSV lines for COPY, one per valid record; rejected records go to ``rejects``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    ordinal = 0
+    for number, body in page_bodies(bucket, manifest):
+        try:
+            records = parse_page(body)
+        except Rejected as exc:
+            raise DataError(f"backup page {number} breaks the contract: {exc}",
+                            "rerun extract_backup for this window") from None
+        for position, record in enumerate(records):
+            counts.received += 1
+            try:
+                row = normalise(record, start, end)
+            except Rejected as exc:
+                counts.rejected += 1
+                rejects.write(json.dumps({"page": number, "position": position,
+                                          "reason": str(exc), "record": record}) + "\n")
+                continue
+            counts.valid += 1
+            ordinal += 1
+            writer.writerow((ordinal, *row))
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+
+
+def ensure_partitions(cur: Any, start: datetime, end: datetime) -> None:
+    """One partition a UTC day of ``[start, end)``, created when missing."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
+    day = start.astimezone(UTC).date()
+    while datetime(day.year, day.month, day.day, tzinfo=UTC) < end:
+        low = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        cur.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} PARTITION OF ad_impressions "
+            "FOR VALUES FROM (%s) TO (%s)").format(
+                sql.Identifier(f"ad_impressions_{day:%Y%m%d}")),
+            (low, low + timedelta(days=1)))
+        day += timedelta(days=1)
+
+
+def load(start: datetime, end: datetime, settings: Settings, bucket: Bucket,
+         conn: Any) -> dict[str, Any]:
+    started_at = datetime.now(UTC)
+    manifest_key, manifest_sha, manifest = read_manifest(bucket, start, end)
+    counts = Counts()
+    reject_key = quarantine_key(start, end)
+    columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+    with tempfile.TemporaryFile() as spool:
+        with gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) as packed, \
+                io.TextIOWrapper(packed, encoding="utf-8") as rejects, \
+                conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (manifest_key,))
+            cur.execute(STAGE)
+            stream = LineStream(csv_lines(bucket, manifest, start, end, counts, rejects))
+            cur.copy_expert(COPY_STAGE, stream, size=1 << 16)
+            rejects.flush()
+            limit = settings.max_rejected_share
+            if counts.received and counts.rejected > limit * counts.received:
+                conn.rollback()
+                _quarantine(bucket, reject_key, spool, packed, rejects)
+                raise DataError(
+                    f"{counts.rejected} of {counts.received} records rejected "
+                    f"({counts.rejected / counts.received:.2%}, above {limit:.2%}); nothing "
+                    f"loaded; reasons in s3://{bucket.name}/{reject_key}",
+                    "inspect the quarantine, fix the source or raise LOAD_MAX_REJECTED_SHARE")
+            ensure_partitions(cur, start, end)
+            cur.execute(INSERT_RUN, (start, end, manifest_key, manifest_sha,
+                                     len(manifest["pages"]),
+                                     reject_key if counts.rejected else None, started_at))
+            run_id = cur.fetchone()[0]
+            cur.execute(DELETE_WINDOW, (start, end))
+            replaced = cur.rowcount
+            cur.execute(sql.SQL(INSERT_FIRST_OF_EACH).format(columns=columns), (run_id,))
+            written = cur.rowcount
+            duplicates = counts.valid - written
+            cur.execute(FINISH_RUN, (counts.received, counts.valid, counts.rejected, duplicates,
+                                     written, replaced, run_id))
+            # the quarantine lands before the commit: a committed load always has its rejects
+            if counts.rejected:
+                _quarantine(bucket, reject_key, spool, packed, rejects)
+    return {"window": [start.isoformat(), end.isoformat()], "load_run_id": run_id,
+            "pages": len(manifest["pages"]), "received": counts.received,
+            "valid": counts.valid, "rejected": counts.rejected, "duplicates": duplicates,
+            "rows_written": written, "rows_replaced": replaced,
+            "manifest": f"s3://{bucket.name}/{manifest_key}",
+            "quarantine": f"s3://{bucket.name}/{reject_key}" if counts.rejected else None}
+
+
+def _quarantine(bucket: Bucket, key: str, spool: Any, packed: Any, rejects: Any) -> None:
+    rejects.flush()
+    packed.flush()
+    if not packed.closed:
+        rejects.close()  # closing the wrapper closes the gzip stream and writes its trailer
+    spool.seek(0)
+    bucket.put(key, spool, "application/x-ndjson", ContentEncoding="gzip")
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    check_window(args.start, args.end)
+    settings = Settings()
+    bucket = Bucket(settings)
+    conn = connect(settings.warehouse_dsn, "adpipe-load")
+    try:
+        migrate(conn)
+        return load(args.start, args.end, settings, bucket, conn)
+    except psycopg2.OperationalError as exc:
+        raise UpstreamError(f"the warehouse connection failed mid-load: {exc}".strip(),
+                            "nothing was committed; rerun when PostgreSQL is back") from None
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    run("load", window_parser(__doc__.splitlines()[0]), main)

@@ -1,0 +1,9 @@
+#!/bin/bash
+# Airflow's metadata lives in POSTGRES_DB; the ad data lives in its own database, owned by
+# its own role, so the jobs never hold Airflow's credentials.
+set -euo pipefail
+psql -v ON_ERROR_STOP=1 -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres \
+  -v wuser="$WAREHOUSE_USER" -v wpass="$WAREHOUSE_PASSWORD" -v wdb="$WAREHOUSE_DB" <<'SQL'
+CREATE ROLE :"wuser" LOGIN PASSWORD :'wpass';
+CREATE DATABASE :"wdb" OWNER :"wuser";
+SQL

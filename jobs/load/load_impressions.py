@@ -86,7 +86,7 @@ def read_manifest(bucket: Bucket, start: datetime, end: datetime) -> tuple[str, 
         manifest = json.loads(body)
         pages = manifest["pages"]
         for page in pages:
-            page["key"], page["sha256"]  # noqa: B018 - shape check
+            page["key"], page["sha256"]
     except (ValueError, KeyError, TypeError):
         raise DataError(f"backup manifest s3://{bucket.name}/{key} is unreadable",
                         "rerun extract_backup for this window") from None

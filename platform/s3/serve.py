@@ -7,6 +7,7 @@ grows with every write, and multipart uploads do not survive a replay (moto give
 ids), so the jobs write single-part objects only.
 """
 
+import json
 import os
 import signal
 import sys
@@ -23,6 +24,41 @@ os.environ.pop("MOTO_ENABLE_RECORDING", None)
 
 from moto.moto_api import recorder  # noqa: E402 - reads MOTO_RECORDER_FILEPATH at import
 from moto.server import ThreadedMotoServer  # noqa: E402
+
+_write_lock = threading.Lock()
+_record_request = recorder._record_request
+
+
+def _record_durably(request: object, body: bytes | None = None) -> None:
+    """moto's recorder appends from every server thread at once: one at a time here, so lines
+    never interleave, and synced to disk before the request is served."""
+    with _write_lock:
+        _record_request(request, body)
+        if RECORDING.exists():
+            fd = os.open(RECORDING, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+recorder._record_request = _record_durably  # type: ignore[method-assign]
+
+
+def _check_recording() -> int:
+    """Count the recorded requests; drop a torn last line (a crash mid-write), refuse to start
+    on damage anywhere else rather than replay a partial history."""
+    lines = RECORDING.read_bytes().splitlines(keepends=True)
+    for number, line in enumerate(lines, start=1):
+        try:
+            json.loads(line)
+        except ValueError:
+            if number < len(lines):
+                sys.exit(f"s3: {RECORDING} is damaged at line {number}; refusing to start")
+            print(f"s3: dropping a torn last line ({len(line)} bytes)", flush=True)
+            RECORDING.write_bytes(b"".join(lines[:-1]))
+            return number - 1
+    return len(lines)
 
 
 def _request(method: str, url: str) -> int:
@@ -45,7 +81,7 @@ def main() -> int:
     server.start()
     base = f"http://{host}:{port}"
     if RECORDING.exists():
-        lines = sum(1 for _ in RECORDING.open("rb"))
+        lines = _check_recording()
         print(f"s3: replaying {lines} recorded requests from {RECORDING}", flush=True)
         recorder.replay_recording(target_host=base)
     recorder.start_recording()

@@ -314,7 +314,7 @@ class Handler(BaseHTTPRequestHandler):
     traffic: Traffic
     faults: Faults
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         if os.environ.get("AD_API_ACCESS_LOG") == "1":
             super().log_message(format, *args)
 
@@ -331,7 +331,7 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps({"error": message}).encode(), headers=headers)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
         if url.path == "/health":
             self._send(200, b"ok", "text/plain")
@@ -342,7 +342,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._error(404, f"no such endpoint: {url.path}")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         if urlsplit(self.path).path != "/_faults":
             self._error(404, "no such endpoint")
             return
@@ -355,7 +355,7 @@ class Handler(BaseHTTPRequestHandler):
         self.faults.set(plan)
         self._send(200, json.dumps({"plan": self.faults.left()}).encode())
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self.faults.set([])
         self._send(200, b'{"plan":[]}')
 

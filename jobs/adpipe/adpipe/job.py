@@ -97,7 +97,7 @@ def run(name: str, parser: argparse.ArgumentParser,
         code = 130
         summary.update(status="interrupted")
         print(f"FAILED {name}: interrupted", file=sys.stderr, flush=True)
-    except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into one line
+    except Exception as exc:
         code = 1
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         print(f"FAILED {name}: unexpected {type(exc).__name__}: {exc} -- rerun with "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+
 from adpipe.job import ConfigError
 
 

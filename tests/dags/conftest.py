@@ -1,0 +1,14 @@
+"""Airflow for the DAG tier: a throwaway AIRFLOW_HOME, the project's dags folder on the path."""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="adpipe-airflow-")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "false"
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                      f"sqlite:///{os.environ['AIRFLOW_HOME']}/airflow.db")
+sys.path.insert(0, str(DAGS))

@@ -1,0 +1,50 @@
+"""DAG runs through the stack's REST API: the scheduler, the DockerOperator and the job images."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import helpers
+import pytest
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+
+def test_smoke_dag_runs_each_job_image_through_the_docker_operator() -> None:
+    airflow = helpers.Airflow()
+    run_id = f"e2e-smoke-{uuid.uuid4().hex[:8]}"
+    run = airflow.run("adpipe-smoke", datetime(2026, 11, 1, tzinfo=UTC), run_id)
+    assert run["state"] == "success", airflow.task_states("adpipe-smoke", run_id)
+    assert set(airflow.task_states("adpipe-smoke", run_id).values()) == {"success"}
+
+
+def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> None:
+    airflow = helpers.Airflow()
+    run_id = f"e2e-api-load-{uuid.uuid4().hex[:8]}"
+    run = airflow.run("api-load", datetime(2026, 9, 15, 7, tzinfo=UTC), run_id)
+    assert run["state"] == "success", airflow.task_states("api-load", run_id)
+    start = datetime.fromisoformat(run["data_interval_start"])
+    end = datetime.fromisoformat(run["data_interval_end"])
+    assert (end - start).total_seconds() == 3600
+
+    pages = helpers.api_pages(start, end)
+    unique: set[str] = set()
+    for body in pages:
+        for record in json.loads(body)["impressions"]:
+            try:
+                moment = datetime.fromisoformat(record["shown_at"])
+                ok = (len(record["impression_id"]) == 36 and int(record["cost_micros"]) >= 0
+                      and record["currency"] != "XXQ" and moment.tzinfo is not None
+                      and start <= moment < end)
+                uuid.UUID(record["impression_id"])
+            except (KeyError, ValueError):
+                ok = False
+            if ok:
+                unique.add(record["impression_id"])
+    assert helpers.window_checksum(start, end)[0] == len(unique) > 0
+
+    stamp = f"{start:%Y%m%dT%H%M%SZ}-{end:%Y%m%dT%H%M%SZ}"
+    keys = helpers.keys(f"backup/impressions/date={start:%Y-%m-%d}/window={stamp}/")
+    assert [helpers.gunzip(helpers.get(k)) for k in keys if "/page-" in k] == pages

@@ -1,0 +1,145 @@
+"""Helpers over the real services: S3 (boto3), the warehouse (psycopg2), Airflow's REST API."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import psycopg2
+
+
+def s3() -> Any:
+    return boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"],
+                        region_name=os.environ["AWS_DEFAULT_REGION"])
+
+
+def bucket() -> str:
+    return os.environ.get("S3_BUCKET", "ad-data")
+
+
+def keys(prefix: str) -> list[str]:
+    found = []
+    for page in s3().get_paginator("list_objects_v2").paginate(Bucket=bucket(), Prefix=prefix):
+        found += [item["Key"] for item in page.get("Contents", [])]
+    return sorted(found)
+
+
+def get(key: str) -> bytes:
+    return s3().get_object(Bucket=bucket(), Key=key)["Body"].read()
+
+
+def warehouse() -> Any:
+    return psycopg2.connect(os.environ["WAREHOUSE_DSN"])
+
+
+def query(sql: str, params: tuple = ()) -> list[tuple]:
+    conn = warehouse()
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def table_exists(name: str) -> bool:
+    return query("SELECT to_regclass(%s) IS NOT NULL", (name,))[0][0]
+
+
+def window_checksum(start: datetime, end: datetime) -> tuple[int, str]:
+    """(rows, md5 over the ordered rows) of ad_impressions in the window, load metadata aside."""
+    return query(
+        "SELECT count(*), coalesce(md5(string_agg(r::text, '|' ORDER BY impression_id)), '') "
+        "FROM (SELECT impression_id, ad_id, campaign_id, advertiser_id, placement, device,"
+        " country, shown_at, cost_micros, currency, clicked FROM ad_impressions"
+        " WHERE shown_at >= %s AND shown_at < %s) r", (start, end))[0]
+
+
+def api_pages(start: datetime, end: datetime, limit: int = 1000) -> list[bytes]:
+    """Every page body the ad API serves for the window, fetched here, not by the job."""
+    base = os.environ["AD_API_URL"]
+    bodies, cursor = [], None
+    while True:
+        url = (f"{base}/v1/impressions?start={rfc3339(start)}&end={rfc3339(end)}"
+               f"&limit={limit}" + (f"&cursor={cursor}" if cursor else ""))
+        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - local mock
+            body = resp.read()
+        bodies.append(body)
+        cursor = json.loads(body)["next_cursor"]
+        if cursor is None:
+            return bodies
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def gunzip(data: bytes) -> bytes:
+    return gzip.decompress(data)
+
+
+class Airflow:
+    """A small client of Airflow's REST API v2, logged in as the stack's user."""
+
+    def __init__(self) -> None:
+        self.base = os.environ["AIRFLOW_URL"]
+        self.token = self.login(os.environ["AIRFLOW_USER"], os.environ["AIRFLOW_PASSWORD"])[1]
+
+    def login(self, user: str, password: str) -> tuple[int, str]:
+        req = urllib.request.Request(  # noqa: S310
+            f"{self.base}/auth/token", method="POST",
+            data=json.dumps({"username": user, "password": password}).encode(),
+            headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+                return resp.status, json.loads(resp.read())["access_token"]
+        except urllib.error.HTTPError as exc:
+            return exc.code, ""
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        req = urllib.request.Request(  # noqa: S310
+            f"{self.base}/api/v2{path}", method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310
+            return json.loads(resp.read() or b"null")
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.call("GET", f"/dags/{dag_id}")
+                return
+            except urllib.error.HTTPError:
+                time.sleep(2)
+        raise AssertionError(f"DAG {dag_id} did not appear in {timeout} s")
+
+    def run(self, dag_id: str, logical_date: datetime, run_id: str,
+            timeout: float = 600) -> dict:
+        """Unpause, trigger a run for ``logical_date`` and wait until it ends."""
+        self.wait_for_dag(dag_id)
+        self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        try:
+            self.call("DELETE", f"/dags/{dag_id}/dagRuns/{run_id}")
+        except urllib.error.HTTPError:
+            pass
+        self.call("POST", f"/dags/{dag_id}/dagRuns",
+                  {"dag_run_id": run_id, "logical_date": logical_date.isoformat()})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in ("success", "failed"):
+                return run
+            time.sleep(2)
+        raise AssertionError(f"{dag_id} run {run_id} did not end in {timeout} s")
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        items = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        return {ti["task_id"]: ti["state"] for ti in items["task_instances"]}

@@ -1,0 +1,172 @@
+"""extract_backup and load as containers against the real PostgreSQL, S3 and ad API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import helpers
+import pytest
+from conftest import compose, docker_run
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+
+def window(day: int, hours: int = 1, hour: int = 10) -> tuple[datetime, datetime]:
+    start = datetime(2026, 10, day, hour, tzinfo=UTC)
+    return start, start + timedelta(hours=hours)
+
+
+def run_job(job: str, start: datetime, end: datetime, **kw) -> dict:
+    done = docker_run(f"adpipe/{job}:dev", "--start", start.isoformat(), "--end",
+                      end.isoformat(), **kw)
+    summary = [line for line in done.stdout.splitlines() if line.startswith("SUMMARY ")]
+    assert summary, done.stdout + done.stderr
+    result = json.loads(summary[-1][len("SUMMARY "):])
+    result["exit_code"] = done.returncode
+    result["stderr"] = done.stderr
+    return result
+
+
+def faults(*plan: str) -> None:
+    import os
+
+    req = urllib.request.Request(f"{os.environ['AD_API_URL']}/_faults", method="POST",  # noqa: S310
+                                 data=json.dumps({"plan": list(plan)}).encode())
+    urllib.request.urlopen(req, timeout=10).close()  # noqa: S310
+
+
+def independent_count(start: datetime, end: datetime) -> tuple[int, list[bytes]]:
+    """Valid, de-duplicated records the API serves, counted without the job's code."""
+    pages = helpers.api_pages(start, end)
+    seen: set[str] = set()
+    for body in pages:
+        for r in json.loads(body)["impressions"]:
+            try:
+                uid = str(uuid.UUID(r["impression_id"]))
+                shown = datetime.fromisoformat(r["shown_at"])
+                ok = (shown.tzinfo is not None and start <= shown < end
+                      and int(r["cost_micros"]) >= 0 and r["currency"] != "XXQ"
+                      and len(r["impression_id"]) == 36)
+            except (KeyError, ValueError):
+                ok = False
+            if ok:
+                seen.add(uid)
+    return len(seen), pages
+
+
+def backup_keys(start: datetime, end: datetime) -> list[str]:
+    stamp = f"{start:%Y%m%dT%H%M%SZ}-{end:%Y%m%dT%H%M%SZ}"
+    return helpers.keys(f"backup/impressions/date={start:%Y-%m-%d}/window={stamp}/")
+
+
+def test_backup_holds_the_api_bytes_and_the_table_the_valid_unique_records() -> None:
+    start, end = window(1)
+    assert run_job("extract_backup", start, end)["exit_code"] == 0
+    loaded = run_job("load", start, end)
+    assert loaded["exit_code"] == 0, loaded["stderr"]
+    expected, pages = independent_count(start, end)
+    keys = backup_keys(start, end)
+    assert keys[0].endswith("manifest.json")
+    assert [helpers.gunzip(helpers.get(k)) for k in keys[1:]] == pages
+    assert helpers.window_checksum(start, end)[0] == expected == loaded["rows_written"]
+    assert loaded["rejected"] > 0 and loaded["duplicates"] > 0
+    quarantined = helpers.gunzip(helpers.get(loaded["quarantine"].split("/", 3)[3]))
+    assert len(quarantined.splitlines()) == loaded["rejected"]
+    assert all(json.loads(line)["reason"] for line in quarantined.splitlines())
+
+
+def test_three_runs_leave_the_same_table_and_keys() -> None:
+    start, end = window(2)
+    first_new = helpers.query("SELECT coalesce(max(load_run_id), 0) + 1 FROM load_runs")[0][0]
+    results = []
+    for _ in range(3):
+        assert run_job("extract_backup", start, end)["exit_code"] == 0
+        assert run_job("load", start, end)["exit_code"] == 0
+        results.append((helpers.window_checksum(start, end), backup_keys(start, end)))
+    assert results[0] == results[1] == results[2]
+    assert results[0][0][0] > 0
+    runs = helpers.query("SELECT count(*), count(DISTINCT rows_written) FROM load_runs "
+                         "WHERE window_start = %s AND load_run_id >= %s", (start, first_new))[0]
+    assert runs == (3, 1)
+
+
+def test_api_429_then_500_then_ok_and_a_cut_body_are_retried() -> None:
+    start, end = window(3)
+    faults("429:1", "500", "cut", "429:0")
+    result = run_job("extract_backup", start, end)
+    assert result["exit_code"] == 0, result["stderr"]
+    assert result["api_retries"] == 4
+    assert [helpers.gunzip(helpers.get(k)) for k in backup_keys(start, end)[1:]] == \
+        helpers.api_pages(start, end)
+
+
+def test_a_body_that_is_not_json_fails_naming_the_page() -> None:
+    start, end = window(4)
+    faults(*["garbage"] * 8)
+    result = run_job("extract_backup", start, end)
+    faults()
+    assert result["exit_code"] != 0
+    assert "page 1" in result["stderr"] and "Traceback" not in result["stderr"]
+
+
+def test_s3_stopped_during_extract_leaves_no_rows_and_the_retry_succeeds() -> None:
+    start, end = window(5, hours=6)
+    name = f"extract-{uuid.uuid4().hex[:8]}"
+    faults("slow:1", "slow:1", "slow:1", "slow:1", "slow:1", "slow:1")
+    docker_run("adpipe/extract_backup:dev", "--start", start.isoformat(), "--end",
+               end.isoformat(), detach=True, name=name, env={"EXTRACT_PAGE_SIZE": "500"})
+    time.sleep(2.5)
+    assert compose("stop", "s3").returncode == 0
+    try:
+        code = int(subprocess.run(["docker", "wait", name], capture_output=True, text=True,
+                                  timeout=300, check=True).stdout.strip())
+        assert code != 0
+    finally:
+        compose("start", "s3")
+        subprocess.run(["bash", "platform/stack.sh", "start"], capture_output=True, timeout=300,
+                       check=False)
+    failed_load = run_job("load", start, end)
+    assert failed_load["exit_code"] != 0 and "manifest" in failed_load["stderr"]
+    assert helpers.window_checksum(start, end)[0] == 0
+    faults()
+    assert run_job("extract_backup", start, end)["exit_code"] == 0
+    assert run_job("load", start, end)["exit_code"] == 0
+    assert helpers.window_checksum(start, end)[0] == independent_count(start, end)[0]
+
+
+def test_load_killed_mid_copy_leaves_the_previous_state_and_the_retry_succeeds() -> None:
+    start, end = window(6, hours=48, hour=0)
+    assert run_job("extract_backup", start, end)["exit_code"] == 0
+    before = helpers.window_checksum(start, end)
+    name = f"load-{uuid.uuid4().hex[:8]}"
+    docker_run("adpipe/load:dev", "--start", start.isoformat(), "--end", end.isoformat(),
+               detach=True, name=name)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        copying = helpers.query("SELECT count(*) FROM pg_stat_activity WHERE application_name"
+                                " = 'adpipe-load' AND query LIKE 'COPY stage_impressions%%'")
+        if copying[0][0]:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the load never reached its COPY")
+    subprocess.run(["docker", "kill", name], capture_output=True, check=True)
+    time.sleep(1)
+    assert helpers.window_checksum(start, end) == before
+    result = run_job("load", start, end)
+    assert result["exit_code"] == 0, result["stderr"]
+    assert helpers.window_checksum(start, end)[0] == result["rows_written"] > 100_000
+
+
+def test_too_many_rejects_load_nothing_and_name_the_quarantine() -> None:
+    start, end = window(8)
+    assert run_job("extract_backup", start, end)["exit_code"] == 0
+    result = run_job("load", start, end, env={"LOAD_MAX_REJECTED_SHARE": "0.0001"})
+    assert result["exit_code"] == 3
+    assert "quarantine/" in result["stderr"] and "nothing loaded" in result["stderr"]
+    assert helpers.window_checksum(start, end)[0] == 0

@@ -7,6 +7,7 @@ import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
@@ -126,10 +127,11 @@ class Airflow:
         """Unpause, trigger a run for ``logical_date`` and wait until it ends."""
         self.wait_for_dag(dag_id)
         self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
-        try:
-            self.call("DELETE", f"/dags/{dag_id}/dagRuns/{run_id}")
-        except urllib.error.HTTPError:
-            pass
+        stamp = urllib.parse.quote(logical_date.isoformat())
+        earlier = self.call("GET", f"/dags/{dag_id}/dagRuns?logical_date_gte={stamp}"
+                                   f"&logical_date_lte={stamp}")
+        for old in earlier["dag_runs"]:  # a re-run of the test replaces its run
+            self.call("DELETE", f"/dags/{dag_id}/dagRuns/{old['dag_run_id']}")
         self.call("POST", f"/dags/{dag_id}/dagRuns",
                   {"dag_run_id": run_id, "logical_date": logical_date.isoformat()})
         deadline = time.monotonic() + timeout

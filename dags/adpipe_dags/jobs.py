@@ -35,7 +35,8 @@ def _connection_env(conn_id: str) -> dict[str, str]:
     extra = conn.extra_dejson
     if conn_id == "warehouse":
         auth = f"{quote(conn.login or '', safe='')}:{quote(conn.password or '', safe='')}@"
-        return {"WAREHOUSE_DSN": f"postgresql://{auth}{conn.host}:{conn.port or 5432}/{conn.schema}"}
+        address = f"{conn.host}:{conn.port or 5432}/{conn.schema}"
+        return {"WAREHOUSE_DSN": f"postgresql://{auth}{address}"}
     if conn_id == "ad_s3":
         env = {"AWS_ACCESS_KEY_ID": conn.login or "", "AWS_SECRET_ACCESS_KEY": conn.password or "",
                "AWS_DEFAULT_REGION": extra.get("region_name", "us-east-1"),

@@ -17,7 +17,7 @@ with DAG(
     dag_id="adpipe-smoke",
     doc_md=__doc__,
     schedule=None,
-    start_date=datetime(2026, 11, 1, tzinfo=UTC),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     default_args=DEFAULT_ARGS,
     tags=["adpipe", "smoke"],

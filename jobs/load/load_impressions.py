@@ -161,39 +161,39 @@ def load(start: datetime, end: datetime, settings: Settings, bucket: Bucket,
     counts = Counts()
     reject_key = quarantine_key(start, end)
     columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-    with tempfile.TemporaryFile() as spool:
-        with gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) as packed, \
-                io.TextIOWrapper(packed, encoding="utf-8") as rejects, \
-                conn, conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (manifest_key,))
-            cur.execute(STAGE)
-            stream = LineStream(csv_lines(bucket, manifest, start, end, counts, rejects))
-            cur.copy_expert(COPY_STAGE, stream, size=1 << 16)
-            rejects.flush()
-            limit = settings.max_rejected_share
-            if counts.received and counts.rejected > limit * counts.received:
-                conn.rollback()
-                _quarantine(bucket, reject_key, spool, packed, rejects)
-                raise DataError(
-                    f"{counts.rejected} of {counts.received} records rejected "
-                    f"({counts.rejected / counts.received:.2%}, above {limit:.2%}); nothing "
-                    f"loaded; reasons in s3://{bucket.name}/{reject_key}",
-                    "inspect the quarantine, fix the source or raise LOAD_MAX_REJECTED_SHARE")
-            ensure_partitions(cur, start, end)
-            cur.execute(INSERT_RUN, (start, end, manifest_key, manifest_sha,
-                                     len(manifest["pages"]),
-                                     reject_key if counts.rejected else None, started_at))
-            run_id = cur.fetchone()[0]
-            cur.execute(DELETE_WINDOW, (start, end))
-            replaced = cur.rowcount
-            cur.execute(sql.SQL(INSERT_FIRST_OF_EACH).format(columns=columns), (run_id,))
-            written = cur.rowcount
-            duplicates = counts.valid - written
-            cur.execute(FINISH_RUN, (counts.received, counts.valid, counts.rejected, duplicates,
-                                     written, replaced, run_id))
-            # the quarantine lands before the commit: a committed load always has its rejects
-            if counts.rejected:
-                _quarantine(bucket, reject_key, spool, packed, rejects)
+    with tempfile.TemporaryFile() as spool, \
+            gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) as packed, \
+            io.TextIOWrapper(packed, encoding="utf-8") as rejects, \
+            conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (manifest_key,))
+        cur.execute(STAGE)
+        stream = LineStream(csv_lines(bucket, manifest, start, end, counts, rejects))
+        cur.copy_expert(COPY_STAGE, stream, size=1 << 16)
+        rejects.flush()
+        limit = settings.max_rejected_share
+        if counts.received and counts.rejected > limit * counts.received:
+            conn.rollback()
+            _quarantine(bucket, reject_key, spool, packed, rejects)
+            raise DataError(
+                f"{counts.rejected} of {counts.received} records rejected "
+                f"({counts.rejected / counts.received:.2%}, above {limit:.2%}); nothing "
+                f"loaded; reasons in s3://{bucket.name}/{reject_key}",
+                "inspect the quarantine, fix the source or raise LOAD_MAX_REJECTED_SHARE")
+        ensure_partitions(cur, start, end)
+        cur.execute(INSERT_RUN, (start, end, manifest_key, manifest_sha,
+                                 len(manifest["pages"]),
+                                 reject_key if counts.rejected else None, started_at))
+        run_id = cur.fetchone()[0]
+        cur.execute(DELETE_WINDOW, (start, end))
+        replaced = cur.rowcount
+        cur.execute(sql.SQL(INSERT_FIRST_OF_EACH).format(columns=columns), (run_id,))
+        written = cur.rowcount
+        duplicates = counts.valid - written
+        cur.execute(FINISH_RUN, (counts.received, counts.valid, counts.rejected, duplicates,
+                                 written, replaced, run_id))
+        # the quarantine lands before the commit: a committed load always has its rejects
+        if counts.rejected:
+            _quarantine(bucket, reject_key, spool, packed, rejects)
     return {"window": [start.isoformat(), end.isoformat()], "load_run_id": run_id,
             "pages": len(manifest["pages"]), "received": counts.received,
             "valid": counts.valid, "rejected": counts.rejected, "duplicates": duplicates,

@@ -17,7 +17,8 @@ def test_smoke_dag_runs_each_job_image_through_the_docker_operator() -> None:
     run_id = f"e2e-smoke-{uuid.uuid4().hex[:8]}"
     run = airflow.run("adpipe-smoke", datetime(2026, 11, 1, tzinfo=UTC), run_id)
     assert run["state"] == "success", airflow.task_states("adpipe-smoke", run_id)
-    assert set(airflow.task_states("adpipe-smoke", run_id).values()) == {"success"}
+    assert airflow.task_states("adpipe-smoke", run_id) == {
+        "check_extract_backup": "success", "check_load": "success", "check_archive": "success"}
 
 
 def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> None:
@@ -25,6 +26,8 @@ def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> 
     run_id = f"e2e-api-load-{uuid.uuid4().hex[:8]}"
     run = airflow.run("api-load", datetime(2026, 9, 15, 7, tzinfo=UTC), run_id)
     assert run["state"] == "success", airflow.task_states("api-load", run_id)
+    assert airflow.task_states("api-load", run_id) == {"extract_backup": "success",
+                                                       "load_impressions": "success"}
     start = datetime.fromisoformat(run["data_interval_start"])
     end = datetime.fromisoformat(run["data_interval_end"])
     assert (end - start).total_seconds() == 3600

@@ -1,7 +1,8 @@
 """check: proves a job image reaches its services. Connects to the warehouse and to the
 bucket, and reports both; the smoke DAG and `make test` run it through every job image.
 
-    docker run --rm --network host --env-file .env --entrypoint python3 adpipe/load:dev -m adpipe.check
+    docker run --rm --network host --env-file .env --entrypoint python3 \\
+        adpipe/load:dev -m adpipe.check
 """
 
 from __future__ import annotations

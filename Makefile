@@ -76,9 +76,12 @@ fmt: venv ## Format and fix what ruff can
 	@$(VENV)/bin/ruff format .
 	@$(VENV)/bin/ruff check --fix .
 
+bench: venv env ## Benchmark the load job's peak memory at 100k and 1M rows (needs make start)
+	@$(PY) tests/bench/bench_load_memory.py
+
 clean: ## Stop the stack, delete its volumes, the venv and the state folder
 	-@bash platform/compose.sh down -v --remove-orphans >/dev/null 2>&1
 	@rm -rf $(VENV) .state/uv .state/*.log
 	@echo "clean: stack volumes, venv and logs removed (.env kept)"
 
-.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs test test-fast lint fmt clean
+.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs test test-fast lint fmt bench clean

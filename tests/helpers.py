@@ -5,15 +5,50 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 import psycopg2
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_FILE = ROOT / ".env"
+
+
+def load_env() -> None:
+    """Put the settings of .env into os.environ (variables already set win)."""
+    if not ENV_FILE.exists():
+        return
+    for line in ENV_FILE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            os.environ.setdefault(key.strip(), value.strip())
+
+
+def docker_run(image: str, *args: str, env: dict[str, str] | None = None,
+               timeout: float = 300, detach: bool = False,
+               name: str | None = None) -> subprocess.CompletedProcess:
+    """``docker run --rm --network host --env-file .env <image> <args>``, as a user would."""
+    cmd = ["docker", "run", "--rm", "--network", "host", "--env-file", str(ENV_FILE)]
+    if detach:
+        cmd.append("-d")
+    if name:
+        cmd += ["--name", name]
+    for key, value in (env or {}).items():
+        cmd += ["-e", f"{key}={value}"]
+    cmd += [image, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "platform" / "compose.sh"), *args],
+                          capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT)
 
 
 def s3() -> Any:

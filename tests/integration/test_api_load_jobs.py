@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import helpers
 import pytest
-from conftest import compose, docker_run
+from helpers import compose, docker_run
 
 pytestmark = pytest.mark.usefixtures("stack")
 

@@ -7,7 +7,7 @@ import uuid
 
 import helpers
 import pytest
-from conftest import ROOT, compose
+from helpers import ROOT, compose
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -33,7 +33,7 @@ def test_every_stack_port_listens_on_loopback_only() -> None:
 
 @pytest.mark.parametrize("job", ["extract_backup", "load", "archive"])
 def test_each_job_image_reaches_postgres_and_s3(job: str) -> None:
-    from conftest import ENV_FILE
+    from helpers import ENV_FILE
 
     done = subprocess.run(["docker", "run", "--rm", "--network", "host", "--env-file",
                            str(ENV_FILE), "--entrypoint", "python3", f"adpipe/{job}:dev",

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -105,5 +106,6 @@ def run(name: str, parser: argparse.ArgumentParser,
         if os.environ.get("ADPIPE_DEBUG") == "1":
             log.exception("traceback")
     summary["seconds"] = round(time.monotonic() - started, 3)
+    summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print("SUMMARY " + json.dumps(summary, default=str, sort_keys=False), flush=True)
     sys.exit(code)

@@ -79,9 +79,13 @@ fmt: venv ## Format and fix what ruff can
 bench: venv env ## Benchmark the load job's peak memory at 100k and 1M rows (needs make start)
 	@$(PY) tests/bench/bench_load_memory.py
 
+restore: env ## Restore archived days into ad_impressions: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD" >&2; exit 2; }
+	@docker run --rm --network host --env-file .env adpipe/archive:dev restore --from $(FROM) --to $(TO)
+
 clean: ## Stop the stack, delete its volumes, the venv and the state folder
 	-@bash platform/compose.sh down -v --remove-orphans >/dev/null 2>&1
 	@rm -rf $(VENV) .state/uv .state/*.log
 	@echo "clean: stack volumes, venv and logs removed (.env kept)"
 
-.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs test test-fast lint fmt bench clean
+.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs test test-fast lint fmt bench restore clean

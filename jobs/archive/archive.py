@@ -1,29 +1,344 @@
-"""archive: where a row leaves. Moves whole days older than the retention cutoff from
-``ad_impressions`` to ``s3://ad-data/archive/`` (the archive issue fills this in; for now it
-checks its arguments and proves it reaches the warehouse and the bucket).
+"""archive: where a row leaves. Moves every whole day older than the cutoff (the run's date
+minus ARCHIVE_RETENTION_DAYS) from ``ad_impressions`` to Parquet (zstd) in
+``s3://ad-data/archive/ad_impressions/shown_date=YYYY-MM-DD/part-<sha256 prefix>.parquet``,
+and restores archived days on demand.
+
+Each day is one short transaction: ``COPY (DELETE ... RETURNING ...) TO STDOUT`` streams the
+day's rows to a spool file, pyarrow turns it into Parquet batch by batch, the object is put
+with If-None-Match, read back and checked (bytes, row count, ids), and only then is its
+``archive_manifest`` row inserted and the transaction committed. Until that commit the rows
+stay in PostgreSQL; an object no committed manifest row lists is an orphan and is adopted
+(same content) or deleted by the next run. Late rows in an archived day become a second file.
 
     docker run --rm --network host --env-file .env adpipe/archive:dev --date 2026-11-20
+    docker run --rm --network host --env-file .env adpipe/archive:dev restore \\
+        --from 2026-10-01 --to 2026-10-03
 """
 
 from __future__ import annotations
 
 import argparse
-from datetime import date, timedelta
+import hashlib
+import logging
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from adpipe.check import main as check
-from adpipe.job import run
+import psycopg2
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from adpipe.job import DataError, UpstreamError, run
 from adpipe.settings import Settings
+from adpipe.storage import ARCHIVE_PREFIX, Bucket
+from adpipe.warehouse import connect, migrate
+from psycopg2 import sql
+from restore import restore
+
+log = logging.getLogger("adpipe.archive")
+
+TABLE_PREFIX = f"{ARCHIVE_PREFIX}ad_impressions/"
+ARCHIVE_LOCK = 4_242_003  # pg_try_advisory_lock key: one archiver at a time
+BATCH_BYTES = 8 << 20
+# Column, PostgreSQL expression for COPY, Arrow type of the CSV text, Arrow type in Parquet.
+COLUMNS: list[tuple[str, str, pa.DataType, pa.DataType]] = [
+    ("impression_id", "impression_id::text", pa.string(), pa.uuid()),
+    ("ad_id", "ad_id", pa.int64(), pa.int64()),
+    ("campaign_id", "campaign_id", pa.int64(), pa.int64()),
+    ("advertiser_id", "advertiser_id", pa.int64(), pa.int64()),
+    ("placement", "placement", pa.string(), pa.string()),
+    ("device", "device", pa.string(), pa.string()),
+    ("country", "country", pa.string(), pa.string()),
+    ("shown_at", "(extract(epoch FROM shown_at) * 1000000)::bigint", pa.int64(),
+     pa.timestamp("us", tz="UTC")),
+    ("cost_micros", "cost_micros", pa.int64(), pa.int64()),
+    ("currency", "currency", pa.string(), pa.string()),
+    ("clicked", "clicked", pa.bool_(), pa.bool_()),
+    ("load_run_id", "load_run_id", pa.int64(), pa.int64()),
+    ("loaded_at", "(extract(epoch FROM loaded_at) * 1000000)::bigint", pa.int64(),
+     pa.timestamp("us", tz="UTC")),
+]
+SCHEMA = pa.schema([(name, parquet_type, False) for name, _, _, parquet_type in COLUMNS])
+MOVE_DAY = """
+COPY (
+    WITH moved AS (DELETE FROM {partition} RETURNING *)
+    SELECT {expressions} FROM moved ORDER BY impression_id, shown_at
+) TO STDOUT WITH (FORMAT csv)
+"""
+OLD_PARTITIONS = """
+SELECT c.relname FROM pg_inherits i
+JOIN pg_class c ON c.oid = i.inhrelid
+JOIN pg_class p ON p.oid = i.inhparent
+WHERE p.relname = 'ad_impressions' AND c.relname < %s
+ORDER BY c.relname
+"""
+INSERT_MANIFEST = """
+INSERT INTO archive_manifest (object_key, shown_date, rows, bytes, sha256, ids_sha256,
+    min_shown_at, max_shown_at, run_date)
+VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s / 1e6), to_timestamp(%s / 1e6), %s)
+"""
+
+
+def day_prefix(day: date) -> str:
+    return f"{TABLE_PREFIX}shown_date={day:%Y-%m-%d}/"
+
+
+def partition_name(day: date) -> str:
+    return f"ad_impressions_{day:%Y%m%d}"
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def csv_to_parquet(csv_path: Path, parquet_path: Path) -> dict[str, Any]:
+    """Stream a day's CSV into Parquet (zstd) in batches; returns rows, min and max shown_at,
+    and the sha256 of the ordered 16-byte impression ids."""
+    reader = pacsv.open_csv(
+        csv_path,
+        read_options=pacsv.ReadOptions(column_names=[c[0] for c in COLUMNS],
+                                       block_size=BATCH_BYTES),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: csv_type for name, _, csv_type, _ in COLUMNS},
+            true_values=["t"], false_values=["f"], strings_can_be_null=False))
+    ids = hashlib.sha256()
+    rows, low, high = 0, None, None
+    with pq.ParquetWriter(parquet_path, SCHEMA, compression="zstd") as writer:
+        for batch in reader:
+            if batch.num_rows == 0:
+                continue
+            raw = bytes.fromhex("".join(batch.column("impression_id").to_pylist()).replace(
+                "-", ""))
+            ids.update(raw)
+            storage = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), batch.num_rows,
+                                                            [None, pa.py_buffer(raw)])
+            arrays = []
+            for (name, _, _, parquet_type), column in zip(COLUMNS, batch.columns, strict=True):
+                if name == "impression_id":
+                    arrays.append(pa.ExtensionArray.from_storage(pa.uuid(), storage))
+                else:
+                    arrays.append(column.cast(parquet_type))
+            shown = batch.column("shown_at")
+            low = min(v for v in (low, pc.min(shown).as_py()) if v is not None)
+            high = max(v for v in (high, pc.max(shown).as_py()) if v is not None)
+            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=SCHEMA))
+            rows += batch.num_rows
+    return {"rows": rows, "min_us": low, "max_us": high, "ids_sha256": ids.hexdigest()}
+
+
+def verify(bucket: Bucket, key: str, expected_sha: str, expected: dict[str, Any],
+           workdir: Path) -> None:
+    """Read the object back and check its bytes, row count and ids, on this side."""
+    copy = workdir / "readback.parquet"
+    with copy.open("wb") as handle:
+        if not bucket.download(key, handle):
+            raise UpstreamError(f"archive object s3://{bucket.name}/{key} vanished after PUT")
+    if _sha256_file(copy) != expected_sha:
+        raise DataError(f"archive object s3://{bucket.name}/{key} reads back different bytes",
+                        "nothing was deleted; rerun")
+    parquet = pq.ParquetFile(copy)
+    ids = hashlib.sha256()
+    for batch in parquet.iter_batches(columns=["impression_id"], batch_size=65_536):
+        ids.update(batch.column(0).storage.buffers()[1].to_pybytes()[:16 * batch.num_rows])
+    if parquet.metadata.num_rows != expected["rows"] or ids.hexdigest() != expected["ids_sha256"]:
+        raise DataError(f"archive object s3://{bucket.name}/{key} holds other rows than the "
+                        "day's", "nothing was deleted; rerun")
+    copy.unlink()
+
+
+def archive_day(conn: Any, bucket: Bucket, day: date, run_date: date,
+                committed: set[str], workdir: Path) -> dict[str, Any]:
+    """Move one day's rows to one verified archive object, in one transaction."""
+    csv_path, parquet_path = workdir / "day.csv", workdir / "day.parquet"
+    expressions = sql.SQL(", ").join(sql.SQL(expr) for _, expr, _, _ in COLUMNS)
+    outcome = {"day": day.isoformat(), "rows": 0, "key": None, "written": False,
+               "adopted": False, "orphans_deleted": 0}
+    with conn, conn.cursor() as cur:
+        cur.execute("SET LOCAL TimeZone = 'UTC'")
+        with csv_path.open("wb") as spool:
+            cur.copy_expert(sql.SQL(MOVE_DAY).format(
+                partition=sql.Identifier(partition_name(day)), expressions=expressions
+            ).as_string(cur), spool, size=1 << 16)
+        facts = csv_to_parquet(csv_path, parquet_path)
+        csv_path.unlink()
+        prefix = day_prefix(day)
+        orphans = [k for k in bucket.keys(prefix) if k not in committed]
+        if facts["rows"] == 0:
+            bucket.delete(orphans)  # none of them holds rows we still have
+            outcome["orphans_deleted"] = len(orphans)
+            return outcome
+        sha = _sha256_file(parquet_path)
+        key = f"{prefix}part-{sha[:20]}.parquet"
+        if key in committed:
+            raise DataError(f"{key} is already archived, yet its rows were in the table",
+                            "inspect archive_manifest for this day before rerunning")
+        stale = [k for k in orphans if k != key]
+        if key in orphans:
+            outcome["adopted"] = True  # an earlier attempt uploaded it and died before commit
+        else:
+            with parquet_path.open("rb") as body:
+                outcome["written"] = bucket.put_new(key, body, "application/vnd.apache.parquet")
+            outcome["adopted"] = not outcome["written"]
+        verify(bucket, key, sha, facts, workdir)
+        cur.execute(INSERT_MANIFEST, (key, day, facts["rows"], parquet_path.stat().st_size, sha,
+                                      facts["ids_sha256"], facts["min_us"], facts["max_us"],
+                                      run_date))
+        parquet_path.unlink()
+        pause = float(os.environ.get("ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS", "0"))
+        if pause:  # a seam for fault tests: kill the job or cut its connection here
+            log.warning("pausing %.1f s before committing %s", pause, day)
+            time.sleep(pause)
+    committed.add(key)
+    bucket.delete(stale)
+    outcome.update(rows=facts["rows"], key=f"s3://{bucket.name}/{key}",
+                   orphans_deleted=len(stale))
+    return outcome
+
+
+def drop_if_empty(conn: Any, day: date) -> bool:
+    """Drop the day's partition when nothing is left in it; give up rather than wait."""
+    name = sql.Identifier(partition_name(day))
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SET LOCAL lock_timeout = '5s'")
+            cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(name))
+            cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name))
+            if cur.fetchone()[0]:
+                return False
+            cur.execute(sql.SQL("DROP TABLE {}").format(name))
+            return True
+    except psycopg2.errors.LockNotAvailable:
+        log.warning("partition of %s is busy; it is dropped by a later run", day)
+        return False
+
+
+def old_days(conn: Any, cutoff: date) -> list[date]:
+    with conn, conn.cursor() as cur:
+        cur.execute(OLD_PARTITIONS, (partition_name(cutoff),))
+        names = [row[0] for row in cur.fetchall()]
+    return [datetime.strptime(n[-8:], "%Y%m%d").replace(tzinfo=UTC).date() for n in names]
+
+
+def committed_keys(conn: Any) -> set[str]:
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT object_key FROM archive_manifest WHERE restored_at IS NULL")
+        return {row[0] for row in cur.fetchall()}
+
+
+def sweep_orphans(bucket: Bucket, committed: set[str], busy_days: set[date]) -> int:
+    """Delete archive objects no committed manifest row lists (days being archived now are
+    handled by `archive_day`, which may adopt them)."""
+    orphans = []
+    for key in bucket.keys(TABLE_PREFIX):
+        part = key[len(TABLE_PREFIX):].split("/", 1)[0]
+        if key in committed:
+            continue
+        try:
+            day = date.fromisoformat(part.removeprefix("shown_date="))
+        except ValueError:
+            day = None
+        if day not in busy_days:
+            orphans.append(key)
+    bucket.delete(orphans)
+    return len(orphans)
+
+
+def archive(conn: Any, bucket: Bucket, run_date: date, retention_days: int) -> dict[str, Any]:
+    cutoff = run_date - timedelta(days=retention_days)
+    days = old_days(conn, cutoff)
+    committed = committed_keys(conn)
+    swept = sweep_orphans(bucket, committed, set(days))
+    results = []
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="adpipe-archive-") as tmp:
+        for day in days:
+            try:
+                result = archive_day(conn, bucket, day, run_date, committed, Path(tmp))
+            except (DataError, UpstreamError) as exc:
+                log.error("day %s not archived: %s", day, exc)
+                failures.append(f"{day}: {exc}")
+                continue
+            result["partition_dropped"] = drop_if_empty(conn, day)
+            if result["rows"]:
+                log.info("archived %s: %d rows to %s", day, result["rows"], result["key"])
+            results.append(result)
+    summary = {
+        "date": run_date.isoformat(), "cutoff": cutoff.isoformat(),
+        "days_archived": sum(1 for r in results if r["rows"]),
+        "rows_archived": sum(r["rows"] for r in results),
+        "objects_written": sum(1 for r in results if r["written"]),
+        "objects_adopted": sum(1 for r in results if r["adopted"]),
+        "orphans_deleted": swept + sum(r["orphans_deleted"] for r in results),
+        "partitions_dropped": sum(1 for r in results if r["partition_dropped"]),
+        "keys": [r["key"] for r in results if r["key"]],
+    }
+    if failures:
+        raise DataError(f"{len(failures)} of {len(days)} days not archived "
+                        f"({'; '.join(failures)}); archived: {summary['days_archived']}",
+                        "their rows are still in PostgreSQL; rerun once the cause is fixed")
+    return summary
+
+
+def _with_lock(conn: Any, work: Any) -> dict[str, Any]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", (ARCHIVE_LOCK,))
+        got = cur.fetchone()[0]
+    conn.commit()
+    if not got:
+        raise UpstreamError("another archive or restore run holds the archive lock",
+                            "wait for it to end, then rerun")
+    try:
+        return work()
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s)", (ARCHIVE_LOCK,))
+        conn.commit()
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    cutoff = args.date - timedelta(days=Settings().retention_days)
-    return {"date": args.date.isoformat(), "cutoff": cutoff.isoformat(), "days_archived": 0,
-            **check(args)}
+    settings = Settings()
+    bucket = Bucket(settings)
+    conn = connect(settings.warehouse_dsn, "adpipe-archive")
+    try:
+        migrate(conn)
+        if args.command == "restore":
+            if args.last < args.first:
+                raise DataError("--to must not be before --from")
+            return _with_lock(conn, lambda: restore(conn, bucket, args.first, args.last))
+        return _with_lock(conn, lambda: archive(conn, bucket, args.date,
+                                                settings.retention_days))
+    except psycopg2.OperationalError as exc:
+        raise UpstreamError(f"the warehouse connection failed: {str(exc).strip()}",
+                            "the day in flight was rolled back; rerun") from None
+    finally:
+        conn.close()
+
+
+def parser() -> argparse.ArgumentParser:
+    doc = (__doc__ or "").splitlines()[0]
+    if len(sys.argv) > 1 and sys.argv[1] == "restore":
+        restore_parser = argparse.ArgumentParser(prog="archive restore", description=doc)
+        restore_parser.add_argument("command", choices=["restore"])
+        restore_parser.add_argument("--from", dest="first", type=date.fromisoformat,
+                                    required=True, help="first day to restore (YYYY-MM-DD)")
+        restore_parser.add_argument("--to", dest="last", type=date.fromisoformat,
+                                    required=True, help="last day to restore, inclusive")
+        return restore_parser
+    archive_parser = argparse.ArgumentParser(description=doc)
+    archive_parser.add_argument("--date", type=date.fromisoformat, required=True,
+                                help="the run's date; days before date - retention move")
+    archive_parser.set_defaults(command="archive")
+    return archive_parser
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--date", type=date.fromisoformat, required=True,
-                        help="the run's date (YYYY-MM-DD); days before date - retention move")
-    run("archive", parser, main)
+    run("archive", parser(), main)

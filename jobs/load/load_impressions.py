@@ -33,14 +33,13 @@ import psycopg2
 from adpipe.job import DataError, UpstreamError, check_window, run, window_parser
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
-from adpipe.warehouse import LineStream, connect, migrate
+from adpipe.warehouse import LineStream, connect, ensure_partitions, migrate
 from adpipe.windows import backup_prefix, quarantine_key
 from impression_rules import COLUMNS, Rejected, normalise, parse_page
 from psycopg2 import sql
 
 log = logging.getLogger("adpipe.load")
 
-PARTITION_LOCK = 4_242_002  # pg_advisory_xact_lock key while creating partitions
 STAGE = """
 CREATE TEMPORARY TABLE stage_impressions (
     ordinal bigint NOT NULL, impression_id uuid NOT NULL, ad_id bigint NOT NULL,
@@ -56,6 +55,13 @@ INSERT INTO ad_impressions ({columns}, load_run_id)
 SELECT DISTINCT ON (impression_id) {columns}, %s
 FROM stage_impressions
 ORDER BY impression_id, ordinal
+"""
+ARCHIVED_RELOAD = """
+SELECT m.object_key FROM archive_manifest m
+WHERE m.restored_at IS NULL AND m.min_shown_at < %(end)s AND m.max_shown_at >= %(start)s
+  AND EXISTS (SELECT 1 FROM load_runs r WHERE r.window_start < %(end)s
+                                         AND r.window_end > %(start)s)
+LIMIT 1
 """
 INSERT_RUN = """
 INSERT INTO load_runs (window_start, window_end, manifest_key, manifest_sha256, pages,
@@ -140,20 +146,6 @@ def csv_lines(bucket: Bucket, manifest: dict, start: datetime, end: datetime,
             out.truncate()
 
 
-def ensure_partitions(cur: Any, start: datetime, end: datetime) -> None:
-    """One partition a UTC day of ``[start, end)``, created when missing."""
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
-    day = start.astimezone(UTC).date()
-    while datetime(day.year, day.month, day.day, tzinfo=UTC) < end:
-        low = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        cur.execute(sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} PARTITION OF ad_impressions "
-            "FOR VALUES FROM (%s) TO (%s)").format(
-                sql.Identifier(f"ad_impressions_{day:%Y%m%d}")),
-            (low, low + timedelta(days=1)))
-        day += timedelta(days=1)
-
-
 def load(start: datetime, end: datetime, settings: Settings, bucket: Bucket,
          conn: Any) -> dict[str, Any]:
     started_at = datetime.now(UTC)
@@ -166,6 +158,13 @@ def load(start: datetime, end: datetime, settings: Settings, bucket: Bucket,
             io.TextIOWrapper(packed, encoding="utf-8") as rejects, \
             conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (manifest_key,))
+        cur.execute(ARCHIVED_RELOAD, {"start": start, "end": end})
+        archived = cur.fetchone()
+        if archived:
+            raise DataError(
+                f"this window was loaded before and its day is archived "
+                f"(s3://{bucket.name}/{archived[0]}); loading it again would hold its rows twice",
+                "restore the day first (make restore FROM=... TO=...), then rerun the load")
         cur.execute(STAGE)
         stream = LineStream(csv_lines(bucket, manifest, start, end, counts, rejects))
         cur.copy_expert(COPY_STAGE, stream, size=1 << 16)
@@ -179,7 +178,8 @@ def load(start: datetime, end: datetime, settings: Settings, bucket: Bucket,
                 f"({counts.rejected / counts.received:.2%}, above {limit:.2%}); nothing "
                 f"loaded; reasons in s3://{bucket.name}/{reject_key}",
                 "inspect the quarantine, fix the source or raise LOAD_MAX_REJECTED_SHARE")
-        ensure_partitions(cur, start, end)
+        ensure_partitions(cur, start.astimezone(UTC).date(),
+                          (end - timedelta(microseconds=1)).astimezone(UTC).date())
         cur.execute(INSERT_RUN, (start, end, manifest_key, manifest_sha,
                                  len(manifest["pages"]),
                                  reject_key if counts.rejected else None, started_at))

@@ -9,7 +9,7 @@ import pytest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS.rglob("*_dag.py"))
-EXPECTED = {"api-load", "adpipe-smoke"}
+EXPECTED = {"api-load", "archive", "adpipe-smoke"}
 
 
 @pytest.fixture

@@ -59,6 +59,33 @@ class Bucket:
         except botocore.exceptions.BotoCoreError as exc:
             raise self._fail("GET", key, exc) from exc
 
+    def put_new(self, key: str, body: IO[bytes], content_type: str) -> bool:
+        """Put only if no object has the key (If-None-Match); False when one already does."""
+        try:
+            self._client.put_object(Bucket=self.name, Key=key, Body=body,
+                                    ContentType=content_type, IfNoneMatch="*")
+            return True
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise self._fail("PUT", key, exc) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._fail("PUT", key, exc) from exc
+
+    def download(self, key: str, handle: IO[bytes]) -> bool:
+        """Stream the object into ``handle``; False when there is no such key."""
+        try:
+            body = self._client.get_object(Bucket=self.name, Key=key)["Body"]
+            for chunk in body.iter_chunks(1 << 20):
+                handle.write(chunk)
+            return True
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return False
+            raise self._fail("GET", key, exc) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._fail("GET", key, exc) from exc
+
     def keys(self, prefix: str) -> Iterator[str]:
         try:
             pages = self._client.get_paginator("list_objects_v2").paginate(

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+from psycopg2 import sql
 
 from adpipe.job import UpstreamError
 
 MIGRATION_LOCK = 4_242_001  # pg_advisory_xact_lock key for schema changes
+PARTITION_LOCK = 4_242_002  # pg_advisory_xact_lock key while creating partitions
 
 
 def connect(dsn: str, application_name: str) -> psycopg2.extensions.connection:
@@ -60,6 +63,21 @@ def migrate(conn: psycopg2.extensions.connection) -> list[str]:
                             (version, name))
                 applied.append(name)
     return applied
+
+
+def ensure_partitions(cur: Any, first: date, last: date) -> None:
+    """One ``ad_impressions_YYYYMMDD`` partition for each UTC day from ``first`` to ``last``
+    (inclusive), created when missing, inside the caller's transaction."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
+    day = first
+    while day <= last:
+        low = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        cur.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} PARTITION OF ad_impressions "
+            "FOR VALUES FROM (%s) TO (%s)").format(
+                sql.Identifier(f"ad_impressions_{day:%Y%m%d}")),
+            (low, low + timedelta(days=1)))
+        day += timedelta(days=1)
 
 
 class LineStream(io.RawIOBase):

@@ -1,0 +1,42 @@
+"""### archive
+
+Daily at 02:00 UTC: moves every whole day older than the cutoff (the run's date, that is
+``data_interval_end``'s date, minus ``ARCHIVE_RETENTION_DAYS``, default 30) from
+``ad_impressions`` to Parquet in ``s3://ad-data/archive/ad_impressions/shown_date=.../``, and
+deletes those rows in the same transaction that records the verified object in
+``archive_manifest``. The cutoff never depends on the clock: a re-run archives the same days
+(and, having moved them, nothing new). Late rows of an archived day go to a second file.
+
+- **Owner**: adpipe
+- **Connections**: ``warehouse`` (PostgreSQL), ``ad_s3`` (S3 endpoint and keys)
+- **Concurrency**: one run at a time (``max_active_runs=1``), and a database lock keeps a
+  second archiver (a ``docker run`` by hand, a restore) out.
+- **Catchup**: off; every run sweeps all days older than its cutoff, so a missed day is
+  caught by the next run.
+- **Restore**: ``make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD``.
+"""
+
+import os
+from datetime import UTC, datetime
+
+from adpipe_dags.jobs import DEFAULT_ARGS, job_task
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+with DAG(
+    dag_id="archive",
+    doc_md=__doc__,
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["adpipe", "archive"],
+):
+    job_task(
+        task_id="archive_days",
+        job="archive",
+        command=["--date", "{{ data_interval_end.strftime('%Y-%m-%d') }}"],
+        connections=("ad_s3", "warehouse"),
+        environment={"ARCHIVE_RETENTION_DAYS":
+                     os.environ.get("ADPIPE_ARCHIVE_RETENTION_DAYS", "30")},
+    )

@@ -1,0 +1,316 @@
+"""The archive image against the real PostgreSQL and S3: what leaves, verified, and what
+survives faults injected for real."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import extract
+import helpers
+import psycopg2
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+from helpers import compose, docker_run
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+API_PORT = 18092
+ROWS = ("impression_id, ad_id, campaign_id, advertiser_id, placement, device, country, "
+        "shown_at, cost_micros, currency, clicked")
+
+
+@pytest.fixture(scope="module")
+def small_api() -> Iterator[str]:
+    """A low-volume ad API of our own (30 impressions an hour), so 40 days load in seconds."""
+    server = extract.make_server("127.0.0.1", API_PORT, 30, "archive-tests")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{API_PORT}"
+    server.shutdown()
+
+
+def api_load(api: str, start: datetime, end: datetime) -> None:
+    for job in ("extract_backup", "load"):
+        done = docker_run(f"adpipe/{job}:dev", "--start", start.isoformat(), "--end",
+                          end.isoformat(), env={"AD_API_URL": api})
+        assert done.returncode == 0, done.stderr
+
+
+def archive(run_date: date, **env: str) -> dict:
+    done = docker_run("adpipe/archive:dev", "--date", run_date.isoformat(),
+                      env={"ARCHIVE_RETENTION_DAYS": "30", **env})
+    return summary(done)
+
+
+def summary(done: subprocess.CompletedProcess) -> dict:
+    lines = [x for x in done.stdout.splitlines() if x.startswith("SUMMARY ")]
+    assert lines, done.stdout + done.stderr
+    result = json.loads(lines[-1][len("SUMMARY "):])
+    result["exit_code"], result["stderr"] = done.returncode, done.stderr
+    return result
+
+
+def day_range(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def pg_rows(day: date) -> list[tuple]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    rows = helpers.query(f"SELECT {ROWS} FROM ad_impressions WHERE shown_at >= %s "  # noqa: S608
+                         "AND shown_at < %s", (start, start + timedelta(days=1)))
+    return sorted((str(r[0]), *r[1:7], r[7].astimezone(UTC).isoformat(), *r[8:]) for r in rows)
+
+
+def archived_rows(day: date) -> list[tuple]:
+    """The day's rows as pyarrow reads them from the live archive objects."""
+    rows = []
+    for (key,) in helpers.query("SELECT object_key FROM archive_manifest WHERE shown_date = %s"
+                                " AND restored_at IS NULL", (day,)):
+        path = f"/tmp/adpipe-test-{uuid.uuid4().hex}.parquet"  # noqa: S108
+        with open(path, "wb") as out:
+            out.write(helpers.get(key))
+        for r in pq.read_table(path).to_pylist():
+            ident = r["impression_id"]
+            ident = str(uuid.UUID(bytes=ident)) if isinstance(ident, bytes) else str(ident)
+            rows.append((ident, r["ad_id"], r["campaign_id"], r["advertiser_id"],
+                         r["placement"], r["device"], r["country"],
+                         r["shown_at"].astimezone(UTC).isoformat(), r["cost_micros"],
+                         r["currency"], r["clicked"]))
+    return sorted(rows)
+
+
+def checksum(rows: list[tuple]) -> str:
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def held_rows(first: date, last: date) -> int:
+    """Rows in PostgreSQL plus rows in live manifest-listed archive objects, for the days."""
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+    in_pg = helpers.query("SELECT count(*) FROM ad_impressions WHERE shown_at >= %s AND "
+                          "shown_at < %s", (start, end))[0][0]
+    archived = helpers.query("SELECT coalesce(sum(rows), 0) FROM archive_manifest WHERE "
+                             "shown_date BETWEEN %s AND %s AND restored_at IS NULL",
+                             (first, last))[0][0]
+    return in_pg + archived
+
+
+def orphans() -> list[str]:
+    live = {k for (k,) in helpers.query(
+        "SELECT object_key FROM archive_manifest WHERE restored_at IS NULL")}
+    return [k for k in helpers.keys("archive/ad_impressions/") if k not in live]
+
+
+def wait_for_log(name: str, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True,
+                              check=False)
+        if text in logs.stdout + logs.stderr:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"{name} never logged {text!r}")
+
+
+# D-40 .. D, with D = 2025-06-10 and retention 30: the cutoff is 2025-05-11.
+D = date(2025, 6, 10)
+FIRST, CUTOFF = D - timedelta(days=40), D - timedelta(days=30)
+
+
+@pytest.fixture(scope="module")
+def forty_days(small_api: str) -> dict[date, list[tuple]]:
+    start = datetime(FIRST.year, FIRST.month, FIRST.day, tzinfo=UTC)
+    middle = start + timedelta(days=20)
+    api_load(small_api, start, middle)
+    api_load(small_api, middle, datetime(D.year, D.month, D.day, tzinfo=UTC) + timedelta(days=1))
+    return {day: pg_rows(day) for day in day_range(FIRST, D)}
+
+
+def test_one_run_archives_exactly_the_days_older_than_the_cutoff(forty_days: dict) -> None:
+    result = archive(D)
+    assert result["exit_code"] == 0, result["stderr"]
+    assert result["cutoff"] == CUTOFF.isoformat()
+    for day, rows in forty_days.items():
+        if day < CUTOFF:
+            assert pg_rows(day) == [], day
+            assert checksum(archived_rows(day)) == checksum(rows), day
+            manifest = helpers.query("SELECT sum(rows) FROM archive_manifest WHERE "
+                                     "shown_date = %s AND restored_at IS NULL", (day,))[0][0]
+            assert manifest == len(rows) > 0
+            assert not helpers.table_exists(f"ad_impressions_{day:%Y%m%d}")
+        else:
+            assert pg_rows(day) == rows, day
+            assert archived_rows(day) == []
+    assert orphans() == []
+
+
+def test_rerunning_the_same_date_archives_nothing_and_writes_no_object(forty_days: dict) -> None:
+    before = helpers.keys("archive/")
+    result = archive(D)
+    assert result["exit_code"] == 0, result["stderr"]
+    assert (result["rows_archived"], result["objects_written"]) == (0, 0)
+    assert helpers.keys("archive/") == before
+
+
+def test_restoring_a_day_brings_back_exactly_its_rows(forty_days: dict) -> None:
+    day = FIRST + timedelta(days=2)
+    done = docker_run("adpipe/archive:dev", "restore", "--from", day.isoformat(),
+                      "--to", day.isoformat())
+    result = summary(done)
+    assert result["exit_code"] == 0, result["stderr"]
+    assert checksum(pg_rows(day)) == checksum(forty_days[day])
+    assert archived_rows(day) == []
+    again = summary(docker_run("adpipe/archive:dev", "restore", "--from", day.isoformat(),
+                               "--to", day.isoformat()))
+    assert again["rows_restored"] == 0 and pg_rows(day) == forty_days[day]
+    rearchived = archive(D)
+    assert rearchived["days_archived"] == 1 and pg_rows(day) == []
+    assert checksum(archived_rows(day)) == checksum(forty_days[day])
+
+
+def test_the_archive_prefix_reads_as_one_hive_partitioned_dataset(forty_days: dict) -> None:
+    import os
+
+    endpoint = os.environ["S3_ENDPOINT_URL"]
+    s3 = pafs.S3FileSystem(endpoint_override=endpoint.split("://", 1)[1],
+                           scheme=endpoint.split("://", 1)[0],
+                           access_key=os.environ["AWS_ACCESS_KEY_ID"],
+                           secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                           region=os.environ["AWS_DEFAULT_REGION"])
+    dataset = pads.dataset(f"{helpers.bucket()}/archive/ad_impressions", filesystem=s3,
+                           format="parquet", partitioning="hive")
+    table = dataset.to_table(columns=["impression_id", "shown_date"])
+    total = helpers.query("SELECT sum(rows) FROM archive_manifest WHERE restored_at IS NULL")
+    assert table.num_rows == total[0][0]
+    ids = table.column("impression_id").combine_chunks().storage
+    assert len(set(ids.to_pylist())) == table.num_rows
+    assert CUTOFF.isoformat() > min(str(d) for d in table.column("shown_date").to_pylist())
+
+
+# Fault tests: their own days, 2025-03-01 .. 2025-03-05; run date 2025-04-05 (cutoff 03-06).
+F_FIRST, F_LAST, F_RUN = date(2025, 3, 1), date(2025, 3, 5), date(2025, 4, 5)
+
+
+@pytest.fixture
+def fault_days(small_api: str) -> int:
+    # a clean slate for these days: restore anything archived, then reload
+    docker_run("adpipe/archive:dev", "restore", "--from", F_FIRST.isoformat(),
+               "--to", F_LAST.isoformat())
+    start = datetime(F_FIRST.year, F_FIRST.month, F_FIRST.day, tzinfo=UTC)
+    api_load(small_api, start, start + timedelta(days=3, hours=12))  # 03-04 12:00 on: late
+    api_load(small_api, start + timedelta(days=4), start + timedelta(days=5))
+    return held_rows(F_FIRST, F_LAST)
+
+
+def test_s3_stopped_mid_run_loses_nothing(fault_days: int) -> None:
+    name = f"archive-{uuid.uuid4().hex[:8]}"
+    docker_run("adpipe/archive:dev", "--date", F_RUN.isoformat(), detach=True, name=name,
+               env={"ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS": "3"})
+    wait_for_log(name, "pausing")
+    assert compose("stop", "s3").returncode == 0
+    try:
+        code = int(subprocess.run(["docker", "wait", name], capture_output=True, text=True,
+                                  timeout=300, check=True).stdout)
+        assert code != 0
+        assert held_rows(F_FIRST, F_LAST) == fault_days
+    finally:
+        compose("start", "s3")
+        subprocess.run(["bash", str(helpers.ROOT / "platform/stack.sh"), "start"],
+                       capture_output=True, timeout=300, check=False)
+    result = archive(F_RUN)
+    assert result["exit_code"] == 0, result["stderr"]
+    assert held_rows(F_FIRST, F_LAST) == fault_days
+    assert orphans() == []
+
+
+def test_killed_after_upload_before_commit_the_orphan_is_adopted(fault_days: int) -> None:
+    name = f"archive-{uuid.uuid4().hex[:8]}"
+    docker_run("adpipe/archive:dev", "--date", F_RUN.isoformat(), detach=True, name=name,
+               env={"ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS": "60"})
+    wait_for_log(name, "pausing")
+    subprocess.run(["docker", "kill", name], capture_output=True, check=True)
+    time.sleep(1)
+    assert len(orphans()) == 1
+    assert held_rows(F_FIRST, F_LAST) == fault_days
+    result = archive(F_RUN)
+    assert result["exit_code"] == 0, result["stderr"]
+    assert result["objects_adopted"] == 1
+    assert held_rows(F_FIRST, F_LAST) == fault_days
+    assert orphans() == []
+
+
+def _block_day(day: date) -> psycopg2.extensions.connection:
+    """Lock one row of the day, so the archive's DELETE waits mid-COPY."""
+    conn = helpers.warehouse()
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT 1 FROM ad_impressions_{day:%Y%m%d} LIMIT 1 FOR UPDATE")  # noqa: S608
+    return conn
+
+
+def _wait_blocked() -> int:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rows = helpers.query("SELECT pid FROM pg_stat_activity WHERE application_name = "
+                             "'adpipe-archive' AND wait_event_type = 'Lock'")
+        if rows:
+            return rows[0][0]
+        time.sleep(0.2)
+    pytest.fail("the archive never blocked on the held row")
+
+
+def test_connection_cut_mid_stream_loses_nothing(fault_days: int) -> None:
+    blocker = _block_day(F_FIRST + timedelta(days=1))
+    name = f"archive-{uuid.uuid4().hex[:8]}"
+    try:
+        docker_run("adpipe/archive:dev", "--date", F_RUN.isoformat(), detach=True, name=name)
+        pid = _wait_blocked()
+        helpers.query("SELECT pg_terminate_backend(%s)", (pid,))
+        code = int(subprocess.run(["docker", "wait", name], capture_output=True, text=True,
+                                  timeout=120, check=True).stdout)
+        assert code != 0
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert held_rows(F_FIRST, F_LAST) == fault_days
+    result = archive(F_RUN)
+    assert result["exit_code"] == 0, result["stderr"]
+    assert held_rows(F_FIRST, F_LAST) == fault_days
+    assert orphans() == []
+
+
+def test_late_rows_loaded_while_the_archive_runs_survive_and_go_next_run(
+        fault_days: int, small_api: str) -> None:
+    late_day = F_LAST - timedelta(days=1)  # 03-04: its last 12 hours were never loaded
+    blocker = _block_day(late_day)
+    name = f"archive-{uuid.uuid4().hex[:8]}"
+    try:
+        docker_run("adpipe/archive:dev", "--date", F_RUN.isoformat(), detach=True, name=name,
+                   env={"ARCHIVE_RETENTION_DAYS": "30"})
+        _wait_blocked()
+        late_start = datetime(late_day.year, late_day.month, late_day.day, 12, tzinfo=UTC)
+        api_load(small_api, late_start, late_start + timedelta(hours=12))
+        late = held_rows(F_FIRST, F_LAST) - fault_days
+        assert late > 0
+    finally:
+        blocker.rollback()
+        blocker.close()
+    code = int(subprocess.run(["docker", "wait", name], capture_output=True, text=True,
+                              timeout=120, check=True).stdout)
+    assert code == 0
+    assert held_rows(F_FIRST, F_LAST) == fault_days + late
+    assert len(pg_rows(late_day)) == late  # the late rows survived the first run
+    result = archive(F_RUN)
+    assert result["exit_code"] == 0 and result["rows_archived"] == late
+    assert pg_rows(late_day) == []
+    files = helpers.query("SELECT count(*) FROM archive_manifest WHERE shown_date = %s AND "
+                          "restored_at IS NULL", (late_day,))[0][0]
+    assert files == 2
+    assert held_rows(F_FIRST, F_LAST) == fault_days + late

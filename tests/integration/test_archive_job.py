@@ -74,7 +74,7 @@ def archived_rows(day: date) -> list[tuple]:
     rows = []
     for (key,) in helpers.query("SELECT object_key FROM archive_manifest WHERE shown_date = %s"
                                 " AND restored_at IS NULL", (day,)):
-        path = f"/tmp/adpipe-test-{uuid.uuid4().hex}.parquet"  # noqa: S108
+        path = f"/tmp/adpipe-test-{uuid.uuid4().hex}.parquet"
         with open(path, "wb") as out:
             out.write(helpers.get(key))
         for r in pq.read_table(path).to_pylist():

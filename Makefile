@@ -83,9 +83,13 @@ restore: env ## Restore archived days into ad_impressions: make restore FROM=YYY
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD" >&2; exit 2; }
 	@docker run --rm --network host --env-file .env adpipe/archive:dev restore --from $(FROM) --to $(TO)
 
+reconcile: env ## Per day: backup = postgres + archive + rejected + duplicates? FROM=... TO=... (default: 45 days)
+	@docker run --rm --network host --env-file .env --entrypoint python3 adpipe/archive:dev \
+	  /app/reconcile.py --from $${FROM:-$$(date -u -d '45 days ago' +%F)} --to $${TO:-$$(date -u +%F)} $(if $(JSON),--json)
+
 clean: ## Stop the stack, delete its volumes, the venv and the state folder
 	-@bash platform/compose.sh down -v --remove-orphans >/dev/null 2>&1
 	@rm -rf $(VENV) .state/uv .state/*.log
 	@echo "clean: stack volumes, venv and logs removed (.env kept)"
 
-.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs test test-fast lint fmt bench restore clean
+.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs test test-fast lint fmt bench restore reconcile clean

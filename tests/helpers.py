@@ -33,7 +33,8 @@ def load_env() -> None:
 
 def docker_run(image: str, *args: str, env: dict[str, str] | None = None,
                timeout: float = 300, detach: bool = False,
-               name: str | None = None) -> subprocess.CompletedProcess:
+               name: str | None = None,
+               entrypoint: str | None = None) -> subprocess.CompletedProcess:
     """``docker run --rm --network host --env-file .env <image> <args>``, as a user would."""
     cmd = ["docker", "run", "--rm", "--network", "host", "--env-file", str(ENV_FILE)]
     if detach:
@@ -42,6 +43,8 @@ def docker_run(image: str, *args: str, env: dict[str, str] | None = None,
         cmd += ["--name", name]
     for key, value in (env or {}).items():
         cmd += ["-e", f"{key}={value}"]
+    if entrypoint:
+        cmd += ["--entrypoint", entrypoint]
     cmd += [image, *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 

@@ -13,6 +13,8 @@ deletes those rows in the same transaction that records the verified object in
   second archiver (a ``docker run`` by hand, a restore) out.
 - **Catchup**: off; every run sweeps all days older than its cutoff, so a missed day is
   caught by the next run.
+- **Reconcile**: the run ends with ``reconcile_days`` over the 45 days before its date, so an
+  imbalance (a row lost or counted twice anywhere) fails the run where operators look.
 - **Restore**: ``make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD``.
 """
 
@@ -32,7 +34,7 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=["adpipe", "archive"],
 ):
-    job_task(
+    archive_days = job_task(
         task_id="archive_days",
         job="archive",
         command=["--date", "{{ data_interval_end.strftime('%Y-%m-%d') }}"],
@@ -40,3 +42,13 @@ with DAG(
         environment={"ARCHIVE_RETENTION_DAYS":
                      os.environ.get("ADPIPE_ARCHIVE_RETENTION_DAYS", "30")},
     )
+    reconcile_days = job_task(
+        task_id="reconcile_days",
+        job="archive",
+        entrypoint=["python3", "/app/reconcile.py"],
+        command=["--from",
+                 "{{ (data_interval_end - macros.timedelta(days=45)).strftime('%Y-%m-%d') }}",
+                 "--to", "{{ data_interval_end.strftime('%Y-%m-%d') }}"],
+        connections=("ad_s3", "warehouse"),
+    )
+    archive_days >> reconcile_days

@@ -191,9 +191,12 @@ def load(start: datetime, end: datetime, settings: Settings, bucket: Bucket,
         duplicates = counts.valid - written
         cur.execute(FINISH_RUN, (counts.received, counts.valid, counts.rejected, duplicates,
                                  written, replaced, run_id))
-        # the quarantine lands before the commit: a committed load always has its rejects
+        # the quarantine lands before the commit: a committed load always has its rejects,
+        # and no stale rejects of an earlier load of the window
         if counts.rejected:
             _quarantine(bucket, reject_key, spool, packed, rejects)
+        else:
+            bucket.delete([reject_key])
     return {"window": [start.isoformat(), end.isoformat()], "load_run_id": run_id,
             "pages": len(manifest["pages"]), "received": counts.received,
             "valid": counts.valid, "rejected": counts.rejected, "duplicates": duplicates,

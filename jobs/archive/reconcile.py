@@ -1,0 +1,182 @@
+"""reconcile: does every record the API sent have a place? For each day of a range, from
+what is really stored:
+
+    backup      records in the day's backup manifests (s3://ad-data/backup/)
+    postgres    rows of ad_impressions shown that day
+    archive     rows of the day's live archive objects (each object's Parquet footer is read
+                and checked against archive_manifest)
+    rejected    lines of the day's quarantine objects (s3://ad-data/quarantine/)
+    duplicates  repeats dropped by the latest load of each window (load_runs)
+
+A day balances when backup = postgres + archive + rejected + duplicates. Exits non-zero on any
+imbalance, naming the day and the difference. Days are those of the windows' starts (api-load's
+windows are hours, so a window never spans two days).
+
+    docker run --rm --network host --env-file .env --entrypoint python3 adpipe/archive:dev \\
+        /app/reconcile.py --from 2026-11-01 --to 2026-11-27 [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import tempfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from adpipe.job import DataError, run
+from adpipe.settings import Settings
+from adpipe.storage import BACKUP_PREFIX, QUARANTINE_PREFIX, Bucket
+from adpipe.warehouse import connect, migrate
+
+FIELDS = ("backup", "postgres", "archive", "rejected", "duplicates")
+PG_ROWS = """
+SELECT (shown_at AT TIME ZONE 'UTC')::date AS day, count(*) FROM ad_impressions
+WHERE shown_at >= %s AND shown_at < %s GROUP BY 1
+"""
+ARCHIVED = """
+SELECT shown_date, object_key, rows FROM archive_manifest
+WHERE shown_date BETWEEN %s AND %s AND restored_at IS NULL
+"""
+DUPLICATES = """
+SELECT DISTINCT ON (window_start, window_end) window_start, duplicates FROM load_runs
+WHERE window_start >= %s AND window_start < %s
+ORDER BY window_start, window_end, load_run_id DESC
+"""
+
+
+class Progress:
+    """A bar on a terminal, plain lines elsewhere (Airflow's task log)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.tty = sys.stderr.isatty()
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        if self.tty:
+            filled = int(30 * self.done / max(self.total, 1))
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}"
+                             f" {label}")
+            if self.done == self.total:
+                sys.stderr.write("\n")
+        elif self.done == self.total or self.done % 10 == 0:
+            sys.stderr.write(f"reconcile: {self.done}/{self.total} days ({label})\n")
+        sys.stderr.flush()
+
+
+def _count_lines(bucket: Bucket, key: str, workdir: Path) -> int:
+    path = workdir / "quarantine.gz"
+    with path.open("wb") as handle:
+        if not bucket.download(key, handle):
+            return 0
+    with gzip.open(path, "rb") as lines:
+        return sum(1 for _ in lines)
+
+
+def _parquet_rows(bucket: Bucket, key: str, workdir: Path) -> int | None:
+    path = workdir / "archive.parquet"
+    with path.open("wb") as handle:
+        if not bucket.download(key, handle):
+            return None
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def reconcile(conn: Any, bucket: Bucket, first: date, last: date) -> list[dict[str, Any]]:
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+    days: dict[date, dict[str, Any]] = {}
+
+    def row(day: date) -> dict[str, Any]:
+        return days.setdefault(day, {"day": day.isoformat(), **dict.fromkeys(FIELDS, 0),
+                                     "problems": []})
+
+    with conn, conn.cursor() as cur:
+        cur.execute(PG_ROWS, (start, end))
+        for day, count in cur.fetchall():
+            row(day)["postgres"] = count
+        cur.execute(DUPLICATES, (start, end))
+        for window_start, duplicates in cur.fetchall():
+            row(window_start.astimezone(UTC).date())["duplicates"] += duplicates
+        cur.execute(ARCHIVED, (first, last))
+        archived = cur.fetchall()
+
+    span = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    progress = Progress(len(span))
+    with tempfile.TemporaryDirectory(prefix="adpipe-reconcile-") as tmp:
+        workdir = Path(tmp)
+        by_day: dict[date, list[tuple[str, int]]] = {}
+        for day, key, rows in archived:
+            by_day.setdefault(day, []).append((key, rows))
+        for day in span:
+            for key in bucket.keys(f"{BACKUP_PREFIX}impressions/date={day:%Y-%m-%d}/"):
+                if key.endswith("/manifest.json"):
+                    manifest = json.loads(bucket.get(key) or b"{}")
+                    row(day)["backup"] += int(manifest.get("records", 0))
+            for key in bucket.keys(f"{QUARANTINE_PREFIX}impressions/date={day:%Y-%m-%d}/"):
+                row(day)["rejected"] += _count_lines(bucket, key, workdir)
+            for key, rows in by_day.get(day, []):
+                found = _parquet_rows(bucket, key, workdir)
+                if found is None:
+                    row(day)["problems"].append(f"archive object {key} is missing")
+                elif found != rows:
+                    row(day)["problems"].append(
+                        f"archive object {key} holds {found} rows, the manifest says {rows}")
+                row(day)["archive"] += found or 0
+            progress.step(day.isoformat())
+
+    result = []
+    for day in sorted(days):
+        item = days[day]
+        placed = item["postgres"] + item["archive"] + item["rejected"] + item["duplicates"]
+        item["difference"] = placed - item["backup"]
+        item["balanced"] = item["difference"] == 0 and not item["problems"]
+        result.append(item)
+    return result
+
+
+def table(days: list[dict[str, Any]]) -> str:
+    head = f"{'day':<12}" + "".join(f"{f:>12}" for f in FIELDS) + "  balance"
+    lines = [head, "-" * len(head)]
+    for d in days:
+        status = "ok" if d["balanced"] else f"OFF by {d['difference']:+d}"
+        lines.append(f"{d['day']:<12}" + "".join(f"{d[f]:>12}" for f in FIELDS) + f"  {status}")
+        lines += [f"{'':<12}! {p}" for p in d["problems"]]
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.last < args.first:
+        raise DataError("--to must not be before --from")
+    settings = Settings()
+    bucket = Bucket(settings)
+    conn = connect(settings.warehouse_dsn, "adpipe-reconcile")
+    try:
+        migrate(conn)
+        days = reconcile(conn, bucket, args.first, args.last)
+    finally:
+        conn.close()
+    print(json.dumps(days, indent=1) if args.json else table(days), flush=True)
+    off = [d for d in days if not d["balanced"]]
+    if off:
+        named = "; ".join(f"{d['day']} off by {d['difference']:+d}"
+                          + (f" ({', '.join(d['problems'])})" if d["problems"] else "")
+                          for d in off)
+        raise DataError(f"{len(off)} of {len(days)} days do not balance: {named}",
+                        "compare the day's backup, table, archive and quarantine")
+    return {"from": args.first.isoformat(), "to": args.last.isoformat(), "days": len(days),
+            "balanced": len(days)}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--from", dest="first", type=date.fromisoformat, required=True,
+                        help="first day (YYYY-MM-DD)")
+    parser.add_argument("--to", dest="last", type=date.fromisoformat, required=True,
+                        help="last day, inclusive")
+    parser.add_argument("--json", action="store_true", help="print the days as JSON")
+    run("reconcile", parser, main)

@@ -1,0 +1,40 @@
+"""reconcile against what is really stored: a balanced day, then a row deleted by hand."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import helpers
+import pytest
+from helpers import docker_run
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+DAY = datetime(2024, 2, 29, tzinfo=UTC)
+
+
+def reconcile(*extra: str) -> tuple[int, str, str]:
+    done = docker_run("adpipe/archive:dev", "/app/reconcile.py", entrypoint="python3",
+                      "--from", f"{DAY:%Y-%m-%d}", "--to", f"{DAY:%Y-%m-%d}", *extra)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_loaded_day_balances_and_a_deleted_row_is_named() -> None:
+    for hour in (5, 6, 7):
+        start = DAY + timedelta(hours=hour)
+        for job in ("extract_backup", "load"):
+            done = docker_run(f"adpipe/{job}:dev", "--start", start.isoformat(), "--end",
+                              (start + timedelta(hours=1)).isoformat())
+            assert done.returncode == 0, done.stderr
+    code, out, err = reconcile("--json")
+    assert code == 0, err
+    (day,) = json.loads(out[: out.index("SUMMARY")])
+    assert day["balanced"] and day["backup"] == 9000
+    assert day["postgres"] + day["rejected"] + day["duplicates"] == 9000
+
+    helpers.query("DELETE FROM ad_impressions WHERE ctid IN (SELECT ctid FROM "
+                  f"ad_impressions_{DAY:%Y%m%d} LIMIT 1)")  # noqa: S608
+    code, out, err = reconcile()
+    assert code != 0
+    assert f"{DAY:%Y-%m-%d} off by -1" in err and "Traceback" not in err

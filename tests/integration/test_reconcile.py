@@ -15,8 +15,8 @@ DAY = datetime(2024, 2, 29, tzinfo=UTC)
 
 
 def reconcile(*extra: str) -> tuple[int, str, str]:
-    done = docker_run("adpipe/archive:dev", "/app/reconcile.py", entrypoint="python3",
-                      "--from", f"{DAY:%Y-%m-%d}", "--to", f"{DAY:%Y-%m-%d}", *extra)
+    done = docker_run("adpipe/archive:dev", "/app/reconcile.py", "--from", f"{DAY:%Y-%m-%d}",
+                      "--to", f"{DAY:%Y-%m-%d}", *extra, entrypoint="python3")
     return done.returncode, done.stdout, done.stderr
 
 

@@ -33,8 +33,9 @@ def test_a_loaded_day_balances_and_a_deleted_row_is_named() -> None:
     assert day["balanced"] and day["backup"] == 9000
     assert day["postgres"] + day["rejected"] + day["duplicates"] == 9000
 
-    helpers.query("DELETE FROM ad_impressions WHERE ctid IN (SELECT ctid FROM "
-                  f"ad_impressions_{DAY:%Y%m%d} LIMIT 1)")  # noqa: S608
+    helpers.query("DELETE FROM ad_impressions WHERE (impression_id, shown_at) IN (SELECT "
+                  "impression_id, shown_at FROM ad_impressions WHERE shown_at >= %s AND "
+                  "shown_at < %s LIMIT 1)", (DAY, DAY + timedelta(days=1)))
     code, out, err = reconcile()
     assert code != 0
     assert f"{DAY:%Y-%m-%d} off by -1" in err and "Traceback" not in err

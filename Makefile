@@ -50,6 +50,13 @@ start: env engine ## Start the stack and wait until every service is healthy
 	@docker image inspect adpipe/airflow:dev adpipe/extract_backup:dev >/dev/null 2>&1 || bash platform/images.sh all
 	@$(STACK) start
 
+demo: venv env ## The main job: start everything, run api-load and archive through Airflow, reconcile (STOP=1 stops after)
+	@docker image inspect adpipe/airflow:dev adpipe/archive:dev >/dev/null 2>&1 || $(MAKE) --no-print-directory images
+	@bash platform/engine.sh
+	@$(STACK) start
+	@rc=0; $(PY) platform/demo.py || rc=$$?; \
+	if [ -n "$(STOP)" ]; then $(STACK) stop >/dev/null 2>&1; echo "demo: stack stopped"; fi; exit $$rc
+
 stop: ## Stop every container of the stack; data stays in its volumes
 	@$(STACK) stop
 
@@ -92,4 +99,4 @@ clean: ## Stop the stack, delete its volumes, the venv and the state folder
 	@rm -rf $(VENV) .state/uv .state/*.log
 	@echo "clean: stack volumes, venv and logs removed (.env kept)"
 
-.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs test test-fast lint fmt bench restore reconcile clean
+.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs test test-fast lint fmt bench restore reconcile demo clean

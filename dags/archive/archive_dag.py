@@ -19,7 +19,7 @@ deletes those rows in the same transaction that records the verified object in
 """
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from adpipe_dags.jobs import DEFAULT_ARGS, job_task
 from airflow.sdk import DAG, CronDataIntervalTimetable
@@ -50,5 +50,7 @@ with DAG(
                  "{{ (data_interval_end - macros.timedelta(days=45)).strftime('%Y-%m-%d') }}",
                  "--to", "{{ data_interval_end.strftime('%Y-%m-%d') }}"],
         connections=("ad_s3", "warehouse"),
+        retries=1,  # a second look, in case a load was committing; an imbalance stays one
+        retry_delay=timedelta(seconds=30),
     )
     archive_days >> reconcile_days

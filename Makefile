@@ -66,7 +66,12 @@ status: env ## Show each service with its address and health
 logs: ## Follow the stack's logs
 	@bash platform/compose.sh logs -f --tail 50
 
-test: venv env lock-check images ## Run every test tier; starts the stack when needed and stops it after
+browser: ## Install Debian's chromium for the UI test when missing (root on Debian/Ubuntu)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } || \
+	  { echo "browser: install chromium (Debian: apt-get install chromium) for the UI test" >&2; exit 1; }
+
+test: venv env lock-check images browser ## Run every test tier; starts the stack when needed and stops it after
 	@started=0; if ! $(STACK) running 2>/dev/null; then $(STACK) start; started=1; fi; \
 	rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$started = 1 ]; then $(STACK) stop >/dev/null 2>&1; fi; exit $$rc
@@ -99,4 +104,4 @@ clean: ## Stop the stack, delete its volumes, the venv and the state folder
 	@rm -rf $(VENV) .state/uv .state/*.log
 	@echo "clean: stack volumes, venv and logs removed (.env kept)"
 
-.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs test test-fast lint fmt bench restore reconcile demo clean
+.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs test test-fast lint fmt bench restore reconcile demo browser clean

@@ -164,14 +164,18 @@ class Airflow:
             timeout: float = 600) -> dict:
         """Unpause, trigger a run for ``logical_date`` and wait until it ends."""
         self.wait_for_dag(dag_id)
-        self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
         stamp = urllib.parse.quote(logical_date.isoformat())
         earlier = self.call("GET", f"/dags/{dag_id}/dagRuns?logical_date_gte={stamp}"
                                    f"&logical_date_lte={stamp}")
         for old in earlier["dag_runs"]:  # a re-run of the test replaces its run
+            if old["state"] not in ("success", "failed"):
+                self.call("PATCH", f"/dags/{dag_id}/dagRuns/{old['dag_run_id']}",
+                          {"state": "failed"})
             self.call("DELETE", f"/dags/{dag_id}/dagRuns/{old['dag_run_id']}")
         self.call("POST", f"/dags/{dag_id}/dagRuns",
                   {"dag_run_id": run_id, "logical_date": logical_date.isoformat()})
+        # unpaused after the trigger, so this run is queued before any the scheduler creates
+        self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             run = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")

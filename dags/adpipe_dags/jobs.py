@@ -18,7 +18,9 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.sdk import BaseHook
+from airflow.sdk import Asset, BaseHook
+
+from adpipe_dags.notify import FailureNotifier
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "adpipe",
@@ -27,7 +29,14 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=20),
     "execution_timeout": timedelta(minutes=30),
+    "on_failure_callback": FailureNotifier(),
 }
+
+# Lineage, as the UI shows it: api-load writes the backup, then the table; archive reads the
+# table and writes the archive.
+BACKUP = Asset(name="ad_impressions_backup", uri="s3://ad-data/backup/impressions/")
+TABLE = Asset(name="ad_impressions", uri="postgres://warehouse/warehouse/public/ad_impressions")
+ARCHIVE = Asset(name="ad_impressions_archive", uri="s3://ad-data/archive/ad_impressions/")
 
 
 def _connection_env(conn_id: str) -> dict[str, str]:

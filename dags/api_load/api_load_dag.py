@@ -19,7 +19,7 @@ rewrites the same backup keys and replaces the same rows.
 import os
 from datetime import UTC, datetime
 
-from adpipe_dags.jobs import DEFAULT_ARGS, job_task
+from adpipe_dags.jobs import BACKUP, DEFAULT_ARGS, TABLE, job_task
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 WINDOW = ["--start", "{{ data_interval_start.isoformat() }}",
@@ -40,6 +40,7 @@ with DAG(
         job="extract_backup",
         command=WINDOW,
         connections=("ad_api", "ad_s3"),
+        outlets=[BACKUP],
         environment={"EXTRACT_PAGE_SIZE": os.environ.get("ADPIPE_EXTRACT_PAGE_SIZE", "1000")},
     )
     load_impressions = job_task(
@@ -47,6 +48,8 @@ with DAG(
         job="load",
         command=WINDOW,
         connections=("ad_s3", "warehouse"),
+        inlets=[BACKUP],
+        outlets=[TABLE],
         environment={"LOAD_MAX_REJECTED_SHARE":
                      os.environ.get("ADPIPE_LOAD_MAX_REJECTED_SHARE", "0.01")},
     )

@@ -21,7 +21,7 @@ deletes those rows in the same transaction that records the verified object in
 import os
 from datetime import UTC, datetime, timedelta
 
-from adpipe_dags.jobs import DEFAULT_ARGS, job_task
+from adpipe_dags.jobs import ARCHIVE, DEFAULT_ARGS, TABLE, job_task
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 with DAG(
@@ -39,6 +39,8 @@ with DAG(
         job="archive",
         command=["--date", "{{ data_interval_end.strftime('%Y-%m-%d') }}"],
         connections=("ad_s3", "warehouse"),
+        inlets=[TABLE],
+        outlets=[ARCHIVE],
         environment={"ARCHIVE_RETENTION_DAYS":
                      os.environ.get("ADPIPE_ARCHIVE_RETENTION_DAYS", "30")},
     )

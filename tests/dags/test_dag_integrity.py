@@ -47,6 +47,7 @@ def test_dag_policy(path: Path) -> None:
             assert task.retries >= 1, f"{where}: retries"
             assert task.retry_exponential_backoff, f"{where}: exponential backoff"
             assert task.execution_timeout is not None, f"{where}: execution_timeout"
+            assert task.on_failure_callback, f"{where}: on_failure_callback"
 
 
 def test_expected_dags_exist() -> None:
@@ -68,3 +69,12 @@ def test_secrets_never_in_rendered_fields() -> None:
     for task in dag.tasks:
         assert "private_environment" not in task.template_fields
         assert not any("PASSWORD" in k or "SECRET" in k or "DSN" in k for k in task.environment)
+
+
+def test_lineage_backup_then_table_then_archive() -> None:
+    dags = _bag(DAGS).dags
+    names = {t.task_id: ([a.name for a in t.inlets], [a.name for a in t.outlets])
+             for dag_id in ("api-load", "archive") for t in dags[dag_id].tasks}
+    assert names["extract_backup"][1] == ["ad_impressions_backup"]
+    assert names["load_impressions"] == (["ad_impressions_backup"], ["ad_impressions"])
+    assert names["archive_days"] == (["ad_impressions"], ["ad_impressions_archive"])

@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if docker compose version >/dev/null 2>&1; then
-  exec docker compose -p adpipe -f docker-compose.yml ${COMPOSE_OVERRIDE:+-f "$COMPOSE_OVERRIDE"} "$@"
+  exec docker compose -p adpipe -f docker-compose.yml "$@"
 fi
-exec docker-compose -p adpipe -f docker-compose.yml ${COMPOSE_OVERRIDE:+-f "$COMPOSE_OVERRIDE"} "$@"
+exec docker-compose -p adpipe -f docker-compose.yml "$@"

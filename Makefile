@@ -13,14 +13,8 @@ PYTEST_ARGS ?=
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-env: .env ## Create .env from .env.example when missing, with fresh random secrets
-.env:
-	@python3 -c 'import secrets, base64, sys; \
-	lines = open(".env.example").read().splitlines(True); \
-	out = [l.replace("=generate", "=" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()) if l.rstrip().endswith("=generate") else l for l in lines]; \
-	open(".env", "w").write("".join(out))'
-	@chmod 600 .env
-	@echo "env: wrote .env from .env.example"
+env: ## Create .env from .env.example (fresh random secrets), or add settings it gained
+	@python3 platform/env.py
 
 engine: ## Make sure a Docker engine answers (on Debian as root: install and start dockerd)
 	@bash platform/engine.sh
@@ -88,8 +82,8 @@ fmt: venv ## Format and fix what ruff can
 	@$(VENV)/bin/ruff format .
 	@$(VENV)/bin/ruff check --fix .
 
-bench: venv env ## Benchmark the load job's peak memory at 100k and 1M rows (needs make start)
-	@$(PY) tests/bench/bench_load_memory.py
+bench: venv env ## Load and archive: peak memory and rows/s at 100k and 1M rows (needs make start)
+	@$(PY) tests/bench/bench_jobs.py
 
 restore: env ## Restore archived days into ad_impressions: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD" >&2; exit 2; }

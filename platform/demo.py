@@ -33,18 +33,24 @@ def load_env() -> None:
 class Airflow:
     def __init__(self) -> None:
         self.base = os.environ["AIRFLOW_URL"]
-        body = json.dumps({"username": os.environ["AIRFLOW_USER"],
-                           "password": os.environ["AIRFLOW_PASSWORD"]}).encode()
+        body = json.dumps(
+            {"username": os.environ["AIRFLOW_USER"], "password": os.environ["AIRFLOW_PASSWORD"]}
+        ).encode()
         token = self._request("POST", "/auth/token", body, auth=False)
         self.token = token["access_token"]
 
-    def _request(self, method: str, path: str, body: bytes | None = None,
-                 auth: bool = True) -> dict:
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, auth: bool = True
+    ) -> dict:
         headers = {"Content-Type": "application/json"}
         if auth:
             headers["Authorization"] = f"Bearer {self.token}"
-        req = urllib.request.Request(self.base + path, data=body, method=method,  # noqa: S310
-                                     headers=headers)
+        req = urllib.request.Request(  # noqa: S310 - the local stack's API
+            self.base + path,
+            data=body,
+            method=method,
+            headers=headers,
+        )
         with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - the local stack
             return json.loads(resp.read() or b"null") or {}
 
@@ -54,8 +60,9 @@ class Airflow:
 
     def trigger(self, dag_id: str, logical_date: datetime, run_id: str) -> None:
         stamp = urllib.parse.quote(logical_date.isoformat())
-        old = self.api("GET", f"/dags/{dag_id}/dagRuns?logical_date_gte={stamp}"
-                              f"&logical_date_lte={stamp}")
+        old = self.api(
+            "GET", f"/dags/{dag_id}/dagRuns?logical_date_gte={stamp}&logical_date_lte={stamp}"
+        )
         stale = {run["dag_run_id"] for run in old.get("dag_runs", [])}
         try:
             self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
@@ -67,8 +74,11 @@ class Airflow:
             if state not in ("success", "failed"):
                 self.api("PATCH", f"/dags/{dag_id}/dagRuns/{stale_id}", {"state": "failed"})
             self.api("DELETE", f"/dags/{dag_id}/dagRuns/{stale_id}")
-        self.api("POST", f"/dags/{dag_id}/dagRuns",
-                 {"dag_run_id": run_id, "logical_date": logical_date.isoformat()})
+        self.api(
+            "POST",
+            f"/dags/{dag_id}/dagRuns",
+            {"dag_run_id": run_id, "logical_date": logical_date.isoformat()},
+        )
 
     def unpause(self, dag_id: str) -> None:
         deadline = time.monotonic() + 120
@@ -101,9 +111,20 @@ class Airflow:
 def docker(args: list[str]) -> subprocess.CompletedProcess:
     """``docker run`` of a job image with the stack's settings, as a user would."""
     return subprocess.run(  # noqa: S603 - fixed arguments
-        ["docker", "run", "--rm", "--network", "host",  # noqa: S607 - docker from PATH
-         "--env-file", str(ROOT / ".env"), *args],
-        capture_output=True, text=True, check=False)
+        [  # noqa: S607 - docker from PATH, as in the Makefile
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--env-file",
+            str(ROOT / ".env"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def main() -> int:
@@ -115,8 +136,16 @@ def main() -> int:
         airflow = Airflow()
         # a second demo first restores the old day its first run archived, so reloading it
         # is a reload, not a second copy (load refuses to load an archived window twice)
-        docker(["adpipe/archive:dev", "restore", "--from", f"{days[0]:%Y-%m-%d}",
-                "--to", f"{days[0]:%Y-%m-%d}"])
+        docker(
+            [
+                "adpipe/archive:dev",
+                "restore",
+                "--from",
+                f"{days[0]:%Y-%m-%d}",
+                "--to",
+                f"{days[0]:%Y-%m-%d}",
+            ]
+        )
         airflow.unpause("api-load")
         runs = []
         for day in days:
@@ -134,21 +163,39 @@ def main() -> int:
         airflow.unpause("archive")  # after the loads, so its own scheduled run sees them too
         failed += airflow.wait("archive", [run_id])
     except (urllib.error.URLError, OSError, KeyError) as exc:
-        where = f" ({exc.url}: {exc.read()[:300]!r})" if isinstance(exc, urllib.error.HTTPError) \
-            else ""
-        print(f"demo: the Airflow API at {os.environ.get('AIRFLOW_URL')} failed: {exc}{where}; "
-              "see `make status` and `make logs`", file=sys.stderr)
+        where = (
+            f" ({exc.url}: {exc.read()[:300]!r})" if isinstance(exc, urllib.error.HTTPError) else ""
+        )
+        print(
+            f"demo: the Airflow API at {os.environ.get('AIRFLOW_URL')} failed: {exc}{where}; "
+            "see `make status` and `make logs`",
+            file=sys.stderr,
+        )
         return 1
     if failed:
-        print(f"demo: runs failed: {', '.join(failed)}; see their task logs in the UI",
-              file=sys.stderr)
-    reconcile = docker(["--entrypoint", "python3", "adpipe/archive:dev", "/app/reconcile.py",
-                        "--from", f"{days[0]:%Y-%m-%d}", "--to", f"{today:%Y-%m-%d}"])
+        print(
+            f"demo: runs failed: {', '.join(failed)}; see their task logs in the UI",
+            file=sys.stderr,
+        )
+    reconcile = docker(
+        [
+            "--entrypoint",
+            "python3",
+            "adpipe/archive:dev",
+            "/app/reconcile.py",
+            "--from",
+            f"{days[0]:%Y-%m-%d}",
+            "--to",
+            f"{today:%Y-%m-%d}",
+        ]
+    )
     print(reconcile.stdout.split("SUMMARY")[0].rstrip())
     if reconcile.returncode:
         print(reconcile.stderr.strip().splitlines()[-1], file=sys.stderr)
-    print(f"demo: {time.monotonic() - started:.0f} s; Airflow UI {os.environ['AIRFLOW_URL']} "
-          f"(login {os.environ['AIRFLOW_USER']} / {os.environ['AIRFLOW_PASSWORD']})")
+    print(
+        f"demo: {time.monotonic() - started:.0f} s; Airflow UI {os.environ['AIRFLOW_URL']} "
+        f"(login {os.environ['AIRFLOW_USER']} / {os.environ['AIRFLOW_PASSWORD']})"
+    )
     return 1 if failed or reconcile.returncode else 0
 
 

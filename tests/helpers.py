@@ -31,10 +31,15 @@ def load_env() -> None:
             os.environ.setdefault(key.strip(), value.strip())
 
 
-def docker_run(image: str, *args: str, env: dict[str, str] | None = None,
-               timeout: float = 300, detach: bool = False,
-               name: str | None = None,
-               entrypoint: str | None = None) -> subprocess.CompletedProcess:
+def docker_run(
+    image: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    detach: bool = False,
+    name: str | None = None,
+    entrypoint: str | None = None,
+) -> subprocess.CompletedProcess:
     """``docker run --rm --network host --env-file .env <image> <args>``, as a user would."""
     cmd = ["docker", "run", "--rm", "--network", "host", "--env-file", str(ENV_FILE)]
     if detach:
@@ -50,13 +55,22 @@ def docker_run(image: str, *args: str, env: dict[str, str] | None = None,
 
 
 def compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(ROOT / "platform" / "compose.sh"), *args],
-                          capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT)
+    return subprocess.run(
+        ["bash", str(ROOT / "platform" / "compose.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
+    )
 
 
 def s3() -> Any:
-    return boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"],
-                        region_name=os.environ["AWS_DEFAULT_REGION"])
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ["S3_ENDPOINT_URL"],
+        region_name=os.environ["AWS_DEFAULT_REGION"],
+    )
 
 
 def bucket() -> str:
@@ -98,7 +112,9 @@ def window_checksum(start: datetime, end: datetime) -> tuple[int, str]:
         "SELECT count(*), coalesce(md5(string_agg(r::text, '|' ORDER BY impression_id)), '') "
         "FROM (SELECT impression_id, ad_id, campaign_id, advertiser_id, placement, device,"
         " country, shown_at, cost_micros, currency, clicked FROM ad_impressions"
-        " WHERE shown_at >= %s AND shown_at < %s) r", (start, end))[0]
+        " WHERE shown_at >= %s AND shown_at < %s) r",
+        (start, end),
+    )[0]
 
 
 def api_pages(start: datetime, end: datetime, limit: int = 1000) -> list[bytes]:
@@ -106,8 +122,9 @@ def api_pages(start: datetime, end: datetime, limit: int = 1000) -> list[bytes]:
     base = os.environ["AD_API_URL"]
     bodies, cursor = [], None
     while True:
-        url = (f"{base}/v1/impressions?start={rfc3339(start)}&end={rfc3339(end)}"
-               f"&limit={limit}" + (f"&cursor={cursor}" if cursor else ""))
+        url = f"{base}/v1/impressions?start={rfc3339(start)}&end={rfc3339(end)}&limit={limit}" + (
+            f"&cursor={cursor}" if cursor else ""
+        )
         with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - local mock
             body = resp.read()
         bodies.append(body)
@@ -133,9 +150,11 @@ class Airflow:
 
     def login(self, user: str, password: str) -> tuple[int, str]:
         req = urllib.request.Request(  # noqa: S310
-            f"{self.base}/auth/token", method="POST",
+            f"{self.base}/auth/token",
+            method="POST",
             data=json.dumps({"username": user, "password": password}).encode(),
-            headers={"Content-Type": "application/json"})
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
                 return resp.status, json.loads(resp.read())["access_token"]
@@ -144,9 +163,11 @@ class Airflow:
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         req = urllib.request.Request(  # noqa: S310
-            f"{self.base}/api/v2{path}", method=method,
+            f"{self.base}/api/v2{path}",
+            method=method,
             data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"})
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
+        )
         with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310
             return json.loads(resp.read() or b"null")
 
@@ -160,20 +181,24 @@ class Airflow:
                 time.sleep(2)
         raise AssertionError(f"DAG {dag_id} did not appear in {timeout} s")
 
-    def run(self, dag_id: str, logical_date: datetime, run_id: str,
-            timeout: float = 600) -> dict:
+    def run(self, dag_id: str, logical_date: datetime, run_id: str, timeout: float = 600) -> dict:
         """Unpause, trigger a run for ``logical_date`` and wait until it ends."""
         self.wait_for_dag(dag_id)
         stamp = urllib.parse.quote(logical_date.isoformat())
-        earlier = self.call("GET", f"/dags/{dag_id}/dagRuns?logical_date_gte={stamp}"
-                                   f"&logical_date_lte={stamp}")
+        earlier = self.call(
+            "GET", f"/dags/{dag_id}/dagRuns?logical_date_gte={stamp}&logical_date_lte={stamp}"
+        )
         for old in earlier["dag_runs"]:  # a re-run of the test replaces its run
             if old["state"] not in ("success", "failed"):
-                self.call("PATCH", f"/dags/{dag_id}/dagRuns/{old['dag_run_id']}",
-                          {"state": "failed"})
+                self.call(
+                    "PATCH", f"/dags/{dag_id}/dagRuns/{old['dag_run_id']}", {"state": "failed"}
+                )
             self.call("DELETE", f"/dags/{dag_id}/dagRuns/{old['dag_run_id']}")
-        self.call("POST", f"/dags/{dag_id}/dagRuns",
-                  {"dag_run_id": run_id, "logical_date": logical_date.isoformat()})
+        self.call(
+            "POST",
+            f"/dags/{dag_id}/dagRuns",
+            {"dag_run_id": run_id, "logical_date": logical_date.isoformat()},
+        )
         # unpaused after the trigger, so this run is queued before any the scheduler creates
         self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
         deadline = time.monotonic() + timeout

@@ -47,9 +47,12 @@ def _connection_env(conn_id: str) -> dict[str, str]:
         address = f"{conn.host}:{conn.port or 5432}/{conn.schema}"
         return {"WAREHOUSE_DSN": f"postgresql://{auth}{address}"}
     if conn_id == "ad_s3":
-        env = {"AWS_ACCESS_KEY_ID": conn.login or "", "AWS_SECRET_ACCESS_KEY": conn.password or "",
-               "AWS_DEFAULT_REGION": extra.get("region_name", "us-east-1"),
-               "S3_BUCKET": extra.get("bucket", "ad-data")}
+        env = {
+            "AWS_ACCESS_KEY_ID": conn.login or "",
+            "AWS_SECRET_ACCESS_KEY": conn.password or "",
+            "AWS_DEFAULT_REGION": extra.get("region_name", "us-east-1"),
+            "S3_BUCKET": extra.get("bucket", "ad-data"),
+        }
         if extra.get("endpoint_url"):
             env["S3_ENDPOINT_URL"] = extra["endpoint_url"]
         return env
@@ -72,8 +75,15 @@ class JobOperator(DockerOperator):
         return super().execute(context)
 
 
-def job_task(*, task_id: str, job: str, command: list[str], connections: tuple[str, ...],
-             environment: dict[str, str] | None = None, **kwargs: Any) -> JobOperator:
+def job_task(
+    *,
+    task_id: str,
+    job: str,
+    command: list[str],
+    connections: tuple[str, ...],
+    environment: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> JobOperator:
     """A task running ``adpipe/<job>:<JOB_IMAGE_TAG>`` with ``command`` as its arguments."""
     return JobOperator(
         task_id=task_id,

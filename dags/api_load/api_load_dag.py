@@ -22,8 +22,12 @@ from datetime import UTC, datetime
 from adpipe_dags.jobs import BACKUP, DEFAULT_ARGS, TABLE, job_task
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
-WINDOW = ["--start", "{{ data_interval_start.isoformat() }}",
-          "--end", "{{ data_interval_end.isoformat() }}"]
+WINDOW = [
+    "--start",
+    "{{ data_interval_start.isoformat() }}",
+    "--end",
+    "{{ data_interval_end.isoformat() }}",
+]
 
 with DAG(
     dag_id="api-load",
@@ -50,7 +54,8 @@ with DAG(
         connections=("ad_s3", "warehouse"),
         inlets=[BACKUP],
         outlets=[TABLE],
-        environment={"LOAD_MAX_REJECTED_SHARE":
-                     os.environ.get("ADPIPE_LOAD_MAX_REJECTED_SHARE", "0.01")},
+        environment={
+            "LOAD_MAX_REJECTED_SHARE": os.environ.get("ADPIPE_LOAD_MAX_REJECTED_SHARE", "0.01")
+        },
     )
     extract_backup >> load_impressions

@@ -41,16 +41,20 @@ with DAG(
         connections=("ad_s3", "warehouse"),
         inlets=[TABLE],
         outlets=[ARCHIVE],
-        environment={"ARCHIVE_RETENTION_DAYS":
-                     os.environ.get("ADPIPE_ARCHIVE_RETENTION_DAYS", "30")},
+        environment={
+            "ARCHIVE_RETENTION_DAYS": os.environ.get("ADPIPE_ARCHIVE_RETENTION_DAYS", "30")
+        },
     )
     reconcile_days = job_task(
         task_id="reconcile_days",
         job="archive",
         entrypoint=["python3", "/app/reconcile.py"],
-        command=["--from",
-                 "{{ (data_interval_end - macros.timedelta(days=45)).strftime('%Y-%m-%d') }}",
-                 "--to", "{{ data_interval_end.strftime('%Y-%m-%d') }}"],
+        command=[
+            "--from",
+            "{{ (data_interval_end - macros.timedelta(days=45)).strftime('%Y-%m-%d') }}",
+            "--to",
+            "{{ data_interval_end.strftime('%Y-%m-%d') }}",
+        ],
         connections=("ad_s3", "warehouse"),
         retries=1,  # a second look, in case a load was committing; an imbalance stays one
         retry_delay=timedelta(seconds=30),

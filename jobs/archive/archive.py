@@ -54,14 +54,22 @@ COLUMNS: list[tuple[str, str, pa.DataType, pa.DataType]] = [
     ("placement", "placement", pa.string(), pa.string()),
     ("device", "device", pa.string(), pa.string()),
     ("country", "country", pa.string(), pa.string()),
-    ("shown_at", "(extract(epoch FROM shown_at) * 1000000)::bigint", pa.int64(),
-     pa.timestamp("us", tz="UTC")),
+    (
+        "shown_at",
+        "(extract(epoch FROM shown_at) * 1000000)::bigint",
+        pa.int64(),
+        pa.timestamp("us", tz="UTC"),
+    ),
     ("cost_micros", "cost_micros", pa.int64(), pa.int64()),
     ("currency", "currency", pa.string(), pa.string()),
     ("clicked", "clicked", pa.bool_(), pa.bool_()),
     ("load_run_id", "load_run_id", pa.int64(), pa.int64()),
-    ("loaded_at", "(extract(epoch FROM loaded_at) * 1000000)::bigint", pa.int64(),
-     pa.timestamp("us", tz="UTC")),
+    (
+        "loaded_at",
+        "(extract(epoch FROM loaded_at) * 1000000)::bigint",
+        pa.int64(),
+        pa.timestamp("us", tz="UTC"),
+    ),
 ]
 SCHEMA = pa.schema([(name, parquet_type, False) for name, _, _, parquet_type in COLUMNS])
 MOVE_DAY = """
@@ -105,22 +113,27 @@ def csv_to_parquet(csv_path: Path, parquet_path: Path) -> dict[str, Any]:
     and the sha256 of the ordered 16-byte impression ids."""
     reader = pacsv.open_csv(
         csv_path,
-        read_options=pacsv.ReadOptions(column_names=[c[0] for c in COLUMNS],
-                                       block_size=BATCH_BYTES),
+        read_options=pacsv.ReadOptions(
+            column_names=[c[0] for c in COLUMNS], block_size=BATCH_BYTES
+        ),
         convert_options=pacsv.ConvertOptions(
             column_types={name: csv_type for name, _, csv_type, _ in COLUMNS},
-            true_values=["t"], false_values=["f"], strings_can_be_null=False))
+            true_values=["t"],
+            false_values=["f"],
+            strings_can_be_null=False,
+        ),
+    )
     ids = hashlib.sha256()
     rows, low, high = 0, None, None
     with pq.ParquetWriter(parquet_path, SCHEMA, compression="zstd") as writer:
         for batch in reader:
             if batch.num_rows == 0:
                 continue
-            raw = bytes.fromhex("".join(batch.column("impression_id").to_pylist()).replace(
-                "-", ""))
+            raw = bytes.fromhex("".join(batch.column("impression_id").to_pylist()).replace("-", ""))
             ids.update(raw)
-            storage = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), batch.num_rows,
-                                                            [None, pa.py_buffer(raw)])
+            storage = pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(16), batch.num_rows, [None, pa.py_buffer(raw)]
+            )
             arrays = []
             for (name, _, _, parquet_type), column in zip(COLUMNS, batch.columns, strict=True):
                 if name == "impression_id":
@@ -135,39 +148,55 @@ def csv_to_parquet(csv_path: Path, parquet_path: Path) -> dict[str, Any]:
     return {"rows": rows, "min_us": low, "max_us": high, "ids_sha256": ids.hexdigest()}
 
 
-def verify(bucket: Bucket, key: str, expected_sha: str, expected: dict[str, Any],
-           workdir: Path) -> None:
+def verify(
+    bucket: Bucket, key: str, expected_sha: str, expected: dict[str, Any], workdir: Path
+) -> None:
     """Read the object back and check its bytes, row count and ids, on this side."""
     copy = workdir / "readback.parquet"
     with copy.open("wb") as handle:
         if not bucket.download(key, handle):
             raise UpstreamError(f"archive object s3://{bucket.name}/{key} vanished after PUT")
     if _sha256_file(copy) != expected_sha:
-        raise DataError(f"archive object s3://{bucket.name}/{key} reads back different bytes",
-                        "nothing was deleted; rerun")
+        raise DataError(
+            f"archive object s3://{bucket.name}/{key} reads back different bytes",
+            "nothing was deleted; rerun",
+        )
     parquet = pq.ParquetFile(copy)
     ids = hashlib.sha256()
     for batch in parquet.iter_batches(columns=["impression_id"], batch_size=65_536):
-        ids.update(batch.column(0).storage.buffers()[1].to_pybytes()[:16 * batch.num_rows])
+        ids.update(batch.column(0).storage.buffers()[1].to_pybytes()[: 16 * batch.num_rows])
     if parquet.metadata.num_rows != expected["rows"] or ids.hexdigest() != expected["ids_sha256"]:
-        raise DataError(f"archive object s3://{bucket.name}/{key} holds other rows than the "
-                        "day's", "nothing was deleted; rerun")
+        raise DataError(
+            f"archive object s3://{bucket.name}/{key} holds other rows than the day's",
+            "nothing was deleted; rerun",
+        )
     copy.unlink()
 
 
-def archive_day(conn: Any, bucket: Bucket, day: date, run_date: date,
-                committed: set[str], workdir: Path) -> dict[str, Any]:
+def archive_day(
+    conn: Any, bucket: Bucket, day: date, run_date: date, committed: set[str], workdir: Path
+) -> dict[str, Any]:
     """Move one day's rows to one verified archive object, in one transaction."""
     csv_path, parquet_path = workdir / "day.csv", workdir / "day.parquet"
     expressions = sql.SQL(", ").join(sql.SQL(expr) for _, expr, _, _ in COLUMNS)
-    outcome = {"day": day.isoformat(), "rows": 0, "key": None, "written": False,
-               "adopted": False, "orphans_deleted": 0}
+    outcome = {
+        "day": day.isoformat(),
+        "rows": 0,
+        "key": None,
+        "written": False,
+        "adopted": False,
+        "orphans_deleted": 0,
+    }
     with conn, conn.cursor() as cur:
         cur.execute("SET LOCAL TimeZone = 'UTC'")
         with csv_path.open("wb") as spool:
-            cur.copy_expert(sql.SQL(MOVE_DAY).format(
-                partition=sql.Identifier(partition_name(day)), expressions=expressions
-            ).as_string(cur), spool, size=1 << 16)
+            cur.copy_expert(
+                sql.SQL(MOVE_DAY)
+                .format(partition=sql.Identifier(partition_name(day)), expressions=expressions)
+                .as_string(cur),
+                spool,
+                size=1 << 16,
+            )
         facts = csv_to_parquet(csv_path, parquet_path)
         csv_path.unlink()
         prefix = day_prefix(day)
@@ -179,8 +208,10 @@ def archive_day(conn: Any, bucket: Bucket, day: date, run_date: date,
         sha = _sha256_file(parquet_path)
         key = f"{prefix}part-{sha[:20]}.parquet"
         if key in committed:
-            raise DataError(f"{key} is already archived, yet its rows were in the table",
-                            "inspect archive_manifest for this day before rerunning")
+            raise DataError(
+                f"{key} is already archived, yet its rows were in the table",
+                "inspect archive_manifest for this day before rerunning",
+            )
         stale = [k for k in orphans if k != key]
         if key in orphans:
             outcome["adopted"] = True  # an earlier attempt uploaded it and died before commit
@@ -189,9 +220,20 @@ def archive_day(conn: Any, bucket: Bucket, day: date, run_date: date,
                 outcome["written"] = bucket.put_new(key, body, "application/vnd.apache.parquet")
             outcome["adopted"] = not outcome["written"]
         verify(bucket, key, sha, facts, workdir)
-        cur.execute(INSERT_MANIFEST, (key, day, facts["rows"], parquet_path.stat().st_size, sha,
-                                      facts["ids_sha256"], facts["min_us"], facts["max_us"],
-                                      run_date))
+        cur.execute(
+            INSERT_MANIFEST,
+            (
+                key,
+                day,
+                facts["rows"],
+                parquet_path.stat().st_size,
+                sha,
+                facts["ids_sha256"],
+                facts["min_us"],
+                facts["max_us"],
+                run_date,
+            ),
+        )
         parquet_path.unlink()
         pause = float(os.environ.get("ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS", "0"))
         if pause:  # a seam for fault tests: kill the job or cut its connection here
@@ -199,8 +241,7 @@ def archive_day(conn: Any, bucket: Bucket, day: date, run_date: date,
             time.sleep(pause)
     committed.add(key)
     bucket.delete(stale)
-    outcome.update(rows=facts["rows"], key=f"s3://{bucket.name}/{key}",
-                   orphans_deleted=len(stale))
+    outcome.update(rows=facts["rows"], key=f"s3://{bucket.name}/{key}", orphans_deleted=len(stale))
     return outcome
 
 
@@ -239,7 +280,7 @@ def sweep_orphans(bucket: Bucket, committed: set[str], busy_days: set[date]) -> 
     handled by `archive_day`, which may adopt them)."""
     orphans = []
     for key in bucket.keys(TABLE_PREFIX):
-        part = key[len(TABLE_PREFIX):].split("/", 1)[0]
+        part = key[len(TABLE_PREFIX) :].split("/", 1)[0]
         if key in committed:
             continue
         try:
@@ -272,7 +313,8 @@ def archive(conn: Any, bucket: Bucket, run_date: date, retention_days: int) -> d
                 log.info("archived %s: %d rows to %s", day, result["rows"], result["key"])
             results.append(result)
     summary = {
-        "date": run_date.isoformat(), "cutoff": cutoff.isoformat(),
+        "date": run_date.isoformat(),
+        "cutoff": cutoff.isoformat(),
         "days_archived": sum(1 for r in results if r["rows"]),
         "rows_archived": sum(r["rows"] for r in results),
         "objects_written": sum(1 for r in results if r["written"]),
@@ -282,9 +324,11 @@ def archive(conn: Any, bucket: Bucket, run_date: date, retention_days: int) -> d
         "keys": [r["key"] for r in results if r["key"]],
     }
     if failures:
-        raise DataError(f"{len(failures)} of {len(days)} days not archived "
-                        f"({'; '.join(failures)}); archived: {summary['days_archived']}",
-                        "their rows are still in PostgreSQL; rerun once the cause is fixed")
+        raise DataError(
+            f"{len(failures)} of {len(days)} days not archived "
+            f"({'; '.join(failures)}); archived: {summary['days_archived']}",
+            "their rows are still in PostgreSQL; rerun once the cause is fixed",
+        )
     return summary
 
 
@@ -294,8 +338,10 @@ def _with_lock(conn: Any, work: Any) -> dict[str, Any]:
         got = cur.fetchone()[0]
     conn.commit()
     if not got:
-        raise UpstreamError("another archive or restore run holds the archive lock",
-                            "wait for it to end, then rerun")
+        raise UpstreamError(
+            "another archive or restore run holds the archive lock",
+            "wait for it to end, then rerun",
+        )
     try:
         return work()
     finally:
@@ -314,11 +360,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             if args.last < args.first:
                 raise DataError("--to must not be before --from")
             return _with_lock(conn, lambda: restore(conn, bucket, args.first, args.last))
-        return _with_lock(conn, lambda: archive(conn, bucket, args.date,
-                                                settings.retention_days))
+        return _with_lock(conn, lambda: archive(conn, bucket, args.date, settings.retention_days))
     except psycopg2.OperationalError as exc:
-        raise UpstreamError(f"the warehouse connection failed: {str(exc).strip()}",
-                            "the day in flight was rolled back; rerun") from None
+        raise UpstreamError(
+            f"the warehouse connection failed: {str(exc).strip()}",
+            "the day in flight was rolled back; rerun",
+        ) from None
     finally:
         conn.close()
 
@@ -328,14 +375,28 @@ def parser() -> argparse.ArgumentParser:
     if len(sys.argv) > 1 and sys.argv[1] == "restore":
         restore_parser = argparse.ArgumentParser(prog="archive restore", description=doc)
         restore_parser.add_argument("command", choices=["restore"])
-        restore_parser.add_argument("--from", dest="first", type=date.fromisoformat,
-                                    required=True, help="first day to restore (YYYY-MM-DD)")
-        restore_parser.add_argument("--to", dest="last", type=date.fromisoformat,
-                                    required=True, help="last day to restore, inclusive")
+        restore_parser.add_argument(
+            "--from",
+            dest="first",
+            type=date.fromisoformat,
+            required=True,
+            help="first day to restore (YYYY-MM-DD)",
+        )
+        restore_parser.add_argument(
+            "--to",
+            dest="last",
+            type=date.fromisoformat,
+            required=True,
+            help="last day to restore, inclusive",
+        )
         return restore_parser
     archive_parser = argparse.ArgumentParser(description=doc)
-    archive_parser.add_argument("--date", type=date.fromisoformat, required=True,
-                                help="the run's date; days before date - retention move")
+    archive_parser.add_argument(
+        "--date",
+        type=date.fromisoformat,
+        required=True,
+        help="the run's date; days before date - retention move",
+    )
     archive_parser.set_defaults(command="archive")
     return archive_parser
 

@@ -60,8 +60,9 @@ class Progress:
         self.done += 1
         if self.tty:
             filled = int(30 * self.done / max(self.total, 1))
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}"
-                             f" {label}")
+            sys.stderr.write(
+                f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {label}"
+            )
             if self.done == self.total:
                 sys.stderr.write("\n")
         elif self.done == self.total or self.done % 10 == 0:
@@ -92,8 +93,9 @@ def reconcile(conn: Any, bucket: Bucket, first: date, last: date) -> list[dict[s
     days: dict[date, dict[str, Any]] = {}
 
     def row(day: date) -> dict[str, Any]:
-        return days.setdefault(day, {"day": day.isoformat(), **dict.fromkeys(FIELDS, 0),
-                                     "problems": []})
+        return days.setdefault(
+            day, {"day": day.isoformat(), **dict.fromkeys(FIELDS, 0), "problems": []}
+        )
 
     with conn, conn.cursor() as cur:
         cur.execute(PG_ROWS, (start, end))
@@ -125,7 +127,8 @@ def reconcile(conn: Any, bucket: Bucket, first: date, last: date) -> list[dict[s
                     row(day)["problems"].append(f"archive object {key} is missing")
                 elif found != rows:
                     row(day)["problems"].append(
-                        f"archive object {key} holds {found} rows, the manifest says {rows}")
+                        f"archive object {key} holds {found} rows, the manifest says {rows}"
+                    )
                 row(day)["archive"] += found or 0
             progress.step(day.isoformat())
 
@@ -163,20 +166,34 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     print(json.dumps(days, indent=1) if args.json else table(days), flush=True)
     off = [d for d in days if not d["balanced"]]
     if off:
-        named = "; ".join(f"{d['day']} off by {d['difference']:+d}"
-                          + (f" ({', '.join(d['problems'])})" if d["problems"] else "")
-                          for d in off)
-        raise DataError(f"{len(off)} of {len(days)} days do not balance: {named}",
-                        "compare the day's backup, table, archive and quarantine")
-    return {"from": args.first.isoformat(), "to": args.last.isoformat(), "days": len(days),
-            "balanced": len(days)}
+        named = "; ".join(
+            f"{d['day']} off by {d['difference']:+d}"
+            + (f" ({', '.join(d['problems'])})" if d["problems"] else "")
+            for d in off
+        )
+        raise DataError(
+            f"{len(off)} of {len(days)} days do not balance: {named}",
+            "compare the day's backup, table, archive and quarantine",
+        )
+    return {
+        "from": args.first.isoformat(),
+        "to": args.last.isoformat(),
+        "days": len(days),
+        "balanced": len(days),
+    }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--from", dest="first", type=date.fromisoformat, required=True,
-                        help="first day (YYYY-MM-DD)")
-    parser.add_argument("--to", dest="last", type=date.fromisoformat, required=True,
-                        help="last day, inclusive")
+    parser.add_argument(
+        "--from",
+        dest="first",
+        type=date.fromisoformat,
+        required=True,
+        help="first day (YYYY-MM-DD)",
+    )
+    parser.add_argument(
+        "--to", dest="last", type=date.fromisoformat, required=True, help="last day, inclusive"
+    )
     parser.add_argument("--json", action="store_true", help="print the days as JSON")
     run("reconcile", parser, main)

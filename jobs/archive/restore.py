@@ -28,23 +28,36 @@ SELECT archive_id, object_key, shown_date, rows FROM archive_manifest
 WHERE shown_date BETWEEN %s AND %s AND restored_at IS NULL
 ORDER BY shown_date, archive_id
 """
-STAGE = ("CREATE TEMPORARY TABLE stage_restore (LIKE ad_impressions INCLUDING DEFAULTS) "
-         "ON COMMIT DROP")
-COLUMNS = ("impression_id", "ad_id", "campaign_id", "advertiser_id", "placement", "device",
-           "country", "shown_at", "cost_micros", "currency", "clicked", "load_run_id",
-           "loaded_at")
+STAGE = (
+    "CREATE TEMPORARY TABLE stage_restore (LIKE ad_impressions INCLUDING DEFAULTS) ON COMMIT DROP"
+)
+COLUMNS = (
+    "impression_id",
+    "ad_id",
+    "campaign_id",
+    "advertiser_id",
+    "placement",
+    "device",
+    "country",
+    "shown_at",
+    "cost_micros",
+    "currency",
+    "clicked",
+    "load_run_id",
+    "loaded_at",
+)
 
 
 def _csv_lines(path: Path) -> Any:
     """CSV text for COPY, batch by batch (uuids rendered back to text)."""
     for batch in pq.ParquetFile(path).iter_batches(batch_size=50_000):
         raw = batch.column("impression_id").storage.buffers()[1].to_pybytes()
-        ids = pa.array([str(uuid.UUID(bytes=raw[i * 16:(i + 1) * 16]))
-                        for i in range(batch.num_rows)])
+        ids = pa.array(
+            [str(uuid.UUID(bytes=raw[i * 16 : (i + 1) * 16])) for i in range(batch.num_rows)]
+        )
         table = pa.Table.from_batches([batch]).set_column(0, "impression_id", ids)
         out = io.BytesIO()
-        pacsv.write_csv(table.select(list(COLUMNS)), out,
-                        pacsv.WriteOptions(include_header=False))
+        pacsv.write_csv(table.select(list(COLUMNS)), out, pacsv.WriteOptions(include_header=False))
         yield out.getvalue().decode()
 
 
@@ -59,23 +72,35 @@ def restore(conn: Any, bucket: Bucket, first: date, last: date) -> dict[str, Any
         for archive_id, key, day, rows in objects:
             with path.open("wb") as handle:
                 if not bucket.download(key, handle):
-                    raise DataError(f"archive object s3://{bucket.name}/{key} is missing",
-                                    "the manifest lists it; inspect the bucket")
+                    raise DataError(
+                        f"archive object s3://{bucket.name}/{key} is missing",
+                        "the manifest lists it; inspect the bucket",
+                    )
             with conn, conn.cursor() as cur:
                 ensure_partitions(cur, day, day)
                 cur.execute(STAGE)
-                cur.copy_expert(f"COPY stage_restore ({', '.join(COLUMNS)}) FROM STDIN "
-                                "WITH (FORMAT csv)", LineStream(_csv_lines(path)))
+                cur.copy_expert(
+                    f"COPY stage_restore ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)",
+                    LineStream(_csv_lines(path)),
+                )
                 cur.execute("SELECT count(*) FROM stage_restore")
                 staged = cur.fetchone()[0]
                 if staged != rows:
                     raise DataError(f"{key} holds {staged} rows, the manifest says {rows}")
-                cur.execute("INSERT INTO ad_impressions SELECT * FROM stage_restore "
-                            "ON CONFLICT DO NOTHING")
+                cur.execute(
+                    "INSERT INTO ad_impressions SELECT * FROM stage_restore ON CONFLICT DO NOTHING"
+                )
                 restored_rows += cur.rowcount
-                cur.execute("UPDATE archive_manifest SET restored_at = now() "
-                            "WHERE archive_id = %s", (archive_id,))
+                cur.execute(
+                    "UPDATE archive_manifest SET restored_at = now() WHERE archive_id = %s",
+                    (archive_id,),
+                )
             bucket.delete([key])
             days.add(day.isoformat())
-    return {"from": first.isoformat(), "to": last.isoformat(), "objects_restored": len(objects),
-            "rows_restored": restored_rows, "days": sorted(days)}
+    return {
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "objects_restored": len(objects),
+        "rows_restored": restored_rows,
+        "days": sorted(days),
+    }

@@ -53,8 +53,11 @@ class ApiClient:
 
     def page(self, start: datetime, end: datetime, cursor: str | None, number: int) -> bytes:
         """The raw body of one page, after checking it is the contract's JSON."""
-        query: dict[str, str | int] = {"start": _rfc3339(start), "end": _rfc3339(end),
-                                       "limit": self.page_size}
+        query: dict[str, str | int] = {
+            "start": _rfc3339(start),
+            "end": _rfc3339(end),
+            "limit": self.page_size,
+        }
         if cursor:
             query["cursor"] = cursor
         url = f"{self.base_url}/v1/impressions?{urlencode(query)}"
@@ -70,8 +73,10 @@ class ApiClient:
                     return response.data
                 problem = f"HTTP {response.status}: {response.data[:200]!r}"
                 if response.status not in RETRY_STATUSES:
-                    raise UpstreamError(f"ad API refused page {number} ({problem})",
-                                        "check the window and AD_API_URL")
+                    raise UpstreamError(
+                        f"ad API refused page {number} ({problem})",
+                        "check the window and AD_API_URL",
+                    )
                 retry_after = _retry_after(response.headers.get("Retry-After"))
             if attempt == MAX_ATTEMPTS:
                 break
@@ -80,8 +85,10 @@ class ApiClient:
             self.retries += 1
             log.warning("page %d: %s; retry %d in %.1f s", number, problem, attempt, delay)
             time.sleep(delay)
-        raise UpstreamError(f"ad API failed page {number} after {MAX_ATTEMPTS} attempts "
-                            f"({problem})", "check the ad API (AD_API_URL), then rerun")
+        raise UpstreamError(
+            f"ad API failed page {number} after {MAX_ATTEMPTS} attempts ({problem})",
+            "check the ad API (AD_API_URL), then rerun",
+        )
 
 
 def _retry_after(value: str | None) -> float:
@@ -100,12 +107,14 @@ def read_page(body: bytes, number: int) -> tuple[int, str | None]:
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"page {number} is not JSON ({exc}); it starts {body[:80]!r}",
-                        "the ad API answered outside its contract; rerun, and report it if it "
-                        "persists") from None
+        raise DataError(
+            f"page {number} is not JSON ({exc}); it starts {body[:80]!r}",
+            "the ad API answered outside its contract; rerun, and report it if it persists",
+        ) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("impressions"), list):
-        raise DataError(f"page {number} has no 'impressions' list",
-                        "the ad API answered outside its contract")
+        raise DataError(
+            f"page {number} has no 'impressions' list", "the ad API answered outside its contract"
+        )
     cursor = payload.get("next_cursor")
     if cursor is not None and not (isinstance(cursor, str) and cursor):
         raise DataError(f"page {number} has a next_cursor that is not a string or null")
@@ -130,8 +139,13 @@ def extract(start: datetime, end: datetime, api: ApiClient, bucket: Bucket) -> d
         key = f"{prefix}page-{number:05d}.json.gz"
         packed = gzip.compress(body, compresslevel=6, mtime=0)
         digest = hashlib.sha256(body).hexdigest()
-        bucket.put(key, packed, "application/json", ContentEncoding="gzip",
-                   Metadata={"sha256": digest, "records": str(count)})
+        bucket.put(
+            key,
+            packed,
+            "application/json",
+            ContentEncoding="gzip",
+            Metadata={"sha256": digest, "records": str(count)},
+        )
         pages.append({"key": key, "records": count, "bytes": len(body), "sha256": digest})
         records += count
         raw_bytes += len(body)
@@ -151,10 +165,16 @@ def extract(start: datetime, end: datetime, api: ApiClient, bucket: Bucket) -> d
         "bytes": raw_bytes,
     }
     bucket.put(manifest_key, json.dumps(manifest, indent=1).encode(), "application/json")
-    return {"window": [_rfc3339(start), _rfc3339(end)], "pages": len(pages), "records": records,
-            "bytes_received": raw_bytes, "bytes_stored": stored_bytes,
-            "api_retries": api.retries, "stale_pages_deleted": len(stale),
-            "manifest": f"s3://{bucket.name}/{manifest_key}"}
+    return {
+        "window": [_rfc3339(start), _rfc3339(end)],
+        "pages": len(pages),
+        "records": records,
+        "bytes_received": raw_bytes,
+        "bytes_stored": stored_bytes,
+        "api_retries": api.retries,
+        "stale_pages_deleted": len(stale),
+        "manifest": f"s3://{bucket.name}/{manifest_key}",
+    }
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:

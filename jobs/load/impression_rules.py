@@ -13,14 +13,26 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-COLUMNS = ("impression_id", "ad_id", "campaign_id", "advertiser_id", "placement", "device",
-           "country", "shown_at", "cost_micros", "currency", "clicked")
+COLUMNS = (
+    "impression_id",
+    "ad_id",
+    "campaign_id",
+    "advertiser_id",
+    "placement",
+    "device",
+    "country",
+    "shown_at",
+    "cost_micros",
+    "currency",
+    "clicked",
+)
 BIGINT_MAX = 2**63 - 1
 MAX_TEXT = 64
 COUNTRY = re.compile(r"[A-Z]{2}")
 DIGITS = re.compile(r"[0-9]{1,19}")
 # ISO 4217 active codes
-CURRENCIES = frozenset("""
+CURRENCIES = frozenset(
+    """
 AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
 BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
 GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR
@@ -28,7 +40,8 @@ KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU 
 MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR
 SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS
 UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
-""".split())
+""".split()
+)
 
 
 class Rejected(ValueError):
@@ -76,8 +89,7 @@ def normalise(record: Any, start: datetime, end: datetime) -> tuple[Any, ...]:
     if raw_id is None:
         raise Rejected("impression_id is missing")
     try:
-        impression_id = uuid.UUID(raw_id) if isinstance(raw_id, str) and len(raw_id) == 36 \
-            else None
+        impression_id = uuid.UUID(raw_id) if isinstance(raw_id, str) and len(raw_id) == 36 else None
     except ValueError:
         impression_id = None
     if impression_id is None:

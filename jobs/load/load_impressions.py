@@ -86,16 +86,20 @@ def read_manifest(bucket: Bucket, start: datetime, end: datetime) -> tuple[str, 
     key = backup_prefix(start, end) + "manifest.json"
     body = bucket.get(key)
     if body is None:
-        raise DataError(f"no backup manifest at s3://{bucket.name}/{key}",
-                        "run extract_backup for this window first")
+        raise DataError(
+            f"no backup manifest at s3://{bucket.name}/{key}",
+            "run extract_backup for this window first",
+        )
     try:
         manifest = json.loads(body)
         pages = manifest["pages"]
         for page in pages:
             page["key"], page["sha256"]
     except (ValueError, KeyError, TypeError):
-        raise DataError(f"backup manifest s3://{bucket.name}/{key} is unreadable",
-                        "rerun extract_backup for this window") from None
+        raise DataError(
+            f"backup manifest s3://{bucket.name}/{key} is unreadable",
+            "rerun extract_backup for this window",
+        ) from None
     return key, hashlib.sha256(body).hexdigest(), manifest
 
 
@@ -104,21 +108,29 @@ def page_bodies(bucket: Bucket, manifest: dict) -> Iterator[tuple[int, bytes]]:
     for number, page in enumerate(manifest["pages"], start=1):
         packed = bucket.get(page["key"])
         if packed is None:
-            raise DataError(f"backup page s3://{bucket.name}/{page['key']} is missing",
-                            "rerun extract_backup for this window")
+            raise DataError(
+                f"backup page s3://{bucket.name}/{page['key']} is missing",
+                "rerun extract_backup for this window",
+            )
         try:
             body = gzip.decompress(packed)
         except (OSError, EOFError):
-            raise DataError(f"backup page s3://{bucket.name}/{page['key']} is not gzip",
-                            "rerun extract_backup for this window") from None
+            raise DataError(
+                f"backup page s3://{bucket.name}/{page['key']} is not gzip",
+                "rerun extract_backup for this window",
+            ) from None
         if hashlib.sha256(body).hexdigest() != page["sha256"]:
-            raise DataError(f"backup page s3://{bucket.name}/{page['key']} does not match the "
-                            "manifest's sha256", "rerun extract_backup for this window")
+            raise DataError(
+                f"backup page s3://{bucket.name}/{page['key']} does not match the "
+                "manifest's sha256",
+                "rerun extract_backup for this window",
+            )
         yield number, body
 
 
-def csv_lines(bucket: Bucket, manifest: dict, start: datetime, end: datetime,
-              counts: Counts, rejects: Any) -> Iterator[str]:
+def csv_lines(
+    bucket: Bucket, manifest: dict, start: datetime, end: datetime, counts: Counts, rejects: Any
+) -> Iterator[str]:
     """CSV lines for COPY, one per valid record; rejected records go to ``rejects``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -127,16 +139,22 @@ def csv_lines(bucket: Bucket, manifest: dict, start: datetime, end: datetime,
         try:
             records = parse_page(body)
         except Rejected as exc:
-            raise DataError(f"backup page {number} breaks the contract: {exc}",
-                            "rerun extract_backup for this window") from None
+            raise DataError(
+                f"backup page {number} breaks the contract: {exc}",
+                "rerun extract_backup for this window",
+            ) from None
         for position, record in enumerate(records):
             counts.received += 1
             try:
                 row = normalise(record, start, end)
             except Rejected as exc:
                 counts.rejected += 1
-                rejects.write(json.dumps({"page": number, "position": position,
-                                          "reason": str(exc), "record": record}) + "\n")
+                rejects.write(
+                    json.dumps(
+                        {"page": number, "position": position, "reason": str(exc), "record": record}
+                    )
+                    + "\n"
+                )
                 continue
             counts.valid += 1
             ordinal += 1
@@ -146,17 +164,21 @@ def csv_lines(bucket: Bucket, manifest: dict, start: datetime, end: datetime,
             out.truncate()
 
 
-def load(start: datetime, end: datetime, settings: Settings, bucket: Bucket,
-         conn: Any) -> dict[str, Any]:
+def load(
+    start: datetime, end: datetime, settings: Settings, bucket: Bucket, conn: Any
+) -> dict[str, Any]:
     started_at = datetime.now(UTC)
     manifest_key, manifest_sha, manifest = read_manifest(bucket, start, end)
     counts = Counts()
     reject_key = quarantine_key(start, end)
     columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-    with tempfile.TemporaryFile() as spool, \
-            gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) as packed, \
-            io.TextIOWrapper(packed, encoding="utf-8") as rejects, \
-            conn, conn.cursor() as cur:
+    with (
+        tempfile.TemporaryFile() as spool,
+        gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) as packed,
+        io.TextIOWrapper(packed, encoding="utf-8") as rejects,
+        conn,
+        conn.cursor() as cur,
+    ):
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (manifest_key,))
         cur.execute(ARCHIVED_RELOAD, {"start": start, "end": end})
         archived = cur.fetchone()
@@ -164,7 +186,8 @@ def load(start: datetime, end: datetime, settings: Settings, bucket: Bucket,
             raise DataError(
                 f"this window was loaded before and its day is archived "
                 f"(s3://{bucket.name}/{archived[0]}); loading it again would hold its rows twice",
-                "restore the day first (make restore FROM=... TO=...), then rerun the load")
+                "restore the day first (make restore FROM=... TO=...), then rerun the load",
+            )
         cur.execute(STAGE)
         stream = LineStream(csv_lines(bucket, manifest, start, end, counts, rejects))
         cur.copy_expert(COPY_STAGE, stream, size=1 << 16)
@@ -177,32 +200,54 @@ def load(start: datetime, end: datetime, settings: Settings, bucket: Bucket,
                 f"{counts.rejected} of {counts.received} records rejected "
                 f"({counts.rejected / counts.received:.2%}, above {limit:.2%}); nothing "
                 f"loaded; reasons in s3://{bucket.name}/{reject_key}",
-                "inspect the quarantine, fix the source or raise LOAD_MAX_REJECTED_SHARE")
-        ensure_partitions(cur, start.astimezone(UTC).date(),
-                          (end - timedelta(microseconds=1)).astimezone(UTC).date())
-        cur.execute(INSERT_RUN, (start, end, manifest_key, manifest_sha,
-                                 len(manifest["pages"]),
-                                 reject_key if counts.rejected else None, started_at))
+                "inspect the quarantine, fix the source or raise LOAD_MAX_REJECTED_SHARE",
+            )
+        ensure_partitions(
+            cur,
+            start.astimezone(UTC).date(),
+            (end - timedelta(microseconds=1)).astimezone(UTC).date(),
+        )
+        cur.execute(
+            INSERT_RUN,
+            (
+                start,
+                end,
+                manifest_key,
+                manifest_sha,
+                len(manifest["pages"]),
+                reject_key if counts.rejected else None,
+                started_at,
+            ),
+        )
         run_id = cur.fetchone()[0]
         cur.execute(DELETE_WINDOW, (start, end))
         replaced = cur.rowcount
         cur.execute(sql.SQL(INSERT_FIRST_OF_EACH).format(columns=columns), (run_id,))
         written = cur.rowcount
         duplicates = counts.valid - written
-        cur.execute(FINISH_RUN, (counts.received, counts.valid, counts.rejected, duplicates,
-                                 written, replaced, run_id))
+        cur.execute(
+            FINISH_RUN,
+            (counts.received, counts.valid, counts.rejected, duplicates, written, replaced, run_id),
+        )
         # the quarantine lands before the commit: a committed load always has its rejects,
         # and no stale rejects of an earlier load of the window
         if counts.rejected:
             _quarantine(bucket, reject_key, spool, packed, rejects)
         else:
             bucket.delete([reject_key])
-    return {"window": [start.isoformat(), end.isoformat()], "load_run_id": run_id,
-            "pages": len(manifest["pages"]), "received": counts.received,
-            "valid": counts.valid, "rejected": counts.rejected, "duplicates": duplicates,
-            "rows_written": written, "rows_replaced": replaced,
-            "manifest": f"s3://{bucket.name}/{manifest_key}",
-            "quarantine": f"s3://{bucket.name}/{reject_key}" if counts.rejected else None}
+    return {
+        "window": [start.isoformat(), end.isoformat()],
+        "load_run_id": run_id,
+        "pages": len(manifest["pages"]),
+        "received": counts.received,
+        "valid": counts.valid,
+        "rejected": counts.rejected,
+        "duplicates": duplicates,
+        "rows_written": written,
+        "rows_replaced": replaced,
+        "manifest": f"s3://{bucket.name}/{manifest_key}",
+        "quarantine": f"s3://{bucket.name}/{reject_key}" if counts.rejected else None,
+    }
 
 
 def _quarantine(bucket: Bucket, key: str, spool: Any, packed: Any, rejects: Any) -> None:
@@ -223,8 +268,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         migrate(conn)
         return load(args.start, args.end, settings, bucket, conn)
     except psycopg2.OperationalError as exc:
-        raise UpstreamError(f"the warehouse connection failed mid-load: {exc}".strip(),
-                            "nothing was committed; rerun when PostgreSQL is back") from None
+        raise UpstreamError(
+            f"the warehouse connection failed mid-load: {exc}".strip(),
+            "nothing was committed; rerun when PostgreSQL is back",
+        ) from None
     finally:
         conn.close()
 

@@ -9,6 +9,7 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="adpipe-airflow-")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "false"
-os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-                      f"sqlite:///{os.environ['AIRFLOW_HOME']}/airflow.db")
+os.environ.setdefault(
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{os.environ['AIRFLOW_HOME']}/airflow.db"
+)
 sys.path.insert(0, str(DAGS))

@@ -73,8 +73,11 @@ def test_secrets_never_in_rendered_fields() -> None:
 
 def test_lineage_backup_then_table_then_archive() -> None:
     dags = _bag(DAGS).dags
-    names = {t.task_id: ([a.name for a in t.inlets], [a.name for a in t.outlets])
-             for dag_id in ("api-load", "archive") for t in dags[dag_id].tasks}
+    names = {
+        t.task_id: ([a.name for a in t.inlets], [a.name for a in t.outlets])
+        for dag_id in ("api-load", "archive")
+        for t in dags[dag_id].tasks
+    }
     assert names["extract_backup"][1] == ["ad_impressions_backup"]
     assert names["load_impressions"] == (["ad_impressions_backup"], ["ad_impressions"])
     assert names["archive_days"] == (["ad_impressions"], ["ad_impressions_archive"])

@@ -18,14 +18,17 @@ RUN_DATE = date(2026, 2, 15)  # retention 30: the cutoff is 2026-01-16; reconcil
 
 def day_rows(day: date) -> int:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return helpers.query("SELECT count(*) FROM ad_impressions WHERE shown_at >= %s AND "
-                         "shown_at < %s", (start, start + timedelta(days=1)))[0][0]
+    return helpers.query(
+        "SELECT count(*) FROM ad_impressions WHERE shown_at >= %s AND shown_at < %s",
+        (start, start + timedelta(days=1)),
+    )[0][0]
 
 
 def test_archive_dag_moves_the_old_day_and_reconciles() -> None:
     # a rerun of this test restores what its first run archived, then reloads it
-    restored = docker_run("adpipe/archive:dev", "restore", "--from", OLD.isoformat(),
-                          "--to", OLD.isoformat())
+    restored = docker_run(
+        "adpipe/archive:dev", "restore", "--from", OLD.isoformat(), "--to", OLD.isoformat()
+    )
     assert restored.returncode == 0, restored.stderr
     airflow = helpers.Airflow()
     for day in (OLD, RECENT):
@@ -38,10 +41,14 @@ def test_archive_dag_moves_the_old_day_and_reconciles() -> None:
     run_id = f"e2e-archive-{uuid.uuid4().hex[:6]}"
     logical = datetime(RUN_DATE.year, RUN_DATE.month, RUN_DATE.day, 3, tzinfo=UTC)
     run = airflow.run("archive", logical, run_id)
-    assert airflow.task_states("archive", run_id) == {"archive_days": "success",
-                                                      "reconcile_days": "success"}
+    assert airflow.task_states("archive", run_id) == {
+        "archive_days": "success",
+        "reconcile_days": "success",
+    }
     assert run["state"] == "success"
     assert day_rows(OLD) == 0 and day_rows(RECENT) > 0
-    archived = helpers.query("SELECT sum(rows) FROM archive_manifest WHERE shown_date = %s "
-                             "AND restored_at IS NULL", (OLD,))[0][0]
+    archived = helpers.query(
+        "SELECT sum(rows) FROM archive_manifest WHERE shown_date = %s AND restored_at IS NULL",
+        (OLD,),
+    )[0][0]
     assert archived == loaded

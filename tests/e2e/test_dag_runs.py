@@ -18,7 +18,10 @@ def test_smoke_dag_runs_each_job_image_through_the_docker_operator() -> None:
     run = airflow.run("adpipe-smoke", datetime(2026, 11, 1, tzinfo=UTC), run_id)
     assert run["state"] == "success", airflow.task_states("adpipe-smoke", run_id)
     assert airflow.task_states("adpipe-smoke", run_id) == {
-        "check_extract_backup": "success", "check_load": "success", "check_archive": "success"}
+        "check_extract_backup": "success",
+        "check_load": "success",
+        "check_archive": "success",
+    }
 
 
 def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> None:
@@ -26,8 +29,10 @@ def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> 
     run_id = f"e2e-api-load-{uuid.uuid4().hex[:8]}"
     run = airflow.run("api-load", datetime(2026, 9, 15, 7, tzinfo=UTC), run_id)
     assert run["state"] == "success", airflow.task_states("api-load", run_id)
-    assert airflow.task_states("api-load", run_id) == {"extract_backup": "success",
-                                                       "load_impressions": "success"}
+    assert airflow.task_states("api-load", run_id) == {
+        "extract_backup": "success",
+        "load_impressions": "success",
+    }
     start = datetime.fromisoformat(run["data_interval_start"])
     end = datetime.fromisoformat(run["data_interval_end"])
     assert (end - start).total_seconds() == 3600
@@ -38,9 +43,13 @@ def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> 
         for record in json.loads(body)["impressions"]:
             try:
                 moment = datetime.fromisoformat(record["shown_at"])
-                ok = (len(record["impression_id"]) == 36 and int(record["cost_micros"]) >= 0
-                      and record["currency"] != "XXQ" and moment.tzinfo is not None
-                      and start <= moment < end)
+                ok = (
+                    len(record["impression_id"]) == 36
+                    and int(record["cost_micros"]) >= 0
+                    and record["currency"] != "XXQ"
+                    and moment.tzinfo is not None
+                    and start <= moment < end
+                )
                 uuid.UUID(record["impression_id"])
             except (KeyError, ValueError):
                 ok = False

@@ -22,11 +22,12 @@ def window(day: int, hours: int = 1, hour: int = 10) -> tuple[datetime, datetime
 
 
 def run_job(job: str, start: datetime, end: datetime, **kw) -> dict:
-    done = docker_run(f"adpipe/{job}:dev", "--start", start.isoformat(), "--end",
-                      end.isoformat(), **kw)
+    done = docker_run(
+        f"adpipe/{job}:dev", "--start", start.isoformat(), "--end", end.isoformat(), **kw
+    )
     summary = [line for line in done.stdout.splitlines() if line.startswith("SUMMARY ")]
     assert summary, done.stdout + done.stderr
-    result = json.loads(summary[-1][len("SUMMARY "):])
+    result = json.loads(summary[-1][len("SUMMARY ") :])
     result["exit_code"] = done.returncode
     result["stderr"] = done.stderr
     return result
@@ -35,8 +36,11 @@ def run_job(job: str, start: datetime, end: datetime, **kw) -> dict:
 def faults(*plan: str) -> None:
     import os
 
-    req = urllib.request.Request(f"{os.environ['AD_API_URL']}/_faults", method="POST",  # noqa: S310
-                                 data=json.dumps({"plan": list(plan)}).encode())
+    req = urllib.request.Request(  # noqa: S310 - the local mock
+        f"{os.environ['AD_API_URL']}/_faults",
+        method="POST",
+        data=json.dumps({"plan": list(plan)}).encode(),
+    )
     urllib.request.urlopen(req, timeout=10).close()  # noqa: S310
 
 
@@ -49,9 +53,13 @@ def independent_count(start: datetime, end: datetime) -> tuple[int, list[bytes]]
             try:
                 uid = str(uuid.UUID(r["impression_id"]))
                 shown = datetime.fromisoformat(r["shown_at"])
-                ok = (shown.tzinfo is not None and start <= shown < end
-                      and int(r["cost_micros"]) >= 0 and r["currency"] != "XXQ"
-                      and len(r["impression_id"]) == 36)
+                ok = (
+                    shown.tzinfo is not None
+                    and start <= shown < end
+                    and int(r["cost_micros"]) >= 0
+                    and r["currency"] != "XXQ"
+                    and len(r["impression_id"]) == 36
+                )
             except (KeyError, ValueError):
                 ok = False
             if ok:
@@ -90,8 +98,11 @@ def test_three_runs_leave_the_same_table_and_keys() -> None:
         results.append((helpers.window_checksum(start, end), backup_keys(start, end)))
     assert results[0] == results[1] == results[2]
     assert results[0][0][0] > 0
-    runs = helpers.query("SELECT count(*), count(DISTINCT rows_written) FROM load_runs "
-                         "WHERE window_start = %s AND load_run_id >= %s", (start, first_new))[0]
+    runs = helpers.query(
+        "SELECT count(*), count(DISTINCT rows_written) FROM load_runs "
+        "WHERE window_start = %s AND load_run_id >= %s",
+        (start, first_new),
+    )[0]
     assert runs == (3, 1)
 
 
@@ -101,8 +112,9 @@ def test_api_429_then_500_then_ok_and_a_cut_body_are_retried() -> None:
     result = run_job("extract_backup", start, end)
     assert result["exit_code"] == 0, result["stderr"]
     assert result["api_retries"] == 4
-    assert [helpers.gunzip(helpers.get(k)) for k in backup_keys(start, end)[1:]] == \
-        helpers.api_pages(start, end)
+    assert [
+        helpers.gunzip(helpers.get(k)) for k in backup_keys(start, end)[1:]
+    ] == helpers.api_pages(start, end)
 
 
 def test_a_body_that_is_not_json_fails_naming_the_page() -> None:
@@ -118,18 +130,30 @@ def test_s3_stopped_during_extract_leaves_no_rows_and_the_retry_succeeds() -> No
     start, end = window(5, hours=6)
     name = f"extract-{uuid.uuid4().hex[:8]}"
     faults("slow:1", "slow:1", "slow:1", "slow:1", "slow:1", "slow:1")
-    docker_run("adpipe/extract_backup:dev", "--start", start.isoformat(), "--end",
-               end.isoformat(), detach=True, name=name, env={"EXTRACT_PAGE_SIZE": "500"})
+    docker_run(
+        "adpipe/extract_backup:dev",
+        "--start",
+        start.isoformat(),
+        "--end",
+        end.isoformat(),
+        detach=True,
+        name=name,
+        env={"EXTRACT_PAGE_SIZE": "500"},
+    )
     time.sleep(2.5)
     assert compose("stop", "s3").returncode == 0
     try:
-        code = int(subprocess.run(["docker", "wait", name], capture_output=True, text=True,
-                                  timeout=300, check=True).stdout.strip())
+        code = int(
+            subprocess.run(
+                ["docker", "wait", name], capture_output=True, text=True, timeout=300, check=True
+            ).stdout.strip()
+        )
         assert code != 0
     finally:
         compose("start", "s3")
-        subprocess.run(["bash", "platform/stack.sh", "start"], capture_output=True, timeout=300,
-                       check=False)
+        subprocess.run(
+            ["bash", "platform/stack.sh", "start"], capture_output=True, timeout=300, check=False
+        )
     failed_load = run_job("load", start, end)
     assert failed_load["exit_code"] != 0 and "manifest" in failed_load["stderr"]
     assert helpers.window_checksum(start, end)[0] == 0
@@ -144,12 +168,21 @@ def test_load_killed_mid_copy_leaves_the_previous_state_and_the_retry_succeeds()
     assert run_job("extract_backup", start, end)["exit_code"] == 0
     before = helpers.window_checksum(start, end)
     name = f"load-{uuid.uuid4().hex[:8]}"
-    docker_run("adpipe/load:dev", "--start", start.isoformat(), "--end", end.isoformat(),
-               detach=True, name=name)
+    docker_run(
+        "adpipe/load:dev",
+        "--start",
+        start.isoformat(),
+        "--end",
+        end.isoformat(),
+        detach=True,
+        name=name,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        copying = helpers.query("SELECT count(*) FROM pg_stat_activity WHERE application_name"
-                                " = 'adpipe-load' AND query LIKE 'COPY stage_impressions%%'")
+        copying = helpers.query(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name"
+            " = 'adpipe-load' AND query LIKE 'COPY stage_impressions%%'"
+        )
         if copying[0][0]:
             break
         time.sleep(0.05)

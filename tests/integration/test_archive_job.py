@@ -24,8 +24,10 @@ from helpers import compose, docker_run
 pytestmark = pytest.mark.usefixtures("stack")
 
 API_PORT = 18092
-ROWS = ("impression_id, ad_id, campaign_id, advertiser_id, placement, device, country, "
-        "shown_at, cost_micros, currency, clicked")
+ROWS = (
+    "impression_id, ad_id, campaign_id, advertiser_id, placement, device, country, "
+    "shown_at, cost_micros, currency, clicked"
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +41,31 @@ def small_api() -> Iterator[str]:
 
 def api_load(api: str, start: datetime, end: datetime) -> None:
     for job in ("extract_backup", "load"):
-        done = docker_run(f"adpipe/{job}:dev", "--start", start.isoformat(), "--end",
-                          end.isoformat(), env={"AD_API_URL": api})
+        done = docker_run(
+            f"adpipe/{job}:dev",
+            "--start",
+            start.isoformat(),
+            "--end",
+            end.isoformat(),
+            env={"AD_API_URL": api},
+        )
         assert done.returncode == 0, done.stderr
 
 
 def archive(run_date: date, **env: str) -> dict:
-    done = docker_run("adpipe/archive:dev", "--date", run_date.isoformat(),
-                      env={"ARCHIVE_RETENTION_DAYS": "30", **env})
+    done = docker_run(
+        "adpipe/archive:dev",
+        "--date",
+        run_date.isoformat(),
+        env={"ARCHIVE_RETENTION_DAYS": "30", **env},
+    )
     return summary(done)
 
 
 def summary(done: subprocess.CompletedProcess) -> dict:
     lines = [x for x in done.stdout.splitlines() if x.startswith("SUMMARY ")]
     assert lines, done.stdout + done.stderr
-    result = json.loads(lines[-1][len("SUMMARY "):])
+    result = json.loads(lines[-1][len("SUMMARY ") :])
     result["exit_code"], result["stderr"] = done.returncode, done.stderr
     return result
 
@@ -64,26 +76,42 @@ def day_range(first: date, last: date) -> list[date]:
 
 def pg_rows(day: date) -> list[tuple]:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    rows = helpers.query(f"SELECT {ROWS} FROM ad_impressions WHERE shown_at >= %s "  # noqa: S608
-                         "AND shown_at < %s", (start, start + timedelta(days=1)))
+    rows = helpers.query(
+        f"SELECT {ROWS} FROM ad_impressions WHERE shown_at >= %s "  # noqa: S608
+        "AND shown_at < %s",
+        (start, start + timedelta(days=1)),
+    )
     return sorted((str(r[0]), *r[1:7], r[7].astimezone(UTC).isoformat(), *r[8:]) for r in rows)
 
 
 def archived_rows(day: date) -> list[tuple]:
     """The day's rows as pyarrow reads them from the live archive objects."""
     rows = []
-    for (key,) in helpers.query("SELECT object_key FROM archive_manifest WHERE shown_date = %s"
-                                " AND restored_at IS NULL", (day,)):
+    for (key,) in helpers.query(
+        "SELECT object_key FROM archive_manifest WHERE shown_date = %s AND restored_at IS NULL",
+        (day,),
+    ):
         path = f"/tmp/adpipe-test-{uuid.uuid4().hex}.parquet"
         with open(path, "wb") as out:
             out.write(helpers.get(key))
         for r in pq.read_table(path).to_pylist():
             ident = r["impression_id"]
             ident = str(uuid.UUID(bytes=ident)) if isinstance(ident, bytes) else str(ident)
-            rows.append((ident, r["ad_id"], r["campaign_id"], r["advertiser_id"],
-                         r["placement"], r["device"], r["country"],
-                         r["shown_at"].astimezone(UTC).isoformat(), r["cost_micros"],
-                         r["currency"], r["clicked"]))
+            rows.append(
+                (
+                    ident,
+                    r["ad_id"],
+                    r["campaign_id"],
+                    r["advertiser_id"],
+                    r["placement"],
+                    r["device"],
+                    r["country"],
+                    r["shown_at"].astimezone(UTC).isoformat(),
+                    r["cost_micros"],
+                    r["currency"],
+                    r["clicked"],
+                )
+            )
     return sorted(rows)
 
 
@@ -95,25 +123,31 @@ def held_rows(first: date, last: date) -> int:
     """Rows in PostgreSQL plus rows in live manifest-listed archive objects, for the days."""
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
     end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
-    in_pg = helpers.query("SELECT count(*) FROM ad_impressions WHERE shown_at >= %s AND "
-                          "shown_at < %s", (start, end))[0][0]
-    archived = helpers.query("SELECT coalesce(sum(rows), 0) FROM archive_manifest WHERE "
-                             "shown_date BETWEEN %s AND %s AND restored_at IS NULL",
-                             (first, last))[0][0]
+    in_pg = helpers.query(
+        "SELECT count(*) FROM ad_impressions WHERE shown_at >= %s AND shown_at < %s", (start, end)
+    )[0][0]
+    archived = helpers.query(
+        "SELECT coalesce(sum(rows), 0) FROM archive_manifest WHERE "
+        "shown_date BETWEEN %s AND %s AND restored_at IS NULL",
+        (first, last),
+    )[0][0]
     return in_pg + archived
 
 
 def orphans() -> list[str]:
-    live = {k for (k,) in helpers.query(
-        "SELECT object_key FROM archive_manifest WHERE restored_at IS NULL")}
+    live = {
+        k
+        for (k,) in helpers.query(
+            "SELECT object_key FROM archive_manifest WHERE restored_at IS NULL"
+        )
+    }
     return [k for k in helpers.keys("archive/ad_impressions/") if k not in live]
 
 
 def wait_for_log(name: str, text: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True,
-                              check=False)
+        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=False)
         if text in logs.stdout + logs.stderr:
             return
         time.sleep(0.2)
@@ -142,8 +176,11 @@ def test_one_run_archives_exactly_the_days_older_than_the_cutoff(forty_days: dic
         if day < CUTOFF:
             assert pg_rows(day) == [], day
             assert checksum(archived_rows(day)) == checksum(rows), day
-            manifest = helpers.query("SELECT sum(rows) FROM archive_manifest WHERE "
-                                     "shown_date = %s AND restored_at IS NULL", (day,))[0][0]
+            manifest = helpers.query(
+                "SELECT sum(rows) FROM archive_manifest WHERE "
+                "shown_date = %s AND restored_at IS NULL",
+                (day,),
+            )[0][0]
             assert manifest == len(rows) > 0
             assert not helpers.table_exists(f"ad_impressions_{day:%Y%m%d}")
         else:
@@ -162,14 +199,18 @@ def test_rerunning_the_same_date_archives_nothing_and_writes_no_object(forty_day
 
 def test_restoring_a_day_brings_back_exactly_its_rows(forty_days: dict) -> None:
     day = FIRST + timedelta(days=2)
-    done = docker_run("adpipe/archive:dev", "restore", "--from", day.isoformat(),
-                      "--to", day.isoformat())
+    done = docker_run(
+        "adpipe/archive:dev", "restore", "--from", day.isoformat(), "--to", day.isoformat()
+    )
     result = summary(done)
     assert result["exit_code"] == 0, result["stderr"]
     assert checksum(pg_rows(day)) == checksum(forty_days[day])
     assert archived_rows(day) == []
-    again = summary(docker_run("adpipe/archive:dev", "restore", "--from", day.isoformat(),
-                               "--to", day.isoformat()))
+    again = summary(
+        docker_run(
+            "adpipe/archive:dev", "restore", "--from", day.isoformat(), "--to", day.isoformat()
+        )
+    )
     assert again["rows_restored"] == 0 and pg_rows(day) == forty_days[day]
     rearchived = archive(D)
     assert rearchived["days_archived"] == 1 and pg_rows(day) == []
@@ -180,13 +221,19 @@ def test_the_archive_prefix_reads_as_one_hive_partitioned_dataset(forty_days: di
     import os
 
     endpoint = os.environ["S3_ENDPOINT_URL"]
-    s3 = pafs.S3FileSystem(endpoint_override=endpoint.split("://", 1)[1],
-                           scheme=endpoint.split("://", 1)[0],
-                           access_key=os.environ["AWS_ACCESS_KEY_ID"],
-                           secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-                           region=os.environ["AWS_DEFAULT_REGION"])
-    dataset = pads.dataset(f"{helpers.bucket()}/archive/ad_impressions", filesystem=s3,
-                           format="parquet", partitioning="hive")
+    s3 = pafs.S3FileSystem(
+        endpoint_override=endpoint.split("://", 1)[1],
+        scheme=endpoint.split("://", 1)[0],
+        access_key=os.environ["AWS_ACCESS_KEY_ID"],
+        secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        region=os.environ["AWS_DEFAULT_REGION"],
+    )
+    dataset = pads.dataset(
+        f"{helpers.bucket()}/archive/ad_impressions",
+        filesystem=s3,
+        format="parquet",
+        partitioning="hive",
+    )
     table = dataset.to_table(columns=["impression_id", "shown_date"])
     total = helpers.query("SELECT sum(rows) FROM archive_manifest WHERE restored_at IS NULL")
     assert table.num_rows == total[0][0]
@@ -202,8 +249,9 @@ F_FIRST, F_LAST, F_RUN = date(2025, 3, 1), date(2025, 3, 5), date(2025, 4, 5)
 @pytest.fixture
 def fault_days(small_api: str) -> int:
     # a clean slate for these days: restore anything archived, then reload
-    docker_run("adpipe/archive:dev", "restore", "--from", F_FIRST.isoformat(),
-               "--to", F_LAST.isoformat())
+    docker_run(
+        "adpipe/archive:dev", "restore", "--from", F_FIRST.isoformat(), "--to", F_LAST.isoformat()
+    )
     start = datetime(F_FIRST.year, F_FIRST.month, F_FIRST.day, tzinfo=UTC)
     api_load(small_api, start, start + timedelta(days=3, hours=12))  # 03-04 12:00 on: late
     api_load(small_api, start + timedelta(days=4), start + timedelta(days=5))
@@ -212,19 +260,32 @@ def fault_days(small_api: str) -> int:
 
 def test_s3_stopped_mid_run_loses_nothing(fault_days: int) -> None:
     name = f"archive-{uuid.uuid4().hex[:8]}"
-    docker_run("adpipe/archive:dev", "--date", F_RUN.isoformat(), detach=True, name=name,
-               env={"ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS": "3"})
+    docker_run(
+        "adpipe/archive:dev",
+        "--date",
+        F_RUN.isoformat(),
+        detach=True,
+        name=name,
+        env={"ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS": "3"},
+    )
     wait_for_log(name, "pausing")
     assert compose("stop", "s3").returncode == 0
     try:
-        code = int(subprocess.run(["docker", "wait", name], capture_output=True, text=True,
-                                  timeout=300, check=True).stdout)
+        code = int(
+            subprocess.run(
+                ["docker", "wait", name], capture_output=True, text=True, timeout=300, check=True
+            ).stdout
+        )
         assert code != 0
         assert held_rows(F_FIRST, F_LAST) == fault_days
     finally:
         compose("start", "s3")
-        subprocess.run(["bash", str(helpers.ROOT / "platform/stack.sh"), "start"],
-                       capture_output=True, timeout=300, check=False)
+        subprocess.run(
+            ["bash", str(helpers.ROOT / "platform/stack.sh"), "start"],
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
     result = archive(F_RUN)
     assert result["exit_code"] == 0, result["stderr"]
     assert held_rows(F_FIRST, F_LAST) == fault_days
@@ -233,8 +294,14 @@ def test_s3_stopped_mid_run_loses_nothing(fault_days: int) -> None:
 
 def test_killed_after_upload_before_commit_the_orphan_is_adopted(fault_days: int) -> None:
     name = f"archive-{uuid.uuid4().hex[:8]}"
-    docker_run("adpipe/archive:dev", "--date", F_RUN.isoformat(), detach=True, name=name,
-               env={"ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS": "60"})
+    docker_run(
+        "adpipe/archive:dev",
+        "--date",
+        F_RUN.isoformat(),
+        detach=True,
+        name=name,
+        env={"ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS": "60"},
+    )
     wait_for_log(name, "pausing")
     subprocess.run(["docker", "kill", name], capture_output=True, check=True)
     time.sleep(1)
@@ -258,8 +325,10 @@ def _block_day(day: date) -> psycopg2.extensions.connection:
 def _wait_blocked() -> int:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        rows = helpers.query("SELECT pid FROM pg_stat_activity WHERE application_name = "
-                             "'adpipe-archive' AND wait_event_type = 'Lock'")
+        rows = helpers.query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = "
+            "'adpipe-archive' AND wait_event_type = 'Lock'"
+        )
         if rows:
             return rows[0][0]
         time.sleep(0.2)
@@ -273,8 +342,11 @@ def test_connection_cut_mid_stream_loses_nothing(fault_days: int) -> None:
         docker_run("adpipe/archive:dev", "--date", F_RUN.isoformat(), detach=True, name=name)
         pid = _wait_blocked()
         helpers.query("SELECT pg_terminate_backend(%s)", (pid,))
-        code = int(subprocess.run(["docker", "wait", name], capture_output=True, text=True,
-                                  timeout=120, check=True).stdout)
+        code = int(
+            subprocess.run(
+                ["docker", "wait", name], capture_output=True, text=True, timeout=120, check=True
+            ).stdout
+        )
         assert code != 0
     finally:
         blocker.rollback()
@@ -287,13 +359,20 @@ def test_connection_cut_mid_stream_loses_nothing(fault_days: int) -> None:
 
 
 def test_late_rows_loaded_while_the_archive_runs_survive_and_go_next_run(
-        fault_days: int, small_api: str) -> None:
+    fault_days: int, small_api: str
+) -> None:
     late_day = F_LAST - timedelta(days=1)  # 03-04: its last 12 hours were never loaded
     blocker = _block_day(late_day)
     name = f"archive-{uuid.uuid4().hex[:8]}"
     try:
-        docker_run("adpipe/archive:dev", "--date", F_RUN.isoformat(), detach=True, name=name,
-                   env={"ARCHIVE_RETENTION_DAYS": "30"})
+        docker_run(
+            "adpipe/archive:dev",
+            "--date",
+            F_RUN.isoformat(),
+            detach=True,
+            name=name,
+            env={"ARCHIVE_RETENTION_DAYS": "30"},
+        )
         _wait_blocked()
         late_start = datetime(late_day.year, late_day.month, late_day.day, 12, tzinfo=UTC)
         api_load(small_api, late_start, late_start + timedelta(hours=12))
@@ -302,15 +381,20 @@ def test_late_rows_loaded_while_the_archive_runs_survive_and_go_next_run(
     finally:
         blocker.rollback()
         blocker.close()
-    code = int(subprocess.run(["docker", "wait", name], capture_output=True, text=True,
-                              timeout=120, check=True).stdout)
+    code = int(
+        subprocess.run(
+            ["docker", "wait", name], capture_output=True, text=True, timeout=120, check=True
+        ).stdout
+    )
     assert code == 0
     assert held_rows(F_FIRST, F_LAST) == fault_days + late
     assert len(pg_rows(late_day)) == late  # the late rows survived the first run
     result = archive(F_RUN)
     assert result["exit_code"] == 0 and result["rows_archived"] == late
     assert pg_rows(late_day) == []
-    files = helpers.query("SELECT count(*) FROM archive_manifest WHERE shown_date = %s AND "
-                          "restored_at IS NULL", (late_day,))[0][0]
+    files = helpers.query(
+        "SELECT count(*) FROM archive_manifest WHERE shown_date = %s AND restored_at IS NULL",
+        (late_day,),
+    )[0][0]
     assert files == 2
     assert held_rows(F_FIRST, F_LAST) == fault_days + late

@@ -15,8 +15,16 @@ DAY = datetime(2024, 2, 29, tzinfo=UTC)
 
 
 def reconcile(*extra: str) -> tuple[int, str, str]:
-    done = docker_run("adpipe/archive:dev", "/app/reconcile.py", "--from", f"{DAY:%Y-%m-%d}",
-                      "--to", f"{DAY:%Y-%m-%d}", *extra, entrypoint="python3")
+    done = docker_run(
+        "adpipe/archive:dev",
+        "/app/reconcile.py",
+        "--from",
+        f"{DAY:%Y-%m-%d}",
+        "--to",
+        f"{DAY:%Y-%m-%d}",
+        *extra,
+        entrypoint="python3",
+    )
     return done.returncode, done.stdout, done.stderr
 
 
@@ -24,8 +32,13 @@ def test_a_loaded_day_balances_and_a_deleted_row_is_named() -> None:
     for hour in (5, 6, 7):
         start = DAY + timedelta(hours=hour)
         for job in ("extract_backup", "load"):
-            done = docker_run(f"adpipe/{job}:dev", "--start", start.isoformat(), "--end",
-                              (start + timedelta(hours=1)).isoformat())
+            done = docker_run(
+                f"adpipe/{job}:dev",
+                "--start",
+                start.isoformat(),
+                "--end",
+                (start + timedelta(hours=1)).isoformat(),
+            )
             assert done.returncode == 0, done.stderr
     code, out, err = reconcile("--json")
     assert code == 0, err
@@ -33,9 +46,12 @@ def test_a_loaded_day_balances_and_a_deleted_row_is_named() -> None:
     assert day["balanced"] and day["backup"] == 9000
     assert day["postgres"] + day["rejected"] + day["duplicates"] == 9000
 
-    helpers.query("DELETE FROM ad_impressions WHERE (impression_id, shown_at) IN (SELECT "
-                  "impression_id, shown_at FROM ad_impressions WHERE shown_at >= %s AND "
-                  "shown_at < %s LIMIT 1)", (DAY, DAY + timedelta(days=1)))
+    helpers.query(
+        "DELETE FROM ad_impressions WHERE (impression_id, shown_at) IN (SELECT "
+        "impression_id, shown_at FROM ad_impressions WHERE shown_at >= %s AND "
+        "shown_at < %s LIMIT 1)",
+        (DAY, DAY + timedelta(days=1)),
+    )
     code, out, err = reconcile()
     assert code != 0
     assert f"{DAY:%Y-%m-%d} off by -1" in err and "Traceback" not in err

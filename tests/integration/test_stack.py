@@ -22,8 +22,9 @@ def test_every_stack_port_listens_on_loopback_only() -> None:
     import os
 
     ports = {os.environ[k] for k in ("POSTGRES_PORT", "S3_PORT", "AD_API_PORT", "AIRFLOW_PORT")}
-    listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True,
-                               check=True).stdout.splitlines()
+    listening = subprocess.run(
+        ["ss", "-ltnH"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     for line in listening:
         local = line.split()[3]
         address, _, port = local.rpartition(":")
@@ -35,10 +36,26 @@ def test_every_stack_port_listens_on_loopback_only() -> None:
 def test_each_job_image_reaches_postgres_and_s3(job: str) -> None:
     from helpers import ENV_FILE
 
-    done = subprocess.run(["docker", "run", "--rm", "--network", "host", "--env-file",
-                           str(ENV_FILE), "--entrypoint", "python3", f"adpipe/{job}:dev",
-                           "-m", "adpipe.check"], capture_output=True, text=True, timeout=120,
-                          check=False)
+    done = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--env-file",
+            str(ENV_FILE),
+            "--entrypoint",
+            "python3",
+            f"adpipe/{job}:dev",
+            "-m",
+            "adpipe.check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert '"status": "ok"' in done.stdout and '"warehouse": "warehouse"' in done.stdout
 
@@ -51,16 +68,27 @@ def test_rows_and_objects_survive_stop_and_start() -> None:
     payload = bytes(range(256)) * 64
     helpers.s3().put_object(Bucket=helpers.bucket(), Key=key, Body=payload)
 
-    stop = subprocess.run(["bash", str(ROOT / "platform/stack.sh"), "stop"],
-                          capture_output=True, text=True, timeout=300, check=False)
+    stop = subprocess.run(
+        ["bash", str(ROOT / "platform/stack.sh"), "stop"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert stop.returncode == 0, stop.stderr
     assert compose("ps", "-q").stdout.strip() == "", "a container of the stack still runs"
-    start = subprocess.run(["bash", str(ROOT / "platform/stack.sh"), "start"],
-                           capture_output=True, text=True, timeout=400, check=False)
+    start = subprocess.run(
+        ["bash", str(ROOT / "platform/stack.sh"), "start"],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
     assert start.returncode == 0, start.stdout + start.stderr
 
-    assert helpers.query("SELECT count(*) FROM restart_probe WHERE marker = %s",
-                         (marker,))[0][0] == 1
+    assert (
+        helpers.query("SELECT count(*) FROM restart_probe WHERE marker = %s", (marker,))[0][0] == 1
+    )
     assert helpers.get(key) == payload
     helpers.s3().delete_object(Bucket=helpers.bucket(), Key=key)
     helpers.query("DROP TABLE restart_probe")

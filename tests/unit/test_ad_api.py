@@ -26,8 +26,9 @@ def test_pages_are_byte_identical_across_instances() -> None:
 
 
 def test_a_window_serves_its_volume_once_in_pages() -> None:
-    records = [r for b in all_pages(extract.Traffic(3000, "s"), Q)
-               for r in json.loads(b)["impressions"]]
+    records = [
+        r for b in all_pages(extract.Traffic(3000, "s"), Q) for r in json.loads(b)["impressions"]
+    ]
     assert len(records) == 6000
     ids = Counter(r.get("impression_id") for r in records)
     repeats = sum(n - 1 for n in ids.values() if n > 1)
@@ -38,18 +39,26 @@ def test_a_window_serves_its_volume_once_in_pages() -> None:
 def test_adjacent_windows_split_the_stream_without_overlap() -> None:
     t = extract.Traffic(3000, "s")
     whole = [json.loads(b)["impressions"] for b in all_pages(t, Q)]
-    halves = [json.loads(b)["impressions"] for half in (
-        {**Q, "end": ["2026-11-20T11:00:00Z"]}, {**Q, "start": ["2026-11-20T11:00:00Z"]})
-        for b in all_pages(t, half)]
+    halves = [
+        json.loads(b)["impressions"]
+        for half in (
+            {**Q, "end": ["2026-11-20T11:00:00Z"]},
+            {**Q, "start": ["2026-11-20T11:00:00Z"]},
+        )
+        for b in all_pages(t, half)
+    ]
     assert sum(map(len, whole)) == sum(map(len, halves))
 
 
-@pytest.mark.parametrize("query", [
-    {"start": ["2026-11-20T10:00:00"], "end": ["2026-11-20T11:00:00Z"]},
-    {"start": ["2026-11-20T11:00:00Z"], "end": ["2026-11-20T10:00:00Z"]},
-    {**Q, "limit": ["0"]},
-    {**Q, "cursor": ["bm9wZQ"]},
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"start": ["2026-11-20T10:00:00"], "end": ["2026-11-20T11:00:00Z"]},
+        {"start": ["2026-11-20T11:00:00Z"], "end": ["2026-11-20T10:00:00Z"]},
+        {**Q, "limit": ["0"]},
+        {**Q, "cursor": ["bm9wZQ"]},
+    ],
+)
 def test_bad_queries_are_400(query: dict) -> None:
     with pytest.raises(extract.BadRequest):
         extract.page(extract.Traffic(10, "s"), query)

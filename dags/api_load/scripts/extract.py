@@ -77,16 +77,27 @@ PLACEMENTS = ("feed", "sidebar", "banner_top", "interstitial", "video_preroll")
 DEVICES = ("mobile", "desktop", "tablet", "ctv")
 COUNTRIES = ("US", "DE", "GB", "FR", "IN", "BR", "JP", "CA", "AU", "NL")
 CURRENCIES = ("USD", "EUR", "GBP", "JPY", "BRL")
-OFFSETS = (("Z", timedelta(0)), ("+00:00", timedelta(0)), ("+02:00", timedelta(hours=2)),
-           ("-05:00", timedelta(hours=-5)), ("+05:30", timedelta(hours=5, minutes=30)))
+OFFSETS = (
+    ("Z", timedelta(0)),
+    ("+00:00", timedelta(0)),
+    ("+02:00", timedelta(hours=2)),
+    ("-05:00", timedelta(hours=-5)),
+    ("+05:30", timedelta(hours=5, minutes=30)),
+)
 PRECISIONS = (0, 3, 6)  # digits of the fraction of a second
 
 SHARE_REPEATED = 0.004
 SHARE_INVALID = 0.003
 SHARE_STRING_INTS = 0.02
 SHARE_EXTRA_FIELDS = 0.01
-INVALID_KINDS = ("missing_id", "malformed_id", "unparsable_shown_at", "shown_at_outside",
-                 "negative_cost", "unknown_currency")
+INVALID_KINDS = (
+    "missing_id",
+    "malformed_id",
+    "unparsable_shown_at",
+    "shown_at_outside",
+    "negative_cost",
+    "unknown_currency",
+)
 
 DEFAULT_LIMIT = 1_000
 MAX_LIMIT = 10_000
@@ -144,8 +155,9 @@ class Traffic:
             return hour - 1, self.per_hour - 1
         return hour, index
 
-    def slots(self, first: tuple[int, int], start_us: int,
-              end_us: int) -> Iterator[tuple[tuple[int, int], dict]]:
+    def slots(
+        self, first: tuple[int, int], start_us: int, end_us: int
+    ) -> Iterator[tuple[tuple[int, int], dict]]:
         """Slots from ``first`` on whose event time lies in ``[start_us, end_us)``."""
         hour, index = first
         while self.slot_us(hour, index) < end_us:
@@ -164,15 +176,19 @@ class Traffic:
             roll = rng.random()
             if roll < SHARE_REPEATED and index > 0:
                 source = index - 1 - rng.randrange(min(index, 1_500))
-                earlier = (slots[source - first] if source >= first
-                           else self._block(hour, source // BLOCK)[source % BLOCK])
+                earlier = (
+                    slots[source - first]
+                    if source >= first
+                    else self._block(hour, source // BLOCK)[source % BLOCK]
+                )
                 slots.append((self.slot_us(hour, index), earlier[1]))
                 continue
             slots.append(self._make_record(rng, hour, index, roll))
         return slots
 
-    def _make_record(self, rng: random.Random, hour: int, index: int,
-                     roll: float) -> tuple[int, dict]:
+    def _make_record(
+        self, rng: random.Random, hour: int, index: int, roll: float
+    ) -> tuple[int, dict]:
         slot_us = self.slot_us(hour, index)
         width = max(self.slot_us(hour, index + 1) - slot_us, 1)
         digits = PRECISIONS[rng.randrange(3)]
@@ -275,8 +291,7 @@ def page(traffic: Traffic, query: dict[str, list[str]]) -> bytes:
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
     start_us, end_us = to_us(start), to_us(end)
     cursor = one("cursor")
-    first = (decode_cursor(cursor, start_us, end_us) if cursor
-             else traffic.slot_before(start_us))
+    first = decode_cursor(cursor, start_us, end_us) if cursor else traffic.slot_before(start_us)
 
     records = []
     next_cursor = None
@@ -318,8 +333,13 @@ class Handler(BaseHTTPRequestHandler):
         if os.environ.get("AD_API_ACCESS_LOG") == "1":
             super().log_message(format, *args)
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json",
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -391,8 +411,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def make_server(host: str, port: int, per_hour: int, seed: str) -> ThreadingHTTPServer:
     """An HTTP server for the API; call ``serve_forever()`` on it."""
-    handler = type("BoundHandler", (Handler,), {"traffic": Traffic(per_hour, seed),
-                                                "faults": Faults()})
+    handler = type(
+        "BoundHandler", (Handler,), {"traffic": Traffic(per_hour, seed), "faults": Faults()}
+    )
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server

@@ -27,8 +27,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         conn.close()
     bucket = Bucket(settings)
     bucket.check()
-    return {"warehouse": database, "postgres": version.split(",")[0],
-            "bucket": f"s3://{bucket.name}"}
+    return {
+        "warehouse": database,
+        "postgres": version.split(",")[0],
+        "bucket": f"s3://{bucket.name}",
+    }
 
 
 if __name__ == "__main__":

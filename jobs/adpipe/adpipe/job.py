@@ -65,10 +65,12 @@ def parse_utc(value: str) -> datetime:
 def window_parser(description: str) -> argparse.ArgumentParser:
     """A parser with the window arguments every api-load job takes: ``--start``, ``--end``."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--start", type=parse_utc, required=True,
-                        help="window start, inclusive (ISO 8601, UTC)")
-    parser.add_argument("--end", type=parse_utc, required=True,
-                        help="window end, exclusive (ISO 8601, UTC)")
+    parser.add_argument(
+        "--start", type=parse_utc, required=True, help="window start, inclusive (ISO 8601, UTC)"
+    )
+    parser.add_argument(
+        "--end", type=parse_utc, required=True, help="window end, exclusive (ISO 8601, UTC)"
+    )
     return parser
 
 
@@ -77,11 +79,15 @@ def check_window(start: datetime, end: datetime) -> None:
         raise ConfigError(f"--end ({end.isoformat()}) must be after --start ({start.isoformat()})")
 
 
-def run(name: str, parser: argparse.ArgumentParser,
-        main: Callable[[argparse.Namespace], dict[str, Any]]) -> NoReturn:
+def run(
+    name: str, parser: argparse.ArgumentParser, main: Callable[[argparse.Namespace], dict[str, Any]]
+) -> NoReturn:
     """Parse the arguments, run ``main``, print the summary line and exit."""
-    logging.basicConfig(level=os.environ.get("ADPIPE_LOG_LEVEL", "INFO"), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("ADPIPE_LOG_LEVEL", "INFO"),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("botocore").setLevel(logging.WARNING)
     args = parser.parse_args()
     started = time.monotonic()
@@ -92,8 +98,11 @@ def run(name: str, parser: argparse.ArgumentParser,
     except JobError as exc:
         code = exc.exit_code
         summary.update(status="failed", error=str(exc))
-        print(f"FAILED {name}: {exc}" + (f" -- {exc.hint}" if exc.hint else ""),
-              file=sys.stderr, flush=True)
+        print(
+            f"FAILED {name}: {exc}" + (f" -- {exc.hint}" if exc.hint else ""),
+            file=sys.stderr,
+            flush=True,
+        )
     except KeyboardInterrupt:
         code = 130
         summary.update(status="interrupted")
@@ -101,8 +110,12 @@ def run(name: str, parser: argparse.ArgumentParser,
     except Exception as exc:
         code = 1
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-        print(f"FAILED {name}: unexpected {type(exc).__name__}: {exc} -- rerun with "
-              "ADPIPE_DEBUG=1 for the traceback and report it", file=sys.stderr, flush=True)
+        print(
+            f"FAILED {name}: unexpected {type(exc).__name__}: {exc} -- rerun with "
+            "ADPIPE_DEBUG=1 for the traceback and report it",
+            file=sys.stderr,
+            flush=True,
+        )
         if os.environ.get("ADPIPE_DEBUG") == "1":
             log.exception("traceback")
     summary["seconds"] = round(time.monotonic() - started, 3)

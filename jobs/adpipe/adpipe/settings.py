@@ -10,8 +10,10 @@ from adpipe.job import ConfigError
 def _get(name: str, default: str | None = None) -> str:
     value = os.environ.get(name, default)
     if value is None or value == "":
-        raise ConfigError(f"setting {name} is missing", "set it in the environment (see "
-                          ".env.example; docker run --env-file .env)")
+        raise ConfigError(
+            f"setting {name} is missing",
+            "set it in the environment (see .env.example; docker run --env-file .env)",
+        )
     return value
 
 

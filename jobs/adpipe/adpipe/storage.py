@@ -31,20 +31,31 @@ class Bucket:
             "s3",
             endpoint_url=settings.s3_endpoint_url,
             region_name=settings.aws_region,
-            config=Config(retries={"max_attempts": 6, "mode": "standard"},
-                          connect_timeout=5, read_timeout=60,
-                          s3={"addressing_style": "path"}),
+            config=Config(
+                retries={"max_attempts": 6, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=60,
+                s3={"addressing_style": "path"},
+            ),
         )
 
     def _fail(self, action: str, key: str, exc: Exception) -> UpstreamError:
-        return UpstreamError(f"S3 {action} s3://{self.name}/{key} failed: {exc}",
-                             "check that the S3 endpoint (S3_ENDPOINT_URL) is up, then rerun")
+        return UpstreamError(
+            f"S3 {action} s3://{self.name}/{key} failed: {exc}",
+            "check that the S3 endpoint (S3_ENDPOINT_URL) is up, then rerun",
+        )
 
-    def put(self, key: str, body: bytes | IO[bytes], content_type: str = "application/octet-stream",
-            **extra: Any) -> None:
+    def put(
+        self,
+        key: str,
+        body: bytes | IO[bytes],
+        content_type: str = "application/octet-stream",
+        **extra: Any,
+    ) -> None:
         try:
-            self._client.put_object(Bucket=self.name, Key=key, Body=body,
-                                    ContentType=content_type, **extra)
+            self._client.put_object(
+                Bucket=self.name, Key=key, Body=body, ContentType=content_type, **extra
+            )
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail("PUT", key, exc) from exc
 
@@ -62,8 +73,9 @@ class Bucket:
     def put_new(self, key: str, body: IO[bytes], content_type: str) -> bool:
         """Put only if no object has the key (If-None-Match); False when one already does."""
         try:
-            self._client.put_object(Bucket=self.name, Key=key, Body=body,
-                                    ContentType=content_type, IfNoneMatch="*")
+            self._client.put_object(
+                Bucket=self.name, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*"
+            )
             return True
         except botocore.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
@@ -89,7 +101,8 @@ class Bucket:
     def keys(self, prefix: str) -> Iterator[str]:
         try:
             pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.name, Prefix=prefix)
+                Bucket=self.name, Prefix=prefix
+            )
             for page in pages:
                 for item in page.get("Contents", []):
                     yield item["Key"]
@@ -98,11 +111,11 @@ class Bucket:
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
-            chunk = keys[start:start + 1000]
+            chunk = keys[start : start + 1000]
             try:
                 self._client.delete_objects(
-                    Bucket=self.name,
-                    Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
+                    Bucket=self.name, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+                )
             except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
                 raise self._fail("DELETE", chunk[0], exc) from exc
 

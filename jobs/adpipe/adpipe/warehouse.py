@@ -27,13 +27,21 @@ PARTITION_LOCK = 4_242_002  # pg_advisory_xact_lock key while creating partition
 def connect(dsn: str, application_name: str) -> psycopg2.extensions.connection:
     """A connection with keepalives, so a dead peer is noticed instead of waited on."""
     try:
-        return psycopg2.connect(dsn, application_name=application_name, connect_timeout=10,
-                                keepalives=1, keepalives_idle=30, keepalives_interval=10,
-                                keepalives_count=3)
+        return psycopg2.connect(
+            dsn,
+            application_name=application_name,
+            connect_timeout=10,
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=3,
+        )
     except psycopg2.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
-        raise UpstreamError(f"cannot connect to the warehouse: {first_line}",
-                            "check that PostgreSQL is up and WAREHOUSE_DSN is right") from None
+        raise UpstreamError(
+            f"cannot connect to the warehouse: {first_line}",
+            "check that PostgreSQL is up and WAREHOUSE_DSN is right",
+        ) from None
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -51,16 +59,19 @@ def migrate(conn: psycopg2.extensions.connection) -> list[str]:
     applied = []
     with conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                    " version integer PRIMARY KEY, name text NOT NULL,"
-                    " applied_at timestamptz NOT NULL DEFAULT now())")
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         cur.execute("SELECT version FROM schema_migrations")
         seen = {row[0] for row in cur.fetchall()}
         for version, name, sql in migrations():
             if version not in seen:
                 cur.execute(sql)
-                cur.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                            (version, name))
+                cur.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
+                )
                 applied.append(name)
     return applied
 
@@ -72,11 +83,13 @@ def ensure_partitions(cur: Any, first: date, last: date) -> None:
     day = first
     while day <= last:
         low = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        cur.execute(sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} PARTITION OF ad_impressions "
-            "FOR VALUES FROM (%s) TO (%s)").format(
-                sql.Identifier(f"ad_impressions_{day:%Y%m%d}")),
-            (low, low + timedelta(days=1)))
+        cur.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} PARTITION OF ad_impressions "
+                "FOR VALUES FROM (%s) TO (%s)"
+            ).format(sql.Identifier(f"ad_impressions_{day:%Y%m%d}")),
+            (low, low + timedelta(days=1)),
+        )
         day += timedelta(days=1)
 
 

@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from adpipe.job import DataError
 from adpipe.storage import Bucket
-from adpipe.warehouse import LineStream, ensure_partitions
+from adpipe.warehouse import IMPRESSION_COLUMNS, LineStream, ensure_partitions
 
 RESTORABLE = """
 SELECT archive_id, object_key, shown_date, rows FROM archive_manifest
@@ -31,21 +31,7 @@ ORDER BY shown_date, archive_id
 STAGE = (
     "CREATE TEMPORARY TABLE stage_restore (LIKE ad_impressions INCLUDING DEFAULTS) ON COMMIT DROP"
 )
-COLUMNS = (
-    "impression_id",
-    "ad_id",
-    "campaign_id",
-    "advertiser_id",
-    "placement",
-    "device",
-    "country",
-    "shown_at",
-    "cost_micros",
-    "currency",
-    "clicked",
-    "load_run_id",
-    "loaded_at",
-)
+COLUMNS = (*IMPRESSION_COLUMNS, "load_run_id", "loaded_at")
 
 
 def _csv_lines(path: Path) -> Any:

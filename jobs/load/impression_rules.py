@@ -1,8 +1,8 @@
 """The rules a record from the ad API must pass to become a row of ``ad_impressions``.
 
 `parse_page` turns a page body into records; `normalise` turns one record into a row tuple
-(columns in `COLUMNS` order: timestamps in UTC, integers as int, canonical UUIDs) or raises
-`Rejected` with the reason. Nothing else escapes either function, whatever the input.
+(`IMPRESSION_COLUMNS` order: timestamps in UTC, integers as int, canonical UUIDs) or
+raises `Rejected` with the reason. Nothing else escapes either function, whatever the input.
 """
 
 from __future__ import annotations
@@ -13,19 +13,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-COLUMNS = (
-    "impression_id",
-    "ad_id",
-    "campaign_id",
-    "advertiser_id",
-    "placement",
-    "device",
-    "country",
-    "shown_at",
-    "cost_micros",
-    "currency",
-    "clicked",
-)
 BIGINT_MAX = 2**63 - 1
 MAX_TEXT = 64
 COUNTRY = re.compile(r"[A-Z]{2}")

@@ -33,9 +33,10 @@ import psycopg2
 from adpipe.job import DataError, UpstreamError, check_window, run, window_parser
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
+from adpipe.warehouse import IMPRESSION_COLUMNS as COLUMNS
 from adpipe.warehouse import LineStream, connect, ensure_partitions, migrate
 from adpipe.windows import backup_prefix, quarantine_key
-from impression_rules import COLUMNS, Rejected, normalise, parse_page
+from impression_rules import Rejected, normalise, parse_page
 from psycopg2 import sql
 
 log = logging.getLogger("adpipe.load")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
@@ -40,27 +39,14 @@ SIZES = {
 
 
 def job(image: str, *args: str) -> dict:
-    done = subprocess.run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--network",
-            "host",
-            "--env-file",
-            str(ROOT / ".env"),
-            "-e",
-            f"AD_API_URL=http://127.0.0.1:{PORT}",
-            "-e",
-            "EXTRACT_PAGE_SIZE=10000",
-            "-e",
-            "ARCHIVE_RETENTION_DAYS=30",
-            f"adpipe/{image}:dev",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    done = helpers.docker_run(
+        f"adpipe/{image}:dev",
+        *args,
+        env={
+            "AD_API_URL": f"http://127.0.0.1:{PORT}",
+            "EXTRACT_PAGE_SIZE": "10000",
+            "ARCHIVE_RETENTION_DAYS": "30",
+        },
         timeout=1800,
     )
     line = [x for x in done.stdout.splitlines() if x.startswith("SUMMARY ")]

@@ -12,8 +12,10 @@ from helpers import docker_run
 
 pytestmark = pytest.mark.usefixtures("stack")
 
-OLD, RECENT = date(2026, 1, 10), date(2026, 2, 10)
-RUN_DATE = date(2026, 2, 15)  # retention 30: the cutoff is 2026-01-16; reconcile from 01-01
+# Relative to today, like the scheduler's own archive run (created when the DAG is unpaused):
+# whichever runs first, both cut at today - 30 days, so OLD leaves and RECENT stays.
+TODAY = datetime.now(UTC).date()
+OLD, RECENT = TODAY - timedelta(days=40), TODAY - timedelta(days=5)
 
 
 def day_rows(day: date) -> int:
@@ -39,8 +41,7 @@ def test_archive_dag_moves_the_old_day_and_reconciles() -> None:
     assert loaded > 0 and day_rows(RECENT) > 0
 
     run_id = f"e2e-archive-{uuid.uuid4().hex[:6]}"
-    logical = datetime(RUN_DATE.year, RUN_DATE.month, RUN_DATE.day, 3, tzinfo=UTC)
-    run = airflow.run("archive", logical, run_id)
+    run = airflow.run("archive", datetime.now(UTC).replace(second=0, microsecond=0), run_id)
     assert airflow.task_states("archive", run_id) == {
         "archive_days": "success",
         "reconcile_days": "success",

@@ -7,7 +7,7 @@ import uuid
 
 import helpers
 import pytest
-from helpers import ROOT, compose
+from helpers import ROOT, compose, docker_run
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -34,28 +34,7 @@ def test_every_stack_port_listens_on_loopback_only() -> None:
 
 @pytest.mark.parametrize("job", ["extract_backup", "load", "archive"])
 def test_each_job_image_reaches_postgres_and_s3(job: str) -> None:
-    from helpers import ENV_FILE
-
-    done = subprocess.run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--network",
-            "host",
-            "--env-file",
-            str(ENV_FILE),
-            "--entrypoint",
-            "python3",
-            f"adpipe/{job}:dev",
-            "-m",
-            "adpipe.check",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = docker_run(f"adpipe/{job}:dev", "-m", "adpipe.check", entrypoint="python3")
     assert done.returncode == 0, done.stderr
     assert '"status": "ok"' in done.stdout and '"warehouse": "warehouse"' in done.stdout
 

@@ -20,6 +20,21 @@ from psycopg2 import sql
 
 from adpipe.job import UpstreamError
 
+# The columns of ad_impressions that come from the ad API, in table order; load metadata
+# (load_run_id, loaded_at) follows them.
+IMPRESSION_COLUMNS = (
+    "impression_id",
+    "ad_id",
+    "campaign_id",
+    "advertiser_id",
+    "placement",
+    "device",
+    "country",
+    "shown_at",
+    "cost_micros",
+    "currency",
+    "clicked",
+)
 MIGRATION_LOCK = 4_242_001  # pg_advisory_xact_lock key for schema changes
 PARTITION_LOCK = 4_242_002  # pg_advisory_xact_lock key while creating partitions
 

@@ -54,6 +54,13 @@ def docker_run(
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def restore_days(first: str, last: str) -> None:
+    """Bring archived days back, so a test may load their windows again (a reload of an
+    archived window is refused)."""
+    done = docker_run("adpipe/archive:dev", "restore", "--from", first, "--to", last)
+    assert done.returncode == 0, done.stderr
+
+
 def compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", str(ROOT / "platform" / "compose.sh"), *args],

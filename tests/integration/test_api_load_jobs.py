@@ -16,6 +16,12 @@ from helpers import compose, docker_run
 pytestmark = pytest.mark.usefixtures("stack")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def unarchived() -> None:
+    """These windows may have been archived by an earlier run of the suite."""
+    helpers.restore_days("2026-10-01", "2026-10-08")
+
+
 def window(day: int, hours: int = 1, hour: int = 10) -> tuple[datetime, datetime]:
     start = datetime(2026, 10, day, hour, tzinfo=UTC)
     return start, start + timedelta(hours=hours)

@@ -161,6 +161,7 @@ FIRST, CUTOFF = D - timedelta(days=40), D - timedelta(days=30)
 
 @pytest.fixture(scope="module")
 def forty_days(small_api: str) -> dict[date, list[tuple]]:
+    helpers.restore_days(FIRST.isoformat(), D.isoformat())  # an earlier run archived some
     start = datetime(FIRST.year, FIRST.month, FIRST.day, tzinfo=UTC)
     middle = start + timedelta(days=20)
     api_load(small_api, start, middle)
@@ -248,11 +249,15 @@ F_FIRST, F_LAST, F_RUN = date(2025, 3, 1), date(2025, 3, 5), date(2025, 4, 5)
 
 @pytest.fixture
 def fault_days(small_api: str) -> int:
-    # a clean slate for these days: restore anything archived, then reload
-    docker_run(
-        "adpipe/archive:dev", "restore", "--from", F_FIRST.isoformat(), "--to", F_LAST.isoformat()
-    )
+    # a clean slate for these days: restore anything archived, drop the late hours an earlier
+    # test loaded, then reload
+    helpers.restore_days(F_FIRST.isoformat(), F_LAST.isoformat())
     start = datetime(F_FIRST.year, F_FIRST.month, F_FIRST.day, tzinfo=UTC)
+    late = start + timedelta(days=3, hours=12)
+    helpers.query(
+        "DELETE FROM ad_impressions WHERE shown_at >= %s AND shown_at < %s",
+        (late, late + timedelta(hours=12)),
+    )
     api_load(small_api, start, start + timedelta(days=3, hours=12))  # 03-04 12:00 on: late
     api_load(small_api, start + timedelta(days=4), start + timedelta(days=5))
     return held_rows(F_FIRST, F_LAST)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("stack")
 @pytest.fixture(scope="module", autouse=True)
 def unarchived() -> None:
     """These windows may have been archived by an earlier run of the suite."""
-    helpers.restore_days("2026-10-01", "2026-10-08")
+    helpers.restore_days("2026-10-01", "2026-10-09")
 
 
 def window(day: int, hours: int = 1, hour: int = 10) -> tuple[datetime, datetime]:
@@ -132,8 +132,9 @@ def test_a_body_that_is_not_json_fails_naming_the_page() -> None:
     assert "page 1" in result["stderr"] and "Traceback" not in result["stderr"]
 
 
-def test_s3_stopped_during_extract_leaves_no_rows_and_the_retry_succeeds() -> None:
+def test_s3_stopped_during_extract_changes_no_row_and_the_retry_succeeds() -> None:
     start, end = window(5, hours=6)
+    before = helpers.window_checksum(start, end)  # (0, '') on a fresh warehouse
     name = f"extract-{uuid.uuid4().hex[:8]}"
     faults("slow:1", "slow:1", "slow:1", "slow:1", "slow:1", "slow:1")
     docker_run(
@@ -158,11 +159,14 @@ def test_s3_stopped_during_extract_leaves_no_rows_and_the_retry_succeeds() -> No
     finally:
         compose("start", "s3")
         subprocess.run(
-            ["bash", "platform/stack.sh", "start"], capture_output=True, timeout=300, check=False
+            ["bash", str(helpers.ROOT / "platform/stack.sh"), "start"],
+            capture_output=True,
+            timeout=300,
+            check=False,
         )
     failed_load = run_job("load", start, end)
     assert failed_load["exit_code"] != 0 and "manifest" in failed_load["stderr"]
-    assert helpers.window_checksum(start, end)[0] == 0
+    assert helpers.window_checksum(start, end) == before
     faults()
     assert run_job("extract_backup", start, end)["exit_code"] == 0
     assert run_job("load", start, end)["exit_code"] == 0
@@ -209,3 +213,23 @@ def test_too_many_rejects_load_nothing_and_name_the_quarantine() -> None:
     assert result["exit_code"] == 3
     assert "quarantine/" in result["stderr"] and "nothing loaded" in result["stderr"]
     assert helpers.window_checksum(start, end)[0] == 0
+
+
+def test_a_backup_page_that_differs_from_its_manifest_is_refused() -> None:
+    start, end = window(9)
+    assert run_job("extract_backup", start, end)["exit_code"] == 0
+    page = next(k for k in backup_keys(start, end) if "/page-" in k)
+    original = helpers.get(page)
+    body = helpers.gunzip(original)
+    tampered = body.replace(b'"clicked":false', b'"clicked":true', 1)
+    assert tampered != body
+    import gzip
+
+    helpers.s3().put_object(Bucket=helpers.bucket(), Key=page, Body=gzip.compress(tampered))
+    try:
+        result = run_job("load", start, end)
+        assert result["exit_code"] == 3
+        assert "does not match the manifest" in result["stderr"]
+        assert helpers.window_checksum(start, end)[0] == 0
+    finally:
+        helpers.s3().put_object(Bucket=helpers.bucket(), Key=page, Body=original)

@@ -403,3 +403,25 @@ def test_late_rows_loaded_while_the_archive_runs_survive_and_go_next_run(
     )[0][0]
     assert files == 2
     assert held_rows(F_FIRST, F_LAST) == fault_days + late
+
+
+def test_a_second_archiver_is_refused_while_one_runs(fault_days: int) -> None:
+    name = f"archive-{uuid.uuid4().hex[:8]}"
+    docker_run(
+        "adpipe/archive:dev",
+        "--date",
+        F_RUN.isoformat(),
+        detach=True,
+        name=name,
+        env={"ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS": "5"},
+    )
+    wait_for_log(name, "pausing")
+    second = archive(F_RUN)
+    assert second["exit_code"] == 4
+    assert "another archive or restore run holds the archive lock" in second["stderr"]
+    code = subprocess.run(
+        ["docker", "wait", name], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert int(code) == 0
+    assert held_rows(F_FIRST, F_LAST) == fault_days
+    assert orphans() == []

@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from adpipe.job import DataError
 from adpipe.storage import Bucket
-from adpipe.warehouse import IMPRESSION_COLUMNS, LineStream, ensure_partitions
+from adpipe.warehouse import IMPRESSION_COLUMNS, LineStream, copy_in, ensure_partitions
 
 RESTORABLE = """
 SELECT archive_id, object_key, shown_date, rows FROM archive_manifest
@@ -65,7 +65,8 @@ def restore(conn: Any, bucket: Bucket, first: date, last: date) -> dict[str, Any
             with conn, conn.cursor() as cur:
                 ensure_partitions(cur, day, day)
                 cur.execute(STAGE)
-                cur.copy_expert(
+                copy_in(
+                    cur,
                     f"COPY stage_restore ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)",
                     LineStream(_csv_lines(path)),
                 )

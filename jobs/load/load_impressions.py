@@ -34,7 +34,7 @@ from adpipe.job import DataError, UpstreamError, check_window, run, window_parse
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import IMPRESSION_COLUMNS as COLUMNS
-from adpipe.warehouse import LineStream, connect, ensure_partitions, migrate
+from adpipe.warehouse import LineStream, connect, copy_in, ensure_partitions, migrate
 from adpipe.windows import backup_prefix, quarantine_key
 from impression_rules import Rejected, normalise, parse_page
 from psycopg2 import sql
@@ -191,7 +191,7 @@ def load(
             )
         cur.execute(STAGE)
         stream = LineStream(csv_lines(bucket, manifest, start, end, counts, rejects))
-        cur.copy_expert(COPY_STAGE, stream, size=1 << 16)
+        copy_in(cur, COPY_STAGE, stream)
         rejects.flush()
         limit = settings.max_rejected_share
         if counts.received and counts.rejected > limit * counts.received:

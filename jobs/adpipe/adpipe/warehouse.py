@@ -108,6 +108,17 @@ def ensure_partitions(cur: Any, first: date, last: date) -> None:
         day += timedelta(days=1)
 
 
+def copy_in(cur: Any, statement: str, stream: LineStream) -> None:
+    """COPY ``stream`` into the table; an error raised while producing its lines (bad data,
+    S3) surfaces as itself, not as the database error psycopg2 wraps it in."""
+    try:
+        cur.copy_expert(statement, stream, size=1 << 16)
+    except psycopg2.Error:
+        if stream.error is not None:
+            raise stream.error from None
+        raise
+
+
 class LineStream(io.RawIOBase):
     """A read-only file over an iterable of text lines, for ``copy_expert`` without buffering
     the whole input: COPY pulls what it needs, the iterable produces it on demand."""
@@ -115,13 +126,18 @@ class LineStream(io.RawIOBase):
     def __init__(self, lines: Iterable[str]) -> None:
         self._lines: Iterator[str] = iter(lines)
         self._pending = b""
+        self.error: BaseException | None = None  # what the lines raised, if anything
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         while len(self._pending) < len(buffer):
-            line = next(self._lines, None)
+            try:
+                line = next(self._lines, None)
+            except BaseException as exc:  # psycopg2 reports it as a COPY failure: keep it
+                self.error = exc
+                raise
             if line is None:
                 break
             self._pending += line.encode()

@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,8 @@ log = logging.getLogger("adpipe.archive")
 
 TABLE_PREFIX = f"{ARCHIVE_PREFIX}ad_impressions/"
 ARCHIVE_LOCK = 4_242_003  # pg_try_advisory_lock key: one archiver at a time
-BATCH_BYTES = 8 << 20
+BATCH_BYTES = 2 << 20  # CSV parsed per block: small blocks keep memory flat
+ROW_GROUP_ROWS = 65_536  # batches are gathered into row groups of about this many rows
 # Column, PostgreSQL expression for COPY, Arrow type of the CSV text, Arrow type in Parquet.
 COLUMNS: list[tuple[str, str, pa.DataType, pa.DataType]] = [
     ("impression_id", "impression_id::text", pa.string(), pa.uuid()),
@@ -108,24 +110,48 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def csv_blocks(path: Path, size: int = BATCH_BYTES) -> Iterator[bytes]:
+    """The file in blocks of about ``size`` bytes that end on a line end. (pyarrow's
+    streaming CSV reader reads ahead without bound, so a day would sit in memory.)"""
+    rest = b""
+    with path.open("rb") as handle:
+        while data := handle.read(size):
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                yield data[:cut]
+    if rest:
+        yield rest
+
+
 def csv_to_parquet(csv_path: Path, parquet_path: Path) -> dict[str, Any]:
     """Stream a day's CSV into Parquet (zstd) in batches; returns rows, min and max shown_at,
     and the sha256 of the ordered 16-byte impression ids."""
-    reader = pacsv.open_csv(
-        csv_path,
-        read_options=pacsv.ReadOptions(
-            column_names=[c[0] for c in COLUMNS], block_size=BATCH_BYTES
-        ),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: csv_type for name, _, csv_type, _ in COLUMNS},
-            true_values=["t"],
-            false_values=["f"],
-            strings_can_be_null=False,
-        ),
+    read_options = pacsv.ReadOptions(column_names=[c[0] for c in COLUMNS])
+    convert_options = pacsv.ConvertOptions(
+        column_types={name: csv_type for name, _, csv_type, _ in COLUMNS},
+        true_values=["t"],
+        false_values=["f"],
+        strings_can_be_null=False,
+    )
+    reader = (
+        batch
+        for block in csv_blocks(csv_path)
+        for batch in pacsv.read_csv(
+            pa.py_buffer(block), read_options=read_options, convert_options=convert_options
+        ).to_batches()
     )
     ids = hashlib.sha256()
     rows, low, high = 0, None, None
+    pending: list[pa.RecordBatch] = []
     with pq.ParquetWriter(parquet_path, SCHEMA, compression="zstd") as writer:
+
+        def flush() -> None:
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending), row_group_size=1 << 30)
+                pending.clear()
+
         for batch in reader:
             if batch.num_rows == 0:
                 continue
@@ -143,8 +169,11 @@ def csv_to_parquet(csv_path: Path, parquet_path: Path) -> dict[str, Any]:
             shown = batch.column("shown_at")
             low = min(v for v in (low, pc.min(shown).as_py()) if v is not None)
             high = max(v for v in (high, pc.max(shown).as_py()) if v is not None)
-            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=SCHEMA))
+            pending.append(pa.RecordBatch.from_arrays(arrays, schema=SCHEMA))
             rows += batch.num_rows
+            if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
+                flush()
+        flush()
     return {"rows": rows, "min_us": low, "max_us": high, "ids_sha256": ids.hexdigest()}
 
 

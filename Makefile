@@ -93,7 +93,7 @@ reconcile: env ## Per day: backup = postgres + archive + rejected + duplicates? 
 	@docker run --rm --network host --env-file .env --entrypoint python3 adpipe/archive:dev \
 	  /app/reconcile.py --from $${FROM:-$$(date -u -d '45 days ago' +%F)} --to $${TO:-$$(date -u +%F)} $(if $(JSON),--json)
 
-clean: ## Stop the stack, delete its volumes, the venv and the state folder
+clean: ## Stop the stack, delete its volumes (all data), the venv and the logs; .env and images stay
 	-@bash platform/compose.sh down -v --remove-orphans >/dev/null 2>&1
 	@rm -rf $(VENV) .state/uv .state/*.log
 	@echo "clean: stack volumes, venv and logs removed (.env kept)"

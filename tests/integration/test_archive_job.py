@@ -4,6 +4,7 @@ survives faults injected for real."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import subprocess
 import threading
@@ -91,10 +92,8 @@ def archived_rows(day: date) -> list[tuple]:
         "SELECT object_key FROM archive_manifest WHERE shown_date = %s AND restored_at IS NULL",
         (day,),
     ):
-        path = f"/tmp/adpipe-test-{uuid.uuid4().hex}.parquet"
-        with open(path, "wb") as out:
-            out.write(helpers.get(key))
-        for r in pq.read_table(path).to_pylist():
+        table = pq.read_table(io.BytesIO(helpers.get(key)))
+        for r in table.to_pylist():
             ident = r["impression_id"]
             ident = str(uuid.UUID(bytes=ident)) if isinstance(ident, bytes) else str(ident)
             rows.append(

@@ -7,7 +7,9 @@ writes (a page, a manifest, a day's archive file) fits one PUT.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import io
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import boto3
@@ -20,6 +22,8 @@ from adpipe.settings import Settings
 BACKUP_PREFIX = "backup/"
 QUARANTINE_PREFIX = "quarantine/"
 ARCHIVE_PREFIX = "archive/"
+NO_SUCH_KEY = ("NoSuchKey", "404")
+PRECONDITION_FAILED = ("PreconditionFailed", "412")
 
 
 class Bucket:
@@ -39,6 +43,21 @@ class Bucket:
             ),
         )
 
+    def _call(
+        self, action: str, key: str, call: Callable[[], object], tolerated: tuple[str, ...] = ()
+    ) -> bool:
+        """Run ``call``; False when S3 answers with a ``tolerated`` error code, any other S3
+        error becomes one `UpstreamError` naming the action and the key."""
+        try:
+            call()
+            return True
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in tolerated:
+                return False
+            raise self._fail(action, key, exc) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._fail(action, key, exc) from exc
+
     def _fail(self, action: str, key: str, exc: Exception) -> UpstreamError:
         return UpstreamError(
             f"S3 {action} s3://{self.name}/{key} failed: {exc}",
@@ -52,54 +71,42 @@ class Bucket:
         content_type: str = "application/octet-stream",
         **extra: Any,
     ) -> None:
-        try:
-            self._client.put_object(
+        self._call(
+            "PUT",
+            key,
+            lambda: self._client.put_object(
                 Bucket=self.name, Key=key, Body=body, ContentType=content_type, **extra
-            )
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise self._fail("PUT", key, exc) from exc
-
-    def get(self, key: str) -> bytes | None:
-        """The object's bytes, or None when there is no such key."""
-        try:
-            return self._client.get_object(Bucket=self.name, Key=key)["Body"].read()
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
-            raise self._fail("GET", key, exc) from exc
-        except botocore.exceptions.BotoCoreError as exc:
-            raise self._fail("GET", key, exc) from exc
+            ),
+        )
 
     def put_new(self, key: str, body: IO[bytes], content_type: str) -> bool:
         """Put only if no object has the key (If-None-Match); False when one already does."""
-        try:
-            self._client.put_object(
+        return self._call(
+            "PUT",
+            key,
+            lambda: self._client.put_object(
                 Bucket=self.name, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*"
-            )
-            return True
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
-                return False
-            raise self._fail("PUT", key, exc) from exc
-        except botocore.exceptions.BotoCoreError as exc:
-            raise self._fail("PUT", key, exc) from exc
+            ),
+            tolerated=PRECONDITION_FAILED,
+        )
 
     def download(self, key: str, handle: IO[bytes]) -> bool:
         """Stream the object into ``handle``; False when there is no such key."""
-        try:
+
+        def stream() -> None:
             body = self._client.get_object(Bucket=self.name, Key=key)["Body"]
             for chunk in body.iter_chunks(1 << 20):
                 handle.write(chunk)
-            return True
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return False
-            raise self._fail("GET", key, exc) from exc
-        except botocore.exceptions.BotoCoreError as exc:
-            raise self._fail("GET", key, exc) from exc
+
+        return self._call("GET", key, stream, tolerated=NO_SUCH_KEY)
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None when there is no such key."""
+        buffer = io.BytesIO()
+        return buffer.getvalue() if self.download(key, buffer) else None
 
     def keys(self, prefix: str) -> Iterator[str]:
-        try:
+        try:  # a generator: errors surface while it is iterated, so not through _call
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.name, Prefix=prefix
             )
@@ -112,16 +119,13 @@ class Bucket:
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
             chunk = keys[start : start + 1000]
-            try:
-                self._client.delete_objects(
-                    Bucket=self.name, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
-                )
-            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-                raise self._fail("DELETE", chunk[0], exc) from exc
+            objects = {"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+            self._call(
+                "DELETE",
+                chunk[0],
+                functools.partial(self._client.delete_objects, Bucket=self.name, Delete=objects),
+            )
 
     def check(self) -> None:
         """Raise `UpstreamError` unless the bucket answers."""
-        try:
-            self._client.head_bucket(Bucket=self.name)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise self._fail("HEAD", "", exc) from exc
+        self._call("HEAD", "", lambda: self._client.head_bucket(Bucket=self.name))

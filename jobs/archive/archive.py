@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from adpipe.job import DataError, UpstreamError, run
 from adpipe.settings import Settings
 from adpipe.storage import ARCHIVE_PREFIX, Bucket
-from adpipe.warehouse import connect, migrate
+from adpipe.warehouse import session
 from psycopg2 import sql
 from restore import restore
 
@@ -382,21 +382,14 @@ def _with_lock(conn: Any, work: Any) -> dict[str, Any]:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings()
     bucket = Bucket(settings)
-    conn = connect(settings.warehouse_dsn, "adpipe-archive")
-    try:
-        migrate(conn)
+    with session(
+        settings.warehouse_dsn, "adpipe-archive", "the day in flight was rolled back; rerun"
+    ) as conn:
         if args.command == "restore":
             if args.last < args.first:
                 raise DataError("--to must not be before --from")
             return _with_lock(conn, lambda: restore(conn, bucket, args.first, args.last))
         return _with_lock(conn, lambda: archive(conn, bucket, args.date, settings.retention_days))
-    except psycopg2.OperationalError as exc:
-        raise UpstreamError(
-            f"the warehouse connection failed: {str(exc).strip()}",
-            "the day in flight was rolled back; rerun",
-        ) from None
-    finally:
-        conn.close()
 
 
 def parser() -> argparse.ArgumentParser:

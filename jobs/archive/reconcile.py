@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from adpipe.job import DataError, run
 from adpipe.settings import Settings
 from adpipe.storage import BACKUP_PREFIX, QUARANTINE_PREFIX, Bucket
-from adpipe.warehouse import connect, migrate
+from adpipe.warehouse import session
 
 FIELDS = ("backup", "postgres", "archive", "rejected", "duplicates")
 PG_ROWS = """
@@ -157,12 +157,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         raise DataError("--to must not be before --from")
     settings = Settings()
     bucket = Bucket(settings)
-    conn = connect(settings.warehouse_dsn, "adpipe-reconcile")
-    try:
-        migrate(conn)
+    with session(
+        settings.warehouse_dsn, "adpipe-reconcile", "reconcile only reads; rerun it"
+    ) as conn:
         days = reconcile(conn, bucket, args.first, args.last)
-    finally:
-        conn.close()
     print(json.dumps(days, indent=1) if args.json else table(days), flush=True)
     off = [d for d in days if not d["balanced"]]
     if off:

@@ -29,12 +29,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg2
-from adpipe.job import DataError, UpstreamError, check_window, run, window_parser
+from adpipe.job import DataError, check_window, run, window_parser
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import IMPRESSION_COLUMNS as COLUMNS
-from adpipe.warehouse import LineStream, connect, copy_in, ensure_partitions, migrate
+from adpipe.warehouse import LineStream, copy_in, ensure_partitions, session
 from adpipe.windows import backup_prefix, quarantine_key
 from impression_rules import Rejected, normalise, parse_page
 from psycopg2 import sql
@@ -264,17 +263,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     check_window(args.start, args.end)
     settings = Settings()
     bucket = Bucket(settings)
-    conn = connect(settings.warehouse_dsn, "adpipe-load")
-    try:
-        migrate(conn)
+    with session(
+        settings.warehouse_dsn,
+        "adpipe-load",
+        "nothing was committed; rerun when PostgreSQL is back",
+    ) as conn:
         return load(args.start, args.end, settings, bucket, conn)
-    except psycopg2.OperationalError as exc:
-        raise UpstreamError(
-            f"the warehouse connection failed mid-load: {exc}".strip(),
-            "nothing was committed; rerun when PostgreSQL is back",
-        ) from None
-    finally:
-        conn.close()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -57,6 +58,22 @@ def connect(dsn: str, application_name: str) -> psycopg2.extensions.connection:
             f"cannot connect to the warehouse: {first_line}",
             "check that PostgreSQL is up and WAREHOUSE_DSN is right",
         ) from None
+
+
+@contextmanager
+def session(dsn: str, application_name: str, lost_hint: str) -> Iterator[Any]:
+    """A connection with the schema migrated, closed afterwards. A connection lost on the
+    way becomes one `UpstreamError`; ``lost_hint`` says what state that left and what to do."""
+    conn = connect(dsn, application_name)
+    try:
+        migrate(conn)
+        yield conn
+    except psycopg2.OperationalError as exc:
+        raise UpstreamError(
+            f"the warehouse connection failed: {str(exc).strip()}", lost_hint
+        ) from None
+    finally:
+        conn.close()
 
 
 def migrations() -> list[tuple[int, str, str]]:

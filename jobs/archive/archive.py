@@ -203,9 +203,16 @@ def verify(
 
 
 def archive_day(
-    conn: Any, bucket: Bucket, day: date, run_date: date, committed: set[str], workdir: Path
+    conn: Any,
+    bucket: Bucket,
+    day: date,
+    run_date: date,
+    committed: set[str],
+    orphans: list[str],
+    workdir: Path,
 ) -> dict[str, Any]:
-    """Move one day's rows to one verified archive object, in one transaction."""
+    """Move one day's rows to one verified archive object, in one transaction; ``orphans``
+    are the day's objects no committed manifest row lists (one of them may be adopted)."""
     csv_path, parquet_path = workdir / "day.csv", workdir / "day.parquet"
     expressions = sql.SQL(", ").join(sql.SQL(expr) for _, expr, _, _ in COLUMNS)
     outcome = {
@@ -229,7 +236,6 @@ def archive_day(
         facts = csv_to_parquet(csv_path, parquet_path)
         csv_path.unlink()
         prefix = day_prefix(day)
-        orphans = [k for k in bucket.keys(prefix) if k not in committed]
         if facts["rows"] == 0:
             bucket.delete(orphans)  # none of them holds rows we still have
             outcome["orphans_deleted"] = len(orphans)
@@ -304,35 +310,38 @@ def committed_keys(conn: Any) -> set[str]:
         return {row[0] for row in cur.fetchall()}
 
 
-def sweep_orphans(bucket: Bucket, committed: set[str], busy_days: set[date]) -> int:
-    """Delete archive objects no committed manifest row lists (days being archived now are
-    handled by `archive_day`, which may adopt them)."""
-    orphans = []
+def orphans_by_day(bucket: Bucket, committed: set[str]) -> dict[date | None, list[str]]:
+    """Archive objects no committed manifest row lists, by their ``shown_date`` (None when a
+    key names no day). Listed once a run: the archive lock keeps other writers out."""
+    found: dict[date | None, list[str]] = {}
     for key in bucket.keys(TABLE_PREFIX):
-        part = key[len(TABLE_PREFIX) :].split("/", 1)[0]
         if key in committed:
             continue
+        part = key[len(TABLE_PREFIX) :].split("/", 1)[0]
         try:
-            day = date.fromisoformat(part.removeprefix("shown_date="))
+            day: date | None = date.fromisoformat(part.removeprefix("shown_date="))
         except ValueError:
             day = None
-        if day not in busy_days:
-            orphans.append(key)
-    bucket.delete(orphans)
-    return len(orphans)
+        found.setdefault(day, []).append(key)
+    return found
 
 
 def archive(conn: Any, bucket: Bucket, run_date: date, retention_days: int) -> dict[str, Any]:
     cutoff = run_date - timedelta(days=retention_days)
     days = old_days(conn, cutoff)
     committed = committed_keys(conn)
-    swept = sweep_orphans(bucket, committed, set(days))
+    orphans = orphans_by_day(bucket, committed)
+    # days archived now may adopt theirs; every other orphan goes
+    swept = [key for day, keys in orphans.items() if day not in days for key in keys]
+    bucket.delete(swept)
     results = []
     failures = []
     with tempfile.TemporaryDirectory(prefix="adpipe-archive-") as tmp:
         for day in days:
             try:
-                result = archive_day(conn, bucket, day, run_date, committed, Path(tmp))
+                result = archive_day(
+                    conn, bucket, day, run_date, committed, orphans.get(day, []), Path(tmp)
+                )
             except (DataError, UpstreamError) as exc:
                 log.error("day %s not archived: %s", day, exc)
                 failures.append(f"{day}: {exc}")
@@ -348,7 +357,7 @@ def archive(conn: Any, bucket: Bucket, run_date: date, retention_days: int) -> d
         "rows_archived": sum(r["rows"] for r in results),
         "objects_written": sum(1 for r in results if r["written"]),
         "objects_adopted": sum(1 for r in results if r["adopted"]),
-        "orphans_deleted": swept + sum(r["orphans_deleted"] for r in results),
+        "orphans_deleted": len(swept) + sum(r["orphans_deleted"] for r in results),
         "partitions_dropped": sum(1 for r in results if r["partition_dropped"]),
         "keys": [r["key"] for r in results if r["key"]],
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -10,6 +11,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,62 @@ def docker_run(
         cmd += ["--entrypoint", entrypoint]
     cmd += [image, *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def summary(done: subprocess.CompletedProcess) -> dict:
+    """A job's SUMMARY line as a dict, with its exit code and stderr."""
+    lines = [x for x in done.stdout.splitlines() if x.startswith("SUMMARY ")]
+    assert lines, done.stdout + done.stderr
+    result = json.loads(lines[-1][len("SUMMARY ") :])
+    result["exit_code"], result["stderr"] = done.returncode, done.stderr
+    return result
+
+
+def load_window(start: datetime, end: datetime, env: dict[str, str] | None = None) -> None:
+    """api-load for one window, as the DAG runs it: extract_backup, then load."""
+    for job in ("extract_backup", "load"):
+        done = docker_run(
+            f"adpipe/{job}:dev", "--start", start.isoformat(), "--end", end.isoformat(), env=env
+        )
+        assert done.returncode == 0, done.stderr
+
+
+def start_detached(image: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Start a job container in the background; returns its name (for kill, logs, wait)."""
+    name = f"{image.split('/')[-1].split(':')[0]}-{uuid.uuid4().hex[:8]}"
+    done = docker_run(image, *args, env=env, detach=True, name=name)
+    assert done.returncode == 0, done.stderr
+    return name
+
+
+def wait_exit(name: str, timeout: float = 300) -> int:
+    """The exit code of a detached container, once it ends."""
+    done = subprocess.run(
+        ["docker", "wait", name], capture_output=True, text=True, timeout=timeout, check=True
+    )
+    return int(done.stdout.strip())
+
+
+def stack(action: str) -> subprocess.CompletedProcess:
+    """``platform/stack.sh start|stop``: start waits until every service is healthy."""
+    return subprocess.run(
+        ["bash", str(ROOT / "platform" / "stack.sh"), action],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+
+
+@contextlib.contextmanager
+def s3_stopped() -> Iterator[None]:
+    """The S3 server really stopped for the block; started again, and healthy, after it."""
+    assert compose("stop", "s3").returncode == 0
+    try:
+        yield
+    finally:
+        compose("start", "s3")
+        stack("start")
 
 
 def restore_days(first: str, last: str) -> None:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import helpers
 import pytest
-from helpers import compose, docker_run
+from helpers import docker_run
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -28,15 +28,11 @@ def window(day: int, hours: int = 1, hour: int = 10) -> tuple[datetime, datetime
 
 
 def run_job(job: str, start: datetime, end: datetime, **kw) -> dict:
-    done = docker_run(
-        f"adpipe/{job}:dev", "--start", start.isoformat(), "--end", end.isoformat(), **kw
+    return helpers.summary(
+        docker_run(
+            f"adpipe/{job}:dev", "--start", start.isoformat(), "--end", end.isoformat(), **kw
+        )
     )
-    summary = [line for line in done.stdout.splitlines() if line.startswith("SUMMARY ")]
-    assert summary, done.stdout + done.stderr
-    result = json.loads(summary[-1][len("SUMMARY ") :])
-    result["exit_code"] = done.returncode
-    result["stderr"] = done.stderr
-    return result
 
 
 def faults(*plan: str) -> None:
@@ -135,35 +131,18 @@ def test_a_body_that_is_not_json_fails_naming_the_page() -> None:
 def test_s3_stopped_during_extract_changes_no_row_and_the_retry_succeeds() -> None:
     start, end = window(5, hours=6)
     before = helpers.window_checksum(start, end)  # (0, '') on a fresh warehouse
-    name = f"extract-{uuid.uuid4().hex[:8]}"
     faults("slow:1", "slow:1", "slow:1", "slow:1", "slow:1", "slow:1")
-    docker_run(
+    name = helpers.start_detached(
         "adpipe/extract_backup:dev",
         "--start",
         start.isoformat(),
         "--end",
         end.isoformat(),
-        detach=True,
-        name=name,
         env={"EXTRACT_PAGE_SIZE": "500"},
     )
     time.sleep(2.5)
-    assert compose("stop", "s3").returncode == 0
-    try:
-        code = int(
-            subprocess.run(
-                ["docker", "wait", name], capture_output=True, text=True, timeout=300, check=True
-            ).stdout.strip()
-        )
-        assert code != 0
-    finally:
-        compose("start", "s3")
-        subprocess.run(
-            ["bash", str(helpers.ROOT / "platform/stack.sh"), "start"],
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
+    with helpers.s3_stopped():
+        assert helpers.wait_exit(name) != 0
     failed_load = run_job("load", start, end)
     assert failed_load["exit_code"] != 0 and "manifest" in failed_load["stderr"]
     assert helpers.window_checksum(start, end) == before
@@ -177,15 +156,8 @@ def test_load_killed_mid_copy_leaves_the_previous_state_and_the_retry_succeeds()
     start, end = window(6, hours=48, hour=0)
     assert run_job("extract_backup", start, end)["exit_code"] == 0
     before = helpers.window_checksum(start, end)
-    name = f"load-{uuid.uuid4().hex[:8]}"
-    docker_run(
-        "adpipe/load:dev",
-        "--start",
-        start.isoformat(),
-        "--end",
-        end.isoformat(),
-        detach=True,
-        name=name,
+    name = helpers.start_detached(
+        "adpipe/load:dev", "--start", start.isoformat(), "--end", end.isoformat()
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import subprocess
 import threading
 import time
@@ -20,7 +19,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
-from helpers import compose, docker_run
+from helpers import docker_run
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -41,16 +40,7 @@ def small_api() -> Iterator[str]:
 
 
 def api_load(api: str, start: datetime, end: datetime) -> None:
-    for job in ("extract_backup", "load"):
-        done = docker_run(
-            f"adpipe/{job}:dev",
-            "--start",
-            start.isoformat(),
-            "--end",
-            end.isoformat(),
-            env={"AD_API_URL": api},
-        )
-        assert done.returncode == 0, done.stderr
+    helpers.load_window(start, end, env={"AD_API_URL": api})
 
 
 def archive(run_date: date, **env: str) -> dict:
@@ -60,15 +50,7 @@ def archive(run_date: date, **env: str) -> dict:
         run_date.isoformat(),
         env={"ARCHIVE_RETENTION_DAYS": "30", **env},
     )
-    return summary(done)
-
-
-def summary(done: subprocess.CompletedProcess) -> dict:
-    lines = [x for x in done.stdout.splitlines() if x.startswith("SUMMARY ")]
-    assert lines, done.stdout + done.stderr
-    result = json.loads(lines[-1][len("SUMMARY ") :])
-    result["exit_code"], result["stderr"] = done.returncode, done.stderr
-    return result
+    return helpers.summary(done)
 
 
 def day_range(first: date, last: date) -> list[date]:
@@ -202,11 +184,11 @@ def test_restoring_a_day_brings_back_exactly_its_rows(forty_days: dict) -> None:
     done = docker_run(
         "adpipe/archive:dev", "restore", "--from", day.isoformat(), "--to", day.isoformat()
     )
-    result = summary(done)
+    result = helpers.summary(done)
     assert result["exit_code"] == 0, result["stderr"]
     assert checksum(pg_rows(day)) == checksum(forty_days[day])
     assert archived_rows(day) == []
-    again = summary(
+    again = helpers.summary(
         docker_run(
             "adpipe/archive:dev", "restore", "--from", day.isoformat(), "--to", day.isoformat()
         )
@@ -263,33 +245,11 @@ def fault_days(small_api: str) -> int:
 
 
 def test_s3_stopped_mid_run_loses_nothing(fault_days: int) -> None:
-    name = f"archive-{uuid.uuid4().hex[:8]}"
-    docker_run(
-        "adpipe/archive:dev",
-        "--date",
-        F_RUN.isoformat(),
-        detach=True,
-        name=name,
-        env={"ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS": "3"},
-    )
+    name = archive_in_background(ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS="3")
     wait_for_log(name, "pausing")
-    assert compose("stop", "s3").returncode == 0
-    try:
-        code = int(
-            subprocess.run(
-                ["docker", "wait", name], capture_output=True, text=True, timeout=300, check=True
-            ).stdout
-        )
-        assert code != 0
+    with helpers.s3_stopped():
+        assert helpers.wait_exit(name) != 0
         assert held_rows(F_FIRST, F_LAST) == fault_days
-    finally:
-        compose("start", "s3")
-        subprocess.run(
-            ["bash", str(helpers.ROOT / "platform/stack.sh"), "start"],
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
     result = archive(F_RUN)
     assert result["exit_code"] == 0, result["stderr"]
     assert held_rows(F_FIRST, F_LAST) == fault_days
@@ -297,15 +257,7 @@ def test_s3_stopped_mid_run_loses_nothing(fault_days: int) -> None:
 
 
 def test_killed_after_upload_before_commit_the_orphan_is_adopted(fault_days: int) -> None:
-    name = f"archive-{uuid.uuid4().hex[:8]}"
-    docker_run(
-        "adpipe/archive:dev",
-        "--date",
-        F_RUN.isoformat(),
-        detach=True,
-        name=name,
-        env={"ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS": "60"},
-    )
+    name = archive_in_background(ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS="60")
     wait_for_log(name, "pausing")
     subprocess.run(["docker", "kill", name], capture_output=True, check=True)
     time.sleep(1)
@@ -316,6 +268,11 @@ def test_killed_after_upload_before_commit_the_orphan_is_adopted(fault_days: int
     assert result["objects_adopted"] == 1
     assert held_rows(F_FIRST, F_LAST) == fault_days
     assert orphans() == []
+
+
+def archive_in_background(**env: str) -> str:
+    """An archive run for F_RUN in the background; returns its container's name."""
+    return helpers.start_detached("adpipe/archive:dev", "--date", F_RUN.isoformat(), env=env)
 
 
 def _block_day(day: date) -> psycopg2.extensions.connection:
@@ -341,17 +298,11 @@ def _wait_blocked() -> int:
 
 def test_connection_cut_mid_stream_loses_nothing(fault_days: int) -> None:
     blocker = _block_day(F_FIRST + timedelta(days=1))
-    name = f"archive-{uuid.uuid4().hex[:8]}"
     try:
-        docker_run("adpipe/archive:dev", "--date", F_RUN.isoformat(), detach=True, name=name)
+        name = archive_in_background()
         pid = _wait_blocked()
         helpers.query("SELECT pg_terminate_backend(%s)", (pid,))
-        code = int(
-            subprocess.run(
-                ["docker", "wait", name], capture_output=True, text=True, timeout=120, check=True
-            ).stdout
-        )
-        assert code != 0
+        assert helpers.wait_exit(name) != 0
     finally:
         blocker.rollback()
         blocker.close()
@@ -367,16 +318,8 @@ def test_late_rows_loaded_while_the_archive_runs_survive_and_go_next_run(
 ) -> None:
     late_day = F_LAST - timedelta(days=1)  # 03-04: its last 12 hours were never loaded
     blocker = _block_day(late_day)
-    name = f"archive-{uuid.uuid4().hex[:8]}"
     try:
-        docker_run(
-            "adpipe/archive:dev",
-            "--date",
-            F_RUN.isoformat(),
-            detach=True,
-            name=name,
-            env={"ARCHIVE_RETENTION_DAYS": "30"},
-        )
+        name = archive_in_background(ARCHIVE_RETENTION_DAYS="30")
         _wait_blocked()
         late_start = datetime(late_day.year, late_day.month, late_day.day, 12, tzinfo=UTC)
         api_load(small_api, late_start, late_start + timedelta(hours=12))
@@ -385,12 +328,7 @@ def test_late_rows_loaded_while_the_archive_runs_survive_and_go_next_run(
     finally:
         blocker.rollback()
         blocker.close()
-    code = int(
-        subprocess.run(
-            ["docker", "wait", name], capture_output=True, text=True, timeout=120, check=True
-        ).stdout
-    )
-    assert code == 0
+    assert helpers.wait_exit(name) == 0
     assert held_rows(F_FIRST, F_LAST) == fault_days + late
     assert len(pg_rows(late_day)) == late  # the late rows survived the first run
     result = archive(F_RUN)
@@ -405,22 +343,11 @@ def test_late_rows_loaded_while_the_archive_runs_survive_and_go_next_run(
 
 
 def test_a_second_archiver_is_refused_while_one_runs(fault_days: int) -> None:
-    name = f"archive-{uuid.uuid4().hex[:8]}"
-    docker_run(
-        "adpipe/archive:dev",
-        "--date",
-        F_RUN.isoformat(),
-        detach=True,
-        name=name,
-        env={"ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS": "5"},
-    )
+    name = archive_in_background(ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS="5")
     wait_for_log(name, "pausing")
     second = archive(F_RUN)
     assert second["exit_code"] == 4
     assert "another archive or restore run holds the archive lock" in second["stderr"]
-    code = subprocess.run(
-        ["docker", "wait", name], capture_output=True, text=True, timeout=120, check=True
-    ).stdout
-    assert int(code) == 0
+    assert helpers.wait_exit(name) == 0
     assert held_rows(F_FIRST, F_LAST) == fault_days
     assert orphans() == []

@@ -32,15 +32,7 @@ def test_a_loaded_day_balances_and_a_deleted_row_is_named() -> None:
     helpers.restore_days(f"{DAY:%Y-%m-%d}", f"{DAY:%Y-%m-%d}")  # archived by an earlier run?
     for hour in (5, 6, 7):
         start = DAY + timedelta(hours=hour)
-        for job in ("extract_backup", "load"):
-            done = docker_run(
-                f"adpipe/{job}:dev",
-                "--start",
-                start.isoformat(),
-                "--end",
-                (start + timedelta(hours=1)).isoformat(),
-            )
-            assert done.returncode == 0, done.stderr
+        helpers.load_window(start, start + timedelta(hours=1))
     code, out, err = reconcile("--json")
     assert code == 0, err
     (day,) = json.loads(out[: out.index("SUMMARY")])

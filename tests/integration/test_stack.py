@@ -7,7 +7,7 @@ import uuid
 
 import helpers
 import pytest
-from helpers import ROOT, compose, docker_run
+from helpers import compose, docker_run
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -47,22 +47,10 @@ def test_rows_and_objects_survive_stop_and_start() -> None:
     payload = bytes(range(256)) * 64
     helpers.s3().put_object(Bucket=helpers.bucket(), Key=key, Body=payload)
 
-    stop = subprocess.run(
-        ["bash", str(ROOT / "platform/stack.sh"), "stop"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    stop = helpers.stack("stop")
     assert stop.returncode == 0, stop.stderr
     assert compose("ps", "-q").stdout.strip() == "", "a container of the stack still runs"
-    start = subprocess.run(
-        ["bash", str(ROOT / "platform/stack.sh"), "start"],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        check=False,
-    )
+    start = helpers.stack("start")
     assert start.returncode == 0, start.stdout + start.stderr
 
     assert (

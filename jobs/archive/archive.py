@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from adpipe.job import DataError, UpstreamError, run
+from adpipe.job import DataError, UpstreamError, check_day_range, day_range_arguments, run
 from adpipe.settings import Settings
 from adpipe.storage import ARCHIVE_PREFIX, Bucket
 from adpipe.warehouse import session
@@ -395,8 +395,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         settings.warehouse_dsn, "adpipe-archive", "the day in flight was rolled back; rerun"
     ) as conn:
         if args.command == "restore":
-            if args.last < args.first:
-                raise DataError("--to must not be before --from")
+            check_day_range(args.first, args.last)
             return _with_lock(conn, lambda: restore(conn, bucket, args.first, args.last))
         return _with_lock(conn, lambda: archive(conn, bucket, args.date, settings.retention_days))
 
@@ -406,20 +405,7 @@ def parser() -> argparse.ArgumentParser:
     if len(sys.argv) > 1 and sys.argv[1] == "restore":
         restore_parser = argparse.ArgumentParser(prog="archive restore", description=doc)
         restore_parser.add_argument("command", choices=["restore"])
-        restore_parser.add_argument(
-            "--from",
-            dest="first",
-            type=date.fromisoformat,
-            required=True,
-            help="first day to restore (YYYY-MM-DD)",
-        )
-        restore_parser.add_argument(
-            "--to",
-            dest="last",
-            type=date.fromisoformat,
-            required=True,
-            help="last day to restore, inclusive",
-        )
+        day_range_arguments(restore_parser)
         return restore_parser
     archive_parser = argparse.ArgumentParser(description=doc)
     archive_parser.add_argument(

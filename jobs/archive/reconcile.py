@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-from adpipe.job import DataError, run
+from adpipe.job import DataError, check_day_range, day_range_arguments, run
 from adpipe.settings import Settings
 from adpipe.storage import BACKUP_PREFIX, QUARANTINE_PREFIX, Bucket
 from adpipe.warehouse import session
@@ -153,8 +153,7 @@ def table(days: list[dict[str, Any]]) -> str:
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    if args.last < args.first:
-        raise DataError("--to must not be before --from")
+    check_day_range(args.first, args.last)
     settings = Settings()
     bucket = Bucket(settings)
     with session(
@@ -183,15 +182,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument(
-        "--from",
-        dest="first",
-        type=date.fromisoformat,
-        required=True,
-        help="first day (YYYY-MM-DD)",
-    )
-    parser.add_argument(
-        "--to", dest="last", type=date.fromisoformat, required=True, help="last day, inclusive"
-    )
+    day_range_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the days as JSON")
     run("reconcile", parser, main)

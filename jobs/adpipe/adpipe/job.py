@@ -17,7 +17,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, NoReturn
 
 log = logging.getLogger("adpipe")
@@ -77,6 +77,30 @@ def window_parser(description: str) -> argparse.ArgumentParser:
 def check_window(start: datetime, end: datetime) -> None:
     if end <= start:
         raise ConfigError(f"--end ({end.isoformat()}) must be after --start ({start.isoformat()})")
+
+
+def day_range_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the day range the archive's restore and reconcile take: ``--from``, ``--to``."""
+    parser.add_argument(
+        "--from",
+        dest="first",
+        type=date.fromisoformat,
+        required=True,
+        help="first day (YYYY-MM-DD)",
+    )
+    parser.add_argument(
+        "--to",
+        dest="last",
+        type=date.fromisoformat,
+        required=True,
+        help="last day, inclusive (YYYY-MM-DD)",
+    )
+    return parser
+
+
+def check_day_range(first: date, last: date) -> None:
+    if last < first:
+        raise DataError("--to must not be before --from")
 
 
 def run(

@@ -7,31 +7,19 @@ import gzip
 import json
 import os
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import boto3
 import psycopg2
+from stack_client import ROOT, Airflow, load_env, login_status  # noqa: F401 - for the tests
 
-ROOT = Path(__file__).resolve().parent.parent
 ENV_FILE = ROOT / ".env"
-
-
-def load_env() -> None:
-    """Put the settings of .env into os.environ (variables already set win)."""
-    if not ENV_FILE.exists():
-        return
-    for line in ENV_FILE.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            os.environ.setdefault(key.strip(), value.strip())
 
 
 def docker_run(
@@ -205,76 +193,3 @@ def rfc3339(moment: datetime) -> str:
 
 def gunzip(data: bytes) -> bytes:
     return gzip.decompress(data)
-
-
-class Airflow:
-    """A small client of Airflow's REST API v2, logged in as the stack's user."""
-
-    def __init__(self) -> None:
-        self.base = os.environ["AIRFLOW_URL"]
-        self.token = self.login(os.environ["AIRFLOW_USER"], os.environ["AIRFLOW_PASSWORD"])[1]
-
-    def login(self, user: str, password: str) -> tuple[int, str]:
-        req = urllib.request.Request(  # noqa: S310
-            f"{self.base}/auth/token",
-            method="POST",
-            data=json.dumps({"username": user, "password": password}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
-                return resp.status, json.loads(resp.read())["access_token"]
-        except urllib.error.HTTPError as exc:
-            return exc.code, ""
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        req = urllib.request.Request(  # noqa: S310
-            f"{self.base}/api/v2{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
-        )
-        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310
-            return json.loads(resp.read() or b"null")
-
-    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                self.call("GET", f"/dags/{dag_id}")
-                return
-            except urllib.error.HTTPError:
-                time.sleep(2)
-        raise AssertionError(f"DAG {dag_id} did not appear in {timeout} s")
-
-    def run(self, dag_id: str, logical_date: datetime, run_id: str, timeout: float = 600) -> dict:
-        """Unpause, trigger a run for ``logical_date`` and wait until it ends."""
-        self.wait_for_dag(dag_id)
-        stamp = urllib.parse.quote(logical_date.isoformat())
-        earlier = self.call(
-            "GET", f"/dags/{dag_id}/dagRuns?logical_date_gte={stamp}&logical_date_lte={stamp}"
-        )
-        for old in earlier["dag_runs"]:  # a re-run of the test replaces its run
-            if old["state"] not in ("success", "failed"):
-                self.call(
-                    "PATCH", f"/dags/{dag_id}/dagRuns/{old['dag_run_id']}", {"state": "failed"}
-                )
-            self.call("DELETE", f"/dags/{dag_id}/dagRuns/{old['dag_run_id']}")
-        self.call(
-            "POST",
-            f"/dags/{dag_id}/dagRuns",
-            {"dag_run_id": run_id, "logical_date": logical_date.isoformat()},
-        )
-        # unpaused after the trigger, so this run is queued before any the scheduler creates
-        self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
-            if run["state"] in ("success", "failed"):
-                return run
-            time.sleep(2)
-        raise AssertionError(f"{dag_id} run {run_id} did not end in {timeout} s")
-
-    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
-        items = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
-        return {ti["task_id"]: ti["state"] for ti in items["task_instances"]}

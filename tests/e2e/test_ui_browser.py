@@ -46,7 +46,7 @@ def login(page, password: str) -> None:
 def test_login_shows_both_pipelines_with_successful_runs(page) -> None:
     airflow = helpers.Airflow()
     for dag_id in ("api-load", "archive"):
-        runs = airflow.call("GET", f"/dags/{dag_id}/dagRuns?state=success&limit=1")
+        runs = airflow.api("GET", f"/dags/{dag_id}/dagRuns?state=success&limit=1")
         assert runs["total_entries"] > 0, f"{dag_id} has no successful run to show"
     login(page, os.environ["AIRFLOW_PASSWORD"])
     page.wait_for_url("**/", timeout=30_000)

@@ -13,9 +13,8 @@ pytestmark = pytest.mark.usefixtures("stack")
 
 
 def test_login_with_the_stack_user_and_a_wrong_password() -> None:
-    airflow = helpers.Airflow()
-    assert airflow.login("airflow", "airflow")[0] == 201
-    assert airflow.login("airflow", "not-the-password")[0] == 401
+    assert helpers.login_status("airflow", "airflow") == 201
+    assert helpers.login_status("airflow", "not-the-password") == 401
 
 
 def test_every_stack_port_listens_on_loopback_only() -> None:

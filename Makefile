@@ -40,14 +40,10 @@ images: engine ## Build every image (platform and jobs), from a registry or Debi
 build-jobs: engine ## Build adpipe/extract_backup, adpipe/load, adpipe/archive (:dev and :version)
 	@bash platform/images.sh jobs
 
-start: env engine ## Start the stack and wait until every service is healthy
-	@docker image inspect adpipe/airflow:dev adpipe/extract_backup:dev >/dev/null 2>&1 || bash platform/images.sh all
+start: env images ## Start the stack (images rebuilt from cache first) and wait until it is healthy
 	@$(STACK) start
 
-demo: venv env ## The main job: start everything, run api-load and archive through Airflow, reconcile (STOP=1 stops after)
-	@docker image inspect adpipe/airflow:dev adpipe/archive:dev >/dev/null 2>&1 || $(MAKE) --no-print-directory images
-	@bash platform/engine.sh
-	@$(STACK) start
+demo: venv start ## The main job: start everything, run api-load and archive through Airflow, reconcile (STOP=1 stops after)
 	@rc=0; $(PY) platform/demo.py || rc=$$?; \
 	if [ -n "$(STOP)" ]; then $(STACK) stop >/dev/null 2>&1; echo "demo: stack stopped"; fi; exit $$rc
 

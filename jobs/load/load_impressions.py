@@ -134,7 +134,6 @@ def csv_lines(
     """CSV lines for COPY, one per valid record; rejected records go to ``rejects``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    ordinal = 0
     for number, body in page_bodies(bucket, manifest):
         try:
             records = parse_page(body)
@@ -156,9 +155,8 @@ def csv_lines(
                     + "\n"
                 )
                 continue
-            counts.valid += 1
-            ordinal += 1
-            writer.writerow((ordinal, *row))
+            counts.valid += 1  # also the record's ordinal: the first of an id wins
+            writer.writerow((counts.valid, *row))
             yield out.getvalue()
             out.seek(0)
             out.truncate()

@@ -52,7 +52,7 @@ class ApiClient:
         )
 
     def page(self, start: datetime, end: datetime, cursor: str | None, number: int) -> bytes:
-        """The raw body of one page, after checking it is the contract's JSON."""
+        """The raw body of one page, as the API sent it (`read_page` checks its shape)."""
         query: dict[str, str | int] = {
             "start": _rfc3339(start),
             "end": _rfc3339(end),

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import json
 import os
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import boto3
 import psycopg2
+import pyarrow.parquet as pq
 from stack_client import ROOT, Airflow, load_env, login_status  # noqa: F401 - for the tests
 
 ENV_FILE = ROOT / ".env"
@@ -30,9 +33,12 @@ def docker_run(
     detach: bool = False,
     name: str | None = None,
     entrypoint: str | None = None,
+    remove: bool = True,
 ) -> subprocess.CompletedProcess:
-    """``docker run --rm --network host --env-file .env <image> <args>``, as a user would."""
-    cmd = ["docker", "run", "--rm", "--network", "host", "--env-file", str(ENV_FILE)]
+    """``docker run --rm --network host --env-file .env <image> <args>``, as a user would
+    (``remove=False`` keeps the container, and its log, after it ends)."""
+    cmd = ["docker", "run", *(["--rm"] if remove else []), "--network", "host"]
+    cmd += ["--env-file", str(ENV_FILE)]
     if detach:
         cmd.append("-d")
     if name:
@@ -63,10 +69,12 @@ def load_window(start: datetime, end: datetime, env: dict[str, str] | None = Non
         assert done.returncode == 0, done.stderr
 
 
-def start_detached(image: str, *args: str, env: dict[str, str] | None = None) -> str:
+def start_detached(
+    image: str, *args: str, env: dict[str, str] | None = None, remove: bool = True
+) -> str:
     """Start a job container in the background; returns its name (for kill, logs, wait)."""
     name = f"{image.split('/')[-1].split(':')[0]}-{uuid.uuid4().hex[:8]}"
-    done = docker_run(image, *args, env=env, detach=True, name=name)
+    done = docker_run(image, *args, env=env, detach=True, name=name, remove=remove)
     assert done.returncode == 0, done.stderr
     return name
 
@@ -77,6 +85,32 @@ def wait_exit(name: str, timeout: float = 300) -> int:
         ["docker", "wait", name], capture_output=True, text=True, timeout=timeout, check=True
     )
     return int(done.stdout.strip())
+
+
+def finish(name: str, timeout: float = 300) -> tuple[int, str]:
+    """The exit code and log of a container started with ``remove=False``; removes it."""
+    code = wait_exit(name, timeout)
+    logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=False)
+    subprocess.run(["docker", "rm", name], capture_output=True, check=False)
+    return code, logs.stdout + logs.stderr
+
+
+def wait_for_log(name: str, text: str, timeout: float = 60) -> None:
+    """Wait until the container's log holds ``text``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=False)
+        if text in logs.stdout + logs.stderr:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never logged {text!r}")
+
+
+def post_json(url: str, body: object) -> None:
+    request = urllib.request.Request(  # noqa: S310 - the local mock
+        url, method="POST", data=json.dumps(body).encode()
+    )
+    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
 
 
 def stack(action: str) -> subprocess.CompletedProcess:
@@ -171,6 +205,51 @@ def window_checksum(start: datetime, end: datetime) -> tuple[int, str]:
     )[0]
 
 
+ROWS = (
+    "impression_id, ad_id, campaign_id, advertiser_id, placement, device, country, "
+    "shown_at, cost_micros, currency, clicked"
+)
+
+
+def pg_rows(day: date) -> list[tuple]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    rows = query(
+        f"SELECT {ROWS} FROM ad_impressions WHERE shown_at >= %s "  # noqa: S608
+        "AND shown_at < %s",
+        (start, start + timedelta(days=1)),
+    )
+    return sorted((str(r[0]), *r[1:7], r[7].astimezone(UTC).isoformat(), *r[8:]) for r in rows)
+
+
+def archived_rows(day: date) -> list[tuple]:
+    """The day's rows as pyarrow reads them from the live archive objects."""
+    rows = []
+    for (key,) in query(
+        "SELECT object_key FROM archive_manifest WHERE shown_date = %s AND restored_at IS NULL",
+        (day,),
+    ):
+        table = pq.read_table(io.BytesIO(get(key)))
+        for r in table.to_pylist():
+            ident = r["impression_id"]
+            ident = str(uuid.UUID(bytes=ident)) if isinstance(ident, bytes) else str(ident)
+            rows.append(
+                (
+                    ident,
+                    r["ad_id"],
+                    r["campaign_id"],
+                    r["advertiser_id"],
+                    r["placement"],
+                    r["device"],
+                    r["country"],
+                    r["shown_at"].astimezone(UTC).isoformat(),
+                    r["cost_micros"],
+                    r["currency"],
+                    r["clicked"],
+                )
+            )
+    return sorted(rows)
+
+
 def api_pages(start: datetime, end: datetime, limit: int = 1000) -> list[bytes]:
     """Every page body the ad API serves for the window, fetched here, not by the job."""
     base = os.environ["AD_API_URL"]
@@ -185,6 +264,40 @@ def api_pages(start: datetime, end: datetime, limit: int = 1000) -> list[bytes]:
         cursor = json.loads(body)["next_cursor"]
         if cursor is None:
             return bodies
+
+
+def backup_prefix(start: datetime, end: datetime) -> str:
+    stamp = f"{start:%Y%m%dT%H%M%SZ}-{end:%Y%m%dT%H%M%SZ}"
+    return f"backup/impressions/date={start:%Y-%m-%d}/window={stamp}/"
+
+
+def backup_manifests(start: datetime, end: datetime) -> list[str]:
+    """The window's manifest versions, oldest first."""
+    return sorted(k for k in keys(backup_prefix(start, end)) if "/manifest-" in k)
+
+
+def backup_pages(start: datetime, end: datetime) -> list[bytes]:
+    """The page bodies of the window's current backup version, in the manifest's order."""
+    manifest = json.loads(get(backup_manifests(start, end)[-1]))
+    return [gunzip(get(page["key"])) for page in manifest["pages"]]
+
+
+def backup_objects(start: datetime, end: datetime) -> dict[str, bytes]:
+    """Every object of the window's backup, by key, as stored."""
+    return {key: get(key) for key in keys(backup_prefix(start, end))}
+
+
+def superuser() -> Any:
+    """A connection as the server's superuser (POSTGRES_USER), for what a job may not do."""
+    conn = psycopg2.connect(
+        host="127.0.0.1",
+        port=os.environ["POSTGRES_PORT"],
+        user=os.environ["POSTGRES_USER"],
+        password=os.environ["POSTGRES_PASSWORD"],
+        dbname=os.environ["POSTGRES_DB"],
+    )
+    conn.autocommit = True
+    return conn
 
 
 def rfc3339(moment: datetime) -> str:

@@ -3,12 +3,19 @@ minus ARCHIVE_RETENTION_DAYS) from ``ad_impressions`` to Parquet (zstd) in
 ``s3://ad-data/archive/ad_impressions/shown_date=YYYY-MM-DD/part-<sha256 prefix>.parquet``,
 and restores archived days on demand.
 
-Each day is one short transaction: ``COPY (DELETE ... RETURNING ...) TO STDOUT`` streams the
-day's rows to a spool file, pyarrow turns it into Parquet batch by batch, the object is put
-with If-None-Match, read back and checked (bytes, row count, ids), and only then is its
-``archive_manifest`` row inserted and the transaction committed. Until that commit the rows
-stay in PostgreSQL; an object no committed manifest row lists is an orphan and is adopted
-(same content) or deleted by the next run. Late rows in an archived day become a second file.
+Each day is one short transaction under the day's lock (so no load of the day interleaves):
+``COPY (DELETE ... RETURNING ...) TO STDOUT`` streams the day's rows to a spool file, pyarrow
+turns it into Parquet batch by batch, the object is put with If-None-Match, read back and
+checked (bytes, row count, ids), and only then is its ``archive_manifest`` row inserted and
+the transaction committed. Until that commit the rows stay in PostgreSQL. Late rows in an
+archived day become a second file. One day's failure fails that day, not the others.
+
+The archive never deletes an object. An object under the archive prefix that no committed
+manifest row lists is adopted only when it is exactly the object this run writes for its day
+(same content-derived key, verified by its bytes, the rows still in PostgreSQL); any other is
+left in place and the run fails naming it. A run whose database has no archive history while
+the bucket holds archive objects (the wrong WAREHOUSE_DSN, a restored old database) refuses
+to start.
 
     docker run --rm --network host --env-file .env adpipe/archive:dev --date 2026-11-20
     docker run --rm --network host --env-file .env adpipe/archive:dev restore \\
@@ -34,16 +41,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from adpipe.job import DataError, UpstreamError, check_day_range, day_range_arguments, run
+from adpipe.job import (
+    ConfigError,
+    DataError,
+    JobError,
+    UpstreamError,
+    check_day_range,
+    day_range_arguments,
+    run,
+)
 from adpipe.settings import Settings
-from adpipe.storage import ARCHIVE_PREFIX, Bucket
-from adpipe.warehouse import session
+from adpipe.storage import Bucket
+from adpipe.warehouse import lock_days, partition_name, service_error, session
+from adpipe.windows import ARCHIVE_TABLE_PREFIX as TABLE_PREFIX
+from adpipe.windows import archive_key, archive_key_day
 from psycopg2 import sql
 from restore import restore
 
 log = logging.getLogger("adpipe.archive")
 
-TABLE_PREFIX = f"{ARCHIVE_PREFIX}ad_impressions/"
 ARCHIVE_LOCK = 4_242_003  # pg_try_advisory_lock key: one archiver at a time
 BATCH_BYTES = 2 << 20  # CSV parsed per block: small blocks keep memory flat
 ROW_GROUP_ROWS = 65_536  # batches are gathered into row groups of about this many rows
@@ -94,14 +110,6 @@ VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s / 1e6), to_timestamp(%s / 1e6), 
 """
 
 
-def day_prefix(day: date) -> str:
-    return f"{TABLE_PREFIX}shown_date={day:%Y-%m-%d}/"
-
-
-def partition_name(day: date) -> str:
-    return f"ad_impressions_{day:%Y%m%d}"
-
-
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -110,14 +118,31 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def record_end(data: bytes) -> int:
+    """Just past the last line end of ``data`` that ends a CSV record, or 0 when none does.
+
+    PostgreSQL's CSV quotes every field holding a quote, comma or line end, and doubles the
+    quotes inside it; so a line end ends a record exactly when the quotes before it are even
+    in number. Counting is done by ``bytes.count``, not per character in Python."""
+    quotes = data.count(b'"')
+    after, end = 0, len(data)
+    while (line_end := data.rfind(b"\n", 0, end)) >= 0:
+        after += data.count(b'"', line_end, end)
+        if (quotes - after) % 2 == 0:
+            return line_end + 1
+        end = line_end
+    return 0
+
+
 def csv_blocks(path: Path, size: int = BATCH_BYTES) -> Iterator[bytes]:
-    """The file in blocks of about ``size`` bytes that end on a line end. (pyarrow's
-    streaming CSV reader reads ahead without bound, so a day would sit in memory.)"""
+    """The file in blocks of about ``size`` bytes, each ending where a record ends (text
+    fields may hold line ends). pyarrow's streaming CSV reader reads ahead without bound, so
+    a day would sit in memory; these blocks keep it to a few megabytes."""
     rest = b""
     with path.open("rb") as handle:
         while data := handle.read(size):
             data = rest + data
-            cut = data.rfind(b"\n") + 1
+            cut = record_end(data)
             rest = data[cut:]
             if cut:
                 yield data[:cut]
@@ -135,11 +160,15 @@ def csv_to_parquet(csv_path: Path, parquet_path: Path) -> dict[str, Any]:
         false_values=["f"],
         strings_can_be_null=False,
     )
+    parse_options = pacsv.ParseOptions(newlines_in_values=True)
     reader = (
         batch
         for block in csv_blocks(csv_path)
         for batch in pacsv.read_csv(
-            pa.py_buffer(block), read_options=read_options, convert_options=convert_options
+            pa.py_buffer(block),
+            read_options=read_options,
+            parse_options=parse_options,
+            convert_options=convert_options,
         ).to_batches()
     )
     ids = hashlib.sha256()
@@ -208,23 +237,18 @@ def archive_day(
     day: date,
     run_date: date,
     committed: set[str],
-    orphans: list[str],
+    unlisted: set[str],
     workdir: Path,
 ) -> dict[str, Any]:
-    """Move one day's rows to one verified archive object, in one transaction; ``orphans``
-    are the day's objects no committed manifest row lists (one of them may be adopted)."""
+    """Move one day's rows to one verified archive object, in one transaction. ``unlisted``
+    are the archive keys no committed manifest row lists; the one this run would write for
+    the day is adopted (and leaves the set), the others are never touched."""
     csv_path, parquet_path = workdir / "day.csv", workdir / "day.parquet"
     expressions = sql.SQL(", ").join(sql.SQL(expr) for _, expr, _, _ in COLUMNS)
-    outcome = {
-        "day": day.isoformat(),
-        "rows": 0,
-        "key": None,
-        "written": False,
-        "adopted": False,
-        "orphans_deleted": 0,
-    }
+    outcome = {"day": day.isoformat(), "rows": 0, "key": None, "written": False, "adopted": False}
     with conn, conn.cursor() as cur:
         cur.execute("SET LOCAL TimeZone = 'UTC'")
+        lock_days(cur, day, day)  # no load of the day checks or writes until this commits
         with csv_path.open("wb") as spool:
             cur.copy_expert(
                 sql.SQL(MOVE_DAY)
@@ -235,21 +259,20 @@ def archive_day(
             )
         facts = csv_to_parquet(csv_path, parquet_path)
         csv_path.unlink()
-        prefix = day_prefix(day)
         if facts["rows"] == 0:
-            bucket.delete(orphans)  # none of them holds rows we still have
-            outcome["orphans_deleted"] = len(orphans)
             return outcome
         sha = _sha256_file(parquet_path)
-        key = f"{prefix}part-{sha[:20]}.parquet"
+        key = archive_key(day, sha)
         if key in committed:
             raise DataError(
                 f"{key} is already archived, yet its rows were in the table",
                 "inspect archive_manifest for this day before rerunning",
             )
-        stale = [k for k in orphans if k != key]
-        if key in orphans:
-            outcome["adopted"] = True  # an earlier attempt uploaded it and died before commit
+        if key in unlisted:
+            # the same key is the same content: an earlier attempt uploaded exactly these
+            # rows (still here, in this transaction) and died before its commit; verify()
+            # below proves the bytes before the manifest lists it
+            outcome["adopted"] = True
         else:
             with parquet_path.open("rb") as body:
                 outcome["written"] = bucket.put_new(key, body, "application/vnd.apache.parquet")
@@ -275,8 +298,8 @@ def archive_day(
             log.warning("pausing %.1f s before committing %s", pause, day)
             time.sleep(pause)
     committed.add(key)
-    bucket.delete(stale)
-    outcome.update(rows=facts["rows"], key=f"s3://{bucket.name}/{key}", orphans_deleted=len(stale))
+    unlisted.discard(key)
+    outcome.update(rows=facts["rows"], key=f"s3://{bucket.name}/{key}")
     return outcome
 
 
@@ -286,6 +309,7 @@ def drop_if_empty(conn: Any, day: date) -> bool:
     try:
         with conn, conn.cursor() as cur:
             cur.execute("SET LOCAL lock_timeout = '5s'")
+            lock_days(cur, day, day)  # a load of the day may be about to write into it
             cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(name))
             cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name))
             if cur.fetchone()[0]:
@@ -304,47 +328,45 @@ def old_days(conn: Any, cutoff: date) -> list[date]:
     return [datetime.strptime(n[-8:], "%Y%m%d").replace(tzinfo=UTC).date() for n in names]
 
 
-def committed_keys(conn: Any) -> set[str]:
+def committed_keys(conn: Any) -> tuple[set[str], bool]:
+    """The keys live manifest rows list, and whether this database has any archive history
+    at all (restored rows included)."""
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT object_key FROM archive_manifest WHERE restored_at IS NULL")
-        return {row[0] for row in cur.fetchall()}
-
-
-def orphans_by_day(bucket: Bucket, committed: set[str]) -> dict[date | None, list[str]]:
-    """Archive objects no committed manifest row lists, by their ``shown_date`` (None when a
-    key names no day). Listed once a run: the archive lock keeps other writers out."""
-    found: dict[date | None, list[str]] = {}
-    for key in bucket.keys(TABLE_PREFIX):
-        if key in committed:
-            continue
-        part = key[len(TABLE_PREFIX) :].split("/", 1)[0]
-        try:
-            day: date | None = date.fromisoformat(part.removeprefix("shown_date="))
-        except ValueError:
-            day = None
-        found.setdefault(day, []).append(key)
-    return found
+        cur.execute("SELECT object_key, restored_at IS NULL FROM archive_manifest")
+        rows = cur.fetchall()
+    return {key for key, live in rows if live}, bool(rows)
 
 
 def archive(conn: Any, bucket: Bucket, run_date: date, retention_days: int) -> dict[str, Any]:
     cutoff = run_date - timedelta(days=retention_days)
+    committed, has_history = committed_keys(conn)
+    # listed once a run: the archive lock keeps other archive writers out
+    unlisted = {key for key in bucket.keys(TABLE_PREFIX) if key not in committed}
+    if unlisted and not has_history:
+        raise ConfigError(
+            f"this database has no archive history (archive_manifest is empty), yet "
+            f"s3://{bucket.name}/{TABLE_PREFIX} holds {len(unlisted)} archive objects "
+            f"(first: {min(unlisted)}); archiving from here could treat the only copy of "
+            "those rows as strays; nothing was done",
+            "check that WAREHOUSE_DSN names the warehouse that wrote this archive",
+        )
     days = old_days(conn, cutoff)
-    committed = committed_keys(conn)
-    orphans = orphans_by_day(bucket, committed)
-    # days archived now may adopt theirs; every other orphan goes
-    swept = [key for day, keys in orphans.items() if day not in days for key in keys]
-    bucket.delete(swept)
     results = []
     failures = []
     with tempfile.TemporaryDirectory(prefix="adpipe-archive-") as tmp:
         for day in days:
             try:
-                result = archive_day(
-                    conn, bucket, day, run_date, committed, orphans.get(day, []), Path(tmp)
+                result = archive_day(conn, bucket, day, run_date, committed, unlisted, Path(tmp))
+            except (JobError, psycopg2.Error, pa.ArrowException) as exc:
+                if conn.closed:
+                    raise  # the connection is gone: no later day can run either
+                reason = (
+                    service_error(exc, Settings(), "")
+                    if isinstance(exc, psycopg2.OperationalError)
+                    else exc
                 )
-            except (DataError, UpstreamError) as exc:
-                log.error("day %s not archived: %s", day, exc)
-                failures.append(f"{day}: {exc}")
+                log.error("day %s not archived: %s", day, reason)
+                failures.append(f"{day}: {reason}")
                 continue
             result["partition_dropped"] = drop_if_empty(conn, day)
             if result["rows"]:
@@ -357,7 +379,7 @@ def archive(conn: Any, bucket: Bucket, run_date: date, retention_days: int) -> d
         "rows_archived": sum(r["rows"] for r in results),
         "objects_written": sum(1 for r in results if r["written"]),
         "objects_adopted": sum(1 for r in results if r["adopted"]),
-        "orphans_deleted": len(swept) + sum(r["orphans_deleted"] for r in results),
+        "objects_unlisted": len(unlisted),
         "partitions_dropped": sum(1 for r in results if r["partition_dropped"]),
         "keys": [r["key"] for r in results if r["key"]],
     }
@@ -366,6 +388,18 @@ def archive(conn: Any, bucket: Bucket, run_date: date, retention_days: int) -> d
             f"{len(failures)} of {len(days)} days not archived "
             f"({'; '.join(failures)}); archived: {summary['days_archived']}",
             "their rows are still in PostgreSQL; rerun once the cause is fixed",
+        )
+    if unlisted:
+        named = sorted(unlisted)
+        by_day = sorted({str(archive_key_day(k) or "no day") for k in named})
+        raise DataError(
+            f"{len(named)} archive objects that no archive_manifest row lists were left in "
+            f"place (days: {', '.join(by_day[:10])}; keys: {', '.join(named[:5])}"
+            f"{' ...' if len(named) > 5 else ''}); every old day was archived "
+            f"({summary['days_archived']} now)",
+            "nothing was deleted: they may hold the only copy of their rows. Check that "
+            "WAREHOUSE_DSN is the right database; then compare them with archive_manifest "
+            "(lost manifest rows?) and restore their rows or move them out by hand",
         )
     return summary
 
@@ -383,16 +417,20 @@ def _with_lock(conn: Any, work: Any) -> dict[str, Any]:
     try:
         return work()
     finally:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(%s)", (ARCHIVE_LOCK,))
-        conn.commit()
+        if not conn.closed:  # a lost connection released the lock with the session
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (ARCHIVE_LOCK,))
+            conn.commit()
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings()
     bucket = Bucket(settings)
     with session(
-        settings.warehouse_dsn, "adpipe-archive", "the day in flight was rolled back; rerun"
+        settings.warehouse_dsn,
+        "adpipe-archive",
+        "the day in flight was rolled back; rerun",
+        settings,
     ) as conn:
         if args.command == "restore":
             check_day_range(args.first, args.last)

@@ -1,7 +1,8 @@
 """reconcile: does every record the API sent have a place? For each day of a range, from
 what is really stored:
 
-    backup      records in the day's backup manifests (s3://ad-data/backup/)
+    backup      records in the day's backups (s3://ad-data/backup/): for each window, the
+                version its latest load recorded in load_runs, else its latest version
     postgres    rows of ad_impressions shown that day
     archive     rows of the day's live archive objects (each object's Parquet footer is read
                 and checked against archive_manifest)
@@ -28,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+from adpipe.backups import version_keys
 from adpipe.job import DataError, check_day_range, day_range_arguments, run
 from adpipe.settings import Settings
-from adpipe.storage import BACKUP_PREFIX, QUARANTINE_PREFIX, Bucket
+from adpipe.storage import Bucket
 from adpipe.warehouse import session
+from adpipe.windows import backup_day_prefix, quarantine_day_prefix
 
 FIELDS = ("backup", "postgres", "archive", "rejected", "duplicates")
 PG_ROWS = """
@@ -42,8 +45,9 @@ ARCHIVED = """
 SELECT shown_date, object_key, rows FROM archive_manifest
 WHERE shown_date BETWEEN %s AND %s AND restored_at IS NULL
 """
-DUPLICATES = """
-SELECT DISTINCT ON (window_start, window_end) window_start, duplicates FROM load_runs
+LATEST_LOADS = """
+SELECT DISTINCT ON (window_start, window_end) window_start, duplicates, manifest_key
+FROM load_runs
 WHERE window_start >= %s AND window_start < %s
 ORDER BY window_start, window_end, load_run_id DESC
 """
@@ -101,9 +105,11 @@ def reconcile(conn: Any, bucket: Bucket, first: date, last: date) -> list[dict[s
         cur.execute(PG_ROWS, (start, end))
         for day, count in cur.fetchall():
             row(day)["postgres"] = count
-        cur.execute(DUPLICATES, (start, end))
-        for window_start, duplicates in cur.fetchall():
+        cur.execute(LATEST_LOADS, (start, end))
+        loaded: dict[str, str] = {}  # window prefix -> the manifest its latest load read
+        for window_start, duplicates, manifest_key in cur.fetchall():
             row(window_start.astimezone(UTC).date())["duplicates"] += duplicates
+            loaded[manifest_key.rsplit("/", 1)[0] + "/"] = manifest_key
         cur.execute(ARCHIVED, (first, last))
         archived = cur.fetchall()
 
@@ -115,11 +121,17 @@ def reconcile(conn: Any, bucket: Bucket, first: date, last: date) -> list[dict[s
         for day, key, rows in archived:
             by_day.setdefault(day, []).append((key, rows))
         for day in span:
-            for key in bucket.keys(f"{BACKUP_PREFIX}impressions/date={day:%Y-%m-%d}/"):
-                if key.endswith("/manifest.json"):
-                    manifest = json.loads(bucket.get(key) or b"{}")
-                    row(day)["backup"] += int(manifest.get("records", 0))
-            for key in bucket.keys(f"{QUARANTINE_PREFIX}impressions/date={day:%Y-%m-%d}/"):
+            windows: dict[str, list[str]] = {}
+            for key in bucket.keys(backup_day_prefix(day)):
+                windows.setdefault(key.rsplit("/", 1)[0] + "/", []).append(key)
+            for prefix, keys in windows.items():
+                versions = version_keys(keys)
+                if not versions:
+                    continue  # an extract that never finished: nothing was loaded from it
+                key = loaded.get(prefix) or versions[-1][1]
+                manifest = json.loads(bucket.get(key) or b"{}")
+                row(day)["backup"] += int(manifest.get("records", 0))
+            for key in bucket.keys(quarantine_day_prefix(day)):
                 row(day)["rejected"] += _count_lines(bucket, key, workdir)
             for key, rows in by_day.get(day, []):
                 found = _parquet_rows(bucket, key, workdir)
@@ -157,7 +169,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings()
     bucket = Bucket(settings)
     with session(
-        settings.warehouse_dsn, "adpipe-reconcile", "reconcile only reads; rerun it"
+        settings.warehouse_dsn, "adpipe-reconcile", "reconcile only reads; rerun it", settings
     ) as conn:
         days = reconcile(conn, bucket, args.first, args.last)
     print(json.dumps(days, indent=1) if args.json else table(days), flush=True)

@@ -3,7 +3,9 @@
 For each archive object of the days asked for: read it (batch by batch), COPY its rows into a
 temporary table, insert them with ON CONFLICT DO NOTHING (so a second restore changes
 nothing), mark its manifest row restored, commit; then remove the object from the archive, so
-the archive prefix and the table never hold the same row. A restored day older than the
+the archive prefix and the table never hold the same row. That delete is safe because the
+commit before it holds every row of the object (the staged count equals the manifest's) in
+the table, and the manifest row says so. A restored day older than the
 retention cutoff is archived again by the next archive run.
 """
 
@@ -21,7 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from adpipe.job import DataError
 from adpipe.storage import Bucket
-from adpipe.warehouse import IMPRESSION_COLUMNS, LineStream, copy_in, ensure_partitions
+from adpipe.warehouse import IMPRESSION_COLUMNS, LineStream, copy_in, ensure_partitions, lock_days
 
 RESTORABLE = """
 SELECT archive_id, object_key, shown_date, rows FROM archive_manifest
@@ -62,8 +64,9 @@ def restore(conn: Any, bucket: Bucket, first: date, last: date) -> dict[str, Any
                         f"archive object s3://{bucket.name}/{key} is missing",
                         "the manifest lists it; inspect the bucket",
                     )
+            ensure_partitions(conn, day, day)
             with conn, conn.cursor() as cur:
-                ensure_partitions(cur, day, day)
+                lock_days(cur, day, day)  # no load of the day checks or writes meanwhile
                 cur.execute(STAGE)
                 copy_in(
                     cur,

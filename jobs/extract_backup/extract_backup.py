@@ -1,11 +1,18 @@
 """extract_backup: where a row enters. Pages every impression of a window from the ad API and
-writes each page, byte for byte as received, gzip-compressed, to
-``s3://ad-data/backup/impressions/date=YYYY-MM-DD/window=<start>-<end>/page-NNNNN.json.gz``,
-then the window's ``manifest.json`` (pages, records, sha256 of each page's bytes) last.
+backs each page up, byte for byte as received, gzip-compressed, under
+``s3://ad-data/backup/impressions/date=YYYY-MM-DD/window=<start>-<end>/``, then writes the
+window's manifest (pages in order, records, sha256 of each page's bytes) last.
 
-A re-run writes the same keys, deletes pages a previous run left beyond the new last page,
-and removes the old manifest first, so a window is either complete (manifest present) or
-visibly not. One page is in memory at a time.
+Backups are immutable (layout in `adpipe.windows`): pages are named by their sha256 and
+written only when new; the manifest is a new numbered version only when it differs from the
+window's latest one. So a re-run that receives the same bytes writes nothing, one that
+receives other bytes (an empty answer, another source) adds a version beside the old one,
+and one that fails midway leaves the old version current. Nothing is overwritten or deleted.
+
+Every wait is bounded: urllib3's ``Retry`` retries 429, 5xx, lost connections and cut bodies
+with backoff and jitter, obeying Retry-After up to EXTRACT_RETRY_AFTER_MAX_SECONDS; a window
+may have at most EXTRACT_MAX_PAGES pages of at most EXTRACT_MAX_PAGE_BYTES each, and a cursor
+the API already sent fails the window. One page is in memory at a time.
 
     docker run --rm --network host --env-file .env adpipe/extract_backup:dev \\
         --start 2026-11-20T10:00:00Z --end 2026-11-20T11:00:00Z
@@ -18,38 +25,68 @@ import gzip
 import hashlib
 import json
 import logging
-import random
-import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
+from adpipe import backups
 from adpipe.job import DataError, UpstreamError, check_window, run, window_parser
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
-from adpipe.windows import backup_prefix
+from adpipe.windows import backup_prefix, manifest_key, page_key
+from urllib3.exceptions import InvalidHeader, MaxRetryError
+from urllib3.util.retry import Retry
 
 log = logging.getLogger("adpipe.extract_backup")
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
-MAX_ATTEMPTS = 8
-BACKOFF_BASE = 0.5
+BACKOFF_FACTOR = 0.5
 BACKOFF_MAX = 30.0
+GZIP_LEVEL = 6
+MANIFEST_RACE_TRIES = 5  # versions another extract of the window may take before we give up
+
+
+class ApiRetry(Retry):
+    """urllib3's retry policy, reading a Retry-After it cannot parse (``inf``, a typo) as no
+    hint at all, so the backoff applies instead of a crash."""
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        try:
+            return super().parse_retry_after(retry_after)
+        except InvalidHeader:
+            return 0.0
 
 
 class ApiClient:
-    """A client of ``GET /v1/impressions``: retries with exponential backoff and jitter on
-    429, 5xx, connection errors and cut bodies, honouring Retry-After (0 means no hint)."""
+    """A client of ``GET /v1/impressions`` whose every wait has a bound."""
 
-    def __init__(self, base_url: str, page_size: int, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        page_size: int,
+        *,
+        max_attempts: int = 8,
+        retry_after_max: int = 60,
+        max_page_bytes: int = 64 << 20,
+        timeout: float = 30.0,
+    ) -> None:
         self.base_url = base_url
         self.page_size = page_size
+        self.max_page_bytes = max_page_bytes
         self.retries = 0
-        self._http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=5.0, read=timeout),
-            retries=False,  # retried below, where cut bodies and Retry-After are seen too
+        self._retry = ApiRetry(
+            total=max_attempts - 1,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods={"GET"},
+            backoff_factor=BACKOFF_FACTOR,
+            backoff_max=BACKOFF_MAX,
+            backoff_jitter=BACKOFF_FACTOR,
+            retry_after_max=retry_after_max,
+            respect_retry_after_header=True,
+            raise_on_status=False,
         )
+        self._http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5.0, read=timeout))
 
     def page(self, start: datetime, end: datetime, cursor: str | None, number: int) -> bytes:
         """The raw body of one page, as the API sent it (`read_page` checks its shape)."""
@@ -61,41 +98,48 @@ class ApiClient:
         if cursor:
             query["cursor"] = cursor
         url = f"{self.base_url}/v1/impressions?{urlencode(query)}"
-        problem = ""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            retry_after = 0.0
-            try:
-                response = self._http.request("GET", url, preload_content=True)
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status == 200:
-                    return response.data
-                problem = f"HTTP {response.status}: {response.data[:200]!r}"
-                if response.status not in RETRY_STATUSES:
-                    raise UpstreamError(
-                        f"ad API refused page {number} ({problem})",
-                        "check the window and AD_API_URL",
-                    )
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-            if attempt == MAX_ATTEMPTS:
-                break
-            delay = retry_after or min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))
-            delay += random.uniform(0, BACKOFF_BASE)  # noqa: S311 - jitter, not crypto
-            self.retries += 1
-            log.warning("page %d: %s; retry %d in %.1f s", number, problem, attempt, delay)
-            time.sleep(delay)
-        raise UpstreamError(
-            f"ad API failed page {number} after {MAX_ATTEMPTS} attempts ({problem})",
-            "check the ad API (AD_API_URL), then rerun",
-        )
+        retry: Retry = self._retry
+        try:
+            while True:
+                response = self._http.request("GET", url, retries=retry, preload_content=False)
+                retry = response.retries or retry
+                try:
+                    if response.status != 200:
+                        problem = f"HTTP {response.status}: {response.read(200)!r}"
+                        raise UpstreamError(
+                            f"ad API failed page {number} after {len(retry.history) + 1} "
+                            f"attempts ({problem})",
+                            "check the window, the ad API (AD_API_URL), then rerun",
+                        )
+                    return self._body(response, number)
+                except (urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError) as exc:
+                    # a body cut short: one more attempt under the same policy and budget
+                    retry = retry.increment("GET", url, error=exc)
+                    log.warning("page %d: %s; retrying", number, exc)
+                    retry.sleep()
+                finally:
+                    response.release_conn()
+        except MaxRetryError as exc:
+            raise UpstreamError(
+                f"ad API failed page {number} after {len(retry.history) + 1} attempts "
+                f"({exc.reason})",
+                "check the ad API (AD_API_URL), then rerun",
+            ) from None
+        finally:
+            self.retries += len(retry.history)
 
-
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(0.0, float(value)) if value else 0.0
-    except ValueError:
-        return 0.0
+    def _body(self, response: Any, number: int) -> bytes:
+        chunks, size = [], 0
+        for chunk in response.stream(1 << 16):
+            size += len(chunk)
+            if size > self.max_page_bytes:
+                raise DataError(
+                    f"page {number} is larger than EXTRACT_MAX_PAGE_BYTES "
+                    f"({self.max_page_bytes} bytes); nothing of the window was recorded",
+                    "ask for smaller pages (EXTRACT_PAGE_SIZE) or raise the limit",
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -106,6 +150,11 @@ def read_page(body: bytes, number: int) -> tuple[int, str | None]:
     """(record count, next cursor) of a page body; `DataError` naming the page otherwise."""
     try:
         payload = json.loads(body)
+    except RecursionError:
+        raise DataError(
+            f"page {number} nests deeper than the JSON parser allows (about 1,000 levels)",
+            "the ad API answered outside its contract; report it",
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise DataError(
             f"page {number} is not JSON ({exc}); it starts {body[:80]!r}",
@@ -121,68 +170,115 @@ def read_page(body: bytes, number: int) -> tuple[int, str | None]:
     return len(payload["impressions"]), cursor
 
 
-def extract(start: datetime, end: datetime, api: ApiClient, bucket: Bucket) -> dict[str, Any]:
-    """Back up every page of the window; returns the summary counts."""
+def extract(
+    start: datetime, end: datetime, api: ApiClient, bucket: Bucket, max_pages: int = 10_000
+) -> dict[str, Any]:
+    """Back up every page of the window, then its manifest as a new version unless the
+    latest one says the same; returns the summary counts."""
     prefix = backup_prefix(start, end)
-    manifest_key = prefix + "manifest.json"
-    before = set(bucket.keys(prefix))
-    if manifest_key in before:
-        bucket.delete([manifest_key])  # the window reads as incomplete until the new one lands
-
+    existing = set(bucket.keys(prefix))
     pages: list[dict[str, Any]] = []
     cursor: str | None = None
-    records = raw_bytes = stored_bytes = 0
+    cursors: set[str] = set()
+    records = raw_bytes = stored_bytes = written = 0
     while True:
         number = len(pages) + 1
+        if number > max_pages:
+            raise DataError(
+                f"the window has more than EXTRACT_MAX_PAGES ({max_pages}) pages; the "
+                "latest complete backup stays current",
+                "ask for larger pages (EXTRACT_PAGE_SIZE) or raise EXTRACT_MAX_PAGES",
+            )
         body = api.page(start, end, cursor, number)
         count, cursor = read_page(body, number)
-        key = f"{prefix}page-{number:05d}.json.gz"
-        packed = gzip.compress(body, compresslevel=6, mtime=0)
+        if cursor is not None:
+            if cursor in cursors:
+                raise DataError(
+                    f"page {number} sends a next_cursor the API sent before: it would page "
+                    "forever; the latest complete backup stays current",
+                    "the ad API answered outside its contract; report it",
+                )
+            cursors.add(cursor)
         digest = hashlib.sha256(body).hexdigest()
-        bucket.put(
-            key,
-            packed,
-            "application/json",
-            ContentEncoding="gzip",
-            Metadata={"sha256": digest, "records": str(count)},
-        )
+        key = page_key(prefix, digest)
+        if key not in existing:
+            packed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+            # same name, same bytes: a page another run wrote already is kept as it is
+            if bucket.put_new(
+                key,
+                packed,
+                "application/json",
+                ContentEncoding="gzip",
+                Metadata={"sha256": digest, "records": str(count)},
+            ):
+                written += 1
+                stored_bytes += len(packed)
+            existing.add(key)
         pages.append({"key": key, "records": count, "bytes": len(body), "sha256": digest})
         records += count
         raw_bytes += len(body)
-        stored_bytes += len(packed)
         if cursor is None:
             break
 
-    stale = sorted(before - {p["key"] for p in pages} - {manifest_key})
-    if stale:
-        bucket.delete(stale)
-    manifest = {
-        "window": {"start": _rfc3339(start), "end": _rfc3339(end)},
-        "source": api.base_url + "/v1/impressions",
-        "page_size": api.page_size,
-        "pages": pages,
-        "records": records,
-        "bytes": raw_bytes,
-    }
-    bucket.put(manifest_key, json.dumps(manifest, indent=1).encode(), "application/json")
+    manifest = json.dumps(
+        {
+            "window": {"start": _rfc3339(start), "end": _rfc3339(end)},
+            "source": api.base_url + "/v1/impressions",
+            "page_size": api.page_size,
+            "pages": pages,
+            "records": records,
+            "bytes": raw_bytes,
+        },
+        indent=1,
+    ).encode()
+    version, new = _record_version(bucket, prefix, existing, manifest)
     return {
         "window": [_rfc3339(start), _rfc3339(end)],
         "pages": len(pages),
         "records": records,
         "bytes_received": raw_bytes,
+        "pages_written": written,
         "bytes_stored": stored_bytes,
         "api_retries": api.retries,
-        "stale_pages_deleted": len(stale),
-        "manifest": f"s3://{bucket.name}/{manifest_key}",
+        "version": version.number,
+        "version_written": new,
+        "manifest": f"s3://{bucket.name}/{version.key}",
     }
+
+
+def _record_version(
+    bucket: Bucket, prefix: str, keys: set[str], manifest: bytes
+) -> tuple[backups.Version, bool]:
+    """The window's version holding ``manifest``: the latest one when it says the same,
+    else a new one written after it (If-None-Match, so a concurrent extract of the window
+    never overwrites a version: the loser re-reads and tries the next number)."""
+    for _ in range(MANIFEST_RACE_TRIES):
+        current = backups.latest(bucket, prefix, keys)
+        if current is not None and current.body == manifest:
+            return current, False
+        number = current.number + 1 if current else 1
+        key = manifest_key(prefix, number)
+        if bucket.put_new(key, manifest, "application/json"):
+            return backups.Version(key, number, manifest), True
+        keys = set(bucket.keys(prefix))
+    raise UpstreamError(
+        f"other extracts of the window kept writing versions under s3://{bucket.name}/{prefix}",
+        "run one extract of a window at a time, then rerun",
+    )
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     check_window(args.start, args.end)
     settings = Settings()
-    api = ApiClient(settings.ad_api_url, settings.page_size)
+    api = ApiClient(
+        settings.ad_api_url,
+        settings.page_size,
+        max_attempts=settings.max_attempts,
+        retry_after_max=settings.retry_after_max,
+        max_page_bytes=settings.max_page_bytes,
+    )
     bucket = Bucket(settings)
-    return extract(args.start, args.end, api, bucket)
+    return extract(args.start, args.end, api, bucket, settings.max_pages)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 `parse_page` turns a page body into records; `normalise` turns one record into a row tuple
 (`IMPRESSION_COLUMNS` order: timestamps in UTC, integers as int, canonical UUIDs) or
-raises `Rejected` with the reason. Nothing else escapes either function, whatever the input.
+raises `Rejected` with the reason. Nothing else escapes either function, whatever the input,
+and every row `normalise` returns can be written to PostgreSQL: text fields are short and
+printable (no control characters, no lone surrogates), timestamps lie in years 1 to 9999 in
+UTC, integers fit a bigint.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ def parse_page(body: bytes) -> list[Any]:
     """The ``impressions`` list of a page body."""
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+    except RecursionError:
+        raise Rejected("page nests deeper than the JSON parser allows (~1,000 levels)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
         raise Rejected(f"page is not JSON: {exc}") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("impressions"), list):
         raise Rejected("page has no 'impressions' list")
@@ -63,8 +68,10 @@ def _integer(record: dict[str, Any], name: str) -> int:
 
 def _text(record: dict[str, Any], name: str) -> str:
     value = record.get(name)
-    if not isinstance(value, str) or not value or len(value) > MAX_TEXT or "\x00" in value:
+    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
         raise Rejected(f"{name} is missing or not a short text")
+    if not value.isprintable():  # control characters, lone surrogates, unassigned code points
+        raise Rejected(f"{name} holds characters that are not printable text: {value!r:.60}")
     return value
 
 
@@ -91,7 +98,10 @@ def normalise(record: Any, start: datetime, end: datetime) -> tuple[Any, ...]:
         raise Rejected(f"shown_at is not an RFC 3339 timestamp: {raw_shown[:40]!r}") from None
     if shown_at.tzinfo is None:
         raise Rejected(f"shown_at has no UTC offset: {raw_shown[:40]!r}")
-    shown_at = shown_at.astimezone(UTC)
+    try:
+        shown_at = shown_at.astimezone(UTC)
+    except OverflowError:
+        raise Rejected(f"shown_at is outside the years 1 to 9999 UTC: {raw_shown[:40]!r}") from None
     if not start <= shown_at < end:
         raise Rejected(f"shown_at {shown_at.isoformat()} is outside the window")
 

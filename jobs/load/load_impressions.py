@@ -1,15 +1,21 @@
 """load: from the window's backup in S3 into ``ad_impressions`` in PostgreSQL.
 
-Reads the window's manifest and pages from ``s3://ad-data/backup/`` (never the API),
-refusing to run when the manifest is missing or a page's sha256 differs. Validates and
+Reads the window's current backup version (its latest manifest, and the pages it lists) from
+``s3://ad-data/backup/`` (never the API), refusing to run when there is none or a page's
+sha256 differs; ``load_runs`` records the version loaded. Validates and
 normalises every record (`impression_rules`), writes the rejected ones with their reason to
 ``s3://ad-data/quarantine/``, and fails, loading nothing, when their share exceeds
 LOAD_MAX_REJECTED_SHARE.
 
 One transaction per window: COPY the valid records into a temporary table (streamed, one
-page in memory at a time), keep the first record of each impression_id, replace the
-window's rows in ``ad_impressions`` and write the ``load_runs`` row. Running it again for the
-same window leaves the table as one run did; a failure leaves the previous state.
+page in memory at a time); then, holding the window's days' locks (shared with other loads,
+exclusive of the archive), check the days are not archived, keep the first record of each
+impression_id, replace the window's rows in ``ad_impressions`` and write the ``load_runs``
+row. Running it again for the same window leaves the table as one run did; a failure leaves
+the previous state. A reload that would leave fewer than ``1 - LOAD_MAX_SHRINK_SHARE`` of the
+window's committed rows (an empty source after a non-empty load always) loads nothing and
+exits 3, unless run with ``--allow-shrink``. New days' partitions are made beforehand in a
+short transaction of their own.
 
     docker run --rm --network host --env-file .env adpipe/load:dev \\
         --start 2026-11-20T10:00:00Z --end 2026-11-20T11:00:00Z
@@ -24,17 +30,26 @@ import hashlib
 import io
 import json
 import logging
+import reprlib
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from adpipe.job import DataError, check_window, run, window_parser
+from adpipe import backups
+from adpipe.job import DataError, UpstreamError, check_window, run, window_parser
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import IMPRESSION_COLUMNS as COLUMNS
-from adpipe.warehouse import LineStream, copy_in, ensure_partitions, session
-from adpipe.windows import backup_prefix, quarantine_key
+from adpipe.warehouse import (
+    LineStream,
+    copy_in,
+    ensure_partitions,
+    lock_days,
+    partitions_exist,
+    session,
+)
+from adpipe.windows import backup_prefix, quarantine_key, window_days
 from impression_rules import Rejected, normalise, parse_page
 from psycopg2 import sql
 
@@ -83,13 +98,15 @@ class Counts:
 
 
 def read_manifest(bucket: Bucket, start: datetime, end: datetime) -> tuple[str, str, dict]:
-    key = backup_prefix(start, end) + "manifest.json"
-    body = bucket.get(key)
-    if body is None:
+    """The key, sha256 and content of the window's current backup version."""
+    prefix = backup_prefix(start, end)
+    version = backups.latest(bucket, prefix)
+    if version is None:
         raise DataError(
-            f"no backup manifest at s3://{bucket.name}/{key}",
+            f"no backup manifest under s3://{bucket.name}/{prefix}",
             "run extract_backup for this window first",
         )
+    key, body = version.key, version.body
     try:
         manifest = json.loads(body)
         pages = manifest["pages"]
@@ -148,12 +165,7 @@ def csv_lines(
                 row = normalise(record, start, end)
             except Rejected as exc:
                 counts.rejected += 1
-                rejects.write(
-                    json.dumps(
-                        {"page": number, "position": position, "reason": str(exc), "record": record}
-                    )
-                    + "\n"
-                )
+                rejects.write(_reject_line(number, position, str(exc), record))
                 continue
             counts.valid += 1  # also the record's ordinal: the first of an id wins
             writer.writerow((counts.valid, *row))
@@ -162,14 +174,31 @@ def csv_lines(
             out.truncate()
 
 
+def _reject_line(page: int, position: int, reason: str, record: Any) -> str:
+    """One quarantine line. A record JSON cannot write back (nested too deep to encode) is
+    kept as a shortened repr, so the reason is never lost with it."""
+    entry: dict[str, Any] = {"page": page, "position": position, "reason": reason}
+    try:
+        return json.dumps({**entry, "record": record}) + "\n"
+    except (ValueError, RecursionError):
+        return json.dumps({**entry, "record_repr": reprlib.repr(record)}) + "\n"
+
+
 def load(
-    start: datetime, end: datetime, settings: Settings, bucket: Bucket, conn: Any
+    start: datetime,
+    end: datetime,
+    settings: Settings,
+    bucket: Bucket,
+    conn: Any,
+    allow_shrink: bool = False,
 ) -> dict[str, Any]:
     started_at = datetime.now(UTC)
     manifest_key, manifest_sha, manifest = read_manifest(bucket, start, end)
     counts = Counts()
     reject_key = quarantine_key(start, end)
     columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+    first_day, last_day = window_days(start, end)
+    ensure_partitions(conn, first_day, last_day)
     with (
         tempfile.TemporaryFile() as spool,
         gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) as packed,
@@ -177,15 +206,8 @@ def load(
         conn,
         conn.cursor() as cur,
     ):
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (manifest_key,))
-        cur.execute(ARCHIVED_RELOAD, {"start": start, "end": end})
-        archived = cur.fetchone()
-        if archived:
-            raise DataError(
-                f"this window was loaded before and its day is archived "
-                f"(s3://{bucket.name}/{archived[0]}); loading it again would hold its rows twice",
-                "restore the day first (make restore FROM=... TO=...), then rerun the load",
-            )
+        # one load of a window at a time, whichever backup version each reads
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (backup_prefix(start, end),))
         cur.execute(STAGE)
         stream = LineStream(csv_lines(bucket, manifest, start, end, counts, rejects))
         copy_in(cur, COPY_STAGE, stream)
@@ -200,11 +222,23 @@ def load(
                 f"loaded; reasons in s3://{bucket.name}/{reject_key}",
                 "inspect the quarantine, fix the source or raise LOAD_MAX_REJECTED_SHARE",
             )
-        ensure_partitions(
-            cur,
-            start.astimezone(UTC).date(),
-            (end - timedelta(microseconds=1)).astimezone(UTC).date(),
-        )
+        # from here to the commit the window's days cannot be archived, so what is checked
+        # below still holds when the rows are replaced
+        lock_days(cur, first_day, last_day, shared=True)
+        cur.execute(ARCHIVED_RELOAD, {"start": start, "end": end})
+        archived = cur.fetchone()
+        if archived:
+            raise DataError(
+                f"this window was loaded before and its day is archived "
+                f"(s3://{bucket.name}/{archived[0]}); loading it again would hold its rows twice",
+                "restore the day first (make restore FROM=... TO=...), then rerun the load",
+            )
+        missing = partitions_exist(cur, first_day, last_day)
+        if missing:
+            raise UpstreamError(
+                f"partition {missing[0]} was dropped while the load ran (an archive emptied it)",
+                "nothing was committed; rerun the load",
+            )
         cur.execute(
             INSERT_RUN,
             (
@@ -222,6 +256,7 @@ def load(
         replaced = cur.rowcount
         cur.execute(sql.SQL(INSERT_FIRST_OF_EACH).format(columns=columns), (run_id,))
         written = cur.rowcount
+        _check_shrink(replaced, written, settings.max_shrink_share, allow_shrink, manifest_key)
         duplicates = counts.valid - written
         cur.execute(
             FINISH_RUN,
@@ -248,6 +283,24 @@ def load(
     }
 
 
+def _check_shrink(
+    replaced: int, written: int, max_share: float, allowed: bool, manifest_key: str
+) -> None:
+    """Refuse to replace a window's committed rows with far fewer: a source that answered
+    empty or short must not erase what was loaded. An empty reload of a non-empty window
+    always counts, whatever the share."""
+    if allowed or replaced == 0:
+        return
+    if written == 0 or written < (1 - max_share) * replaced:
+        raise DataError(
+            f"the window holds {replaced} committed rows and its current backup "
+            f"({manifest_key}) would leave {written}, fewer than LOAD_MAX_SHRINK_SHARE "
+            f"({max_share:.0%}) allows; nothing loaded",
+            "check the source and the window's backup versions; if the smaller window is "
+            "right, rerun this load with --allow-shrink",
+        )
+
+
 def _quarantine(bucket: Bucket, key: str, spool: Any, packed: Any, rejects: Any) -> None:
     rejects.flush()
     packed.flush()
@@ -265,9 +318,21 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         settings.warehouse_dsn,
         "adpipe-load",
         "nothing was committed; rerun when PostgreSQL is back",
+        settings,
     ) as conn:
-        return load(args.start, args.end, settings, bucket, conn)
+        return load(args.start, args.end, settings, bucket, conn, args.allow_shrink)
+
+
+def parser() -> argparse.ArgumentParser:
+    window = window_parser(__doc__.splitlines()[0])
+    window.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="replace the window's rows even when far fewer remain (LOAD_MAX_SHRINK_SHARE); "
+        "an operator's decision, never the DAG's",
+    )
+    return window
 
 
 if __name__ == "__main__":
-    run("load", window_parser(__doc__.splitlines()[0]), main)
+    run("load", parser(), main)

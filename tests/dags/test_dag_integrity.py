@@ -81,3 +81,10 @@ def test_lineage_backup_then_table_then_archive() -> None:
     assert names["extract_backup"][1] == ["ad_impressions_backup"]
     assert names["load_impressions"] == (["ad_impressions_backup"], ["ad_impressions"])
     assert names["archive_days"] == (["ad_impressions"], ["ad_impressions_archive"])
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_no_dag_passes_the_loads_shrink_override(path: Path) -> None:
+    for dag in _bag(path).dags.values():
+        for task in dag.tasks:
+            assert "--allow-shrink" not in (getattr(task, "command", None) or []), task

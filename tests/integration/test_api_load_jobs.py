@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("stack")
 @pytest.fixture(scope="module", autouse=True)
 def unarchived() -> None:
     """These windows may have been archived by an earlier run of the suite."""
-    helpers.restore_days("2026-10-01", "2026-10-09")
+    helpers.restore_days("2026-10-01", "2026-10-12")
 
 
 def window(day: int, hours: int = 1, hour: int = 10) -> tuple[datetime, datetime]:
@@ -35,15 +35,26 @@ def run_job(job: str, start: datetime, end: datetime, **kw) -> dict:
     )
 
 
-def faults(*plan: str) -> None:
-    import os
+def args(start: datetime, end: datetime) -> tuple[str, ...]:
+    return ("--start", start.isoformat(), "--end", end.isoformat())
 
-    req = urllib.request.Request(  # noqa: S310 - the local mock
-        f"{os.environ['AD_API_URL']}/_faults",
-        method="POST",
-        data=json.dumps({"plan": list(plan)}).encode(),
-    )
-    urllib.request.urlopen(req, timeout=10).close()  # noqa: S310
+
+def wait_copying() -> int:
+    """The pid of the load's backend once it is copying into its stage table."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        copying = helpers.query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name"
+            " = 'adpipe-load' AND query LIKE 'COPY stage_impressions%%'"
+        )
+        if copying:
+            return copying[0][0]
+        time.sleep(0.05)
+    pytest.fail("the load never reached its COPY")
+
+
+def faults(*plan: str) -> None:
+    helpers.post_json(f"{os.environ['AD_API_URL']}/_faults", {"plan": list(plan)})
 
 
 def independent_count(start: datetime, end: datetime) -> tuple[int, list[bytes]]:
@@ -70,8 +81,7 @@ def independent_count(start: datetime, end: datetime) -> tuple[int, list[bytes]]
 
 
 def backup_keys(start: datetime, end: datetime) -> list[str]:
-    stamp = f"{start:%Y%m%dT%H%M%SZ}-{end:%Y%m%dT%H%M%SZ}"
-    return helpers.keys(f"backup/impressions/date={start:%Y-%m-%d}/window={stamp}/")
+    return helpers.keys(helpers.backup_prefix(start, end))
 
 
 def test_backup_holds_the_api_bytes_and_the_table_the_valid_unique_records() -> None:
@@ -80,9 +90,7 @@ def test_backup_holds_the_api_bytes_and_the_table_the_valid_unique_records() -> 
     loaded = run_job("load", start, end)
     assert loaded["exit_code"] == 0, loaded["stderr"]
     expected, pages = independent_count(start, end)
-    keys = backup_keys(start, end)
-    assert keys[0].endswith("manifest.json")
-    assert [helpers.gunzip(helpers.get(k)) for k in keys[1:]] == pages
+    assert helpers.backup_pages(start, end) == pages
     assert helpers.window_checksum(start, end)[0] == expected == loaded["rows_written"]
     assert loaded["rejected"] > 0 and loaded["duplicates"] > 0
     quarantined = helpers.gunzip(helpers.get(loaded["quarantine"].split("/", 3)[3]))
@@ -114,9 +122,7 @@ def test_api_429_then_500_then_ok_and_a_cut_body_are_retried() -> None:
     result = run_job("extract_backup", start, end)
     assert result["exit_code"] == 0, result["stderr"]
     assert result["api_retries"] == 4
-    assert [
-        helpers.gunzip(helpers.get(k)) for k in backup_keys(start, end)[1:]
-    ] == helpers.api_pages(start, end)
+    assert helpers.backup_pages(start, end) == helpers.api_pages(start, end)
 
 
 def test_a_body_that_is_not_json_fails_naming_the_page() -> None:
@@ -156,20 +162,8 @@ def test_load_killed_mid_copy_leaves_the_previous_state_and_the_retry_succeeds()
     start, end = window(6, hours=48, hour=0)
     assert run_job("extract_backup", start, end)["exit_code"] == 0
     before = helpers.window_checksum(start, end)
-    name = helpers.start_detached(
-        "adpipe/load:dev", "--start", start.isoformat(), "--end", end.isoformat()
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        copying = helpers.query(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name"
-            " = 'adpipe-load' AND query LIKE 'COPY stage_impressions%%'"
-        )
-        if copying[0][0]:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the load never reached its COPY")
+    name = helpers.start_detached("adpipe/load:dev", *args(start, end))
+    wait_copying()
     subprocess.run(["docker", "kill", name], capture_output=True, check=True)
     time.sleep(1)
     assert helpers.window_checksum(start, end) == before
@@ -205,3 +199,17 @@ def test_a_backup_page_that_differs_from_its_manifest_is_refused() -> None:
         assert helpers.window_checksum(start, end)[0] == 0
     finally:
         helpers.s3().put_object(Bucket=helpers.bucket(), Key=page, Body=original)
+
+
+def test_load_cut_by_pg_terminate_backend_exits_4_with_the_lost_connection_line() -> None:
+    start, end = window(10, hours=48, hour=0)
+    assert run_job("extract_backup", start, end)["exit_code"] == 0
+    before = helpers.window_checksum(start, end)
+    name = helpers.start_detached("adpipe/load:dev", *args(start, end), remove=False)
+    pid = wait_copying()
+    helpers.query("SELECT pg_terminate_backend(%s)", (pid,))
+    code, log = helpers.finish(name)
+    assert code == 4, log
+    assert "FAILED load: lost the warehouse connection: terminating connection" in log
+    assert "Traceback" not in log and "already closed" not in log
+    assert helpers.window_checksum(start, end) == before

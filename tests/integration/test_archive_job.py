@@ -4,11 +4,9 @@ survives faults injected for real."""
 from __future__ import annotations
 
 import hashlib
-import io
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
@@ -17,17 +15,12 @@ import helpers
 import psycopg2
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import pytest
-from helpers import docker_run
+from helpers import archived_rows, docker_run, pg_rows, wait_for_log
 
 pytestmark = pytest.mark.usefixtures("stack")
 
 API_PORT = 18092
-ROWS = (
-    "impression_id, ad_id, campaign_id, advertiser_id, placement, device, country, "
-    "shown_at, cost_micros, currency, clicked"
-)
 
 
 @pytest.fixture(scope="module")
@@ -57,45 +50,6 @@ def day_range(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def pg_rows(day: date) -> list[tuple]:
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    rows = helpers.query(
-        f"SELECT {ROWS} FROM ad_impressions WHERE shown_at >= %s "  # noqa: S608
-        "AND shown_at < %s",
-        (start, start + timedelta(days=1)),
-    )
-    return sorted((str(r[0]), *r[1:7], r[7].astimezone(UTC).isoformat(), *r[8:]) for r in rows)
-
-
-def archived_rows(day: date) -> list[tuple]:
-    """The day's rows as pyarrow reads them from the live archive objects."""
-    rows = []
-    for (key,) in helpers.query(
-        "SELECT object_key FROM archive_manifest WHERE shown_date = %s AND restored_at IS NULL",
-        (day,),
-    ):
-        table = pq.read_table(io.BytesIO(helpers.get(key)))
-        for r in table.to_pylist():
-            ident = r["impression_id"]
-            ident = str(uuid.UUID(bytes=ident)) if isinstance(ident, bytes) else str(ident)
-            rows.append(
-                (
-                    ident,
-                    r["ad_id"],
-                    r["campaign_id"],
-                    r["advertiser_id"],
-                    r["placement"],
-                    r["device"],
-                    r["country"],
-                    r["shown_at"].astimezone(UTC).isoformat(),
-                    r["cost_micros"],
-                    r["currency"],
-                    r["clicked"],
-                )
-            )
-    return sorted(rows)
-
-
 def checksum(rows: list[tuple]) -> str:
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
@@ -123,16 +77,6 @@ def orphans() -> list[str]:
         )
     }
     return [k for k in helpers.keys("archive/ad_impressions/") if k not in live]
-
-
-def wait_for_log(name: str, text: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=False)
-        if text in logs.stdout + logs.stderr:
-            return
-        time.sleep(0.2)
-    pytest.fail(f"{name} never logged {text!r}")
 
 
 # D-40 .. D, with D = 2025-06-10 and retention 30: the cutoff is 2025-05-11.

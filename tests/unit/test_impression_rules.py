@@ -114,3 +114,84 @@ def test_arbitrary_pages_only_ever_reject(value: object) -> None:
             normalise(record, START, END)
         except Rejected:
             pass
+
+
+# Poison: what a real feed sends now and then, in every text field.
+POISON_TEXT = st.sampled_from(
+    ["\ud800", "a\udfffb", "\x00", "\x07", "line\nbreak", "cr\rlf", 'quo"te', "com,ma", "\\", ""]
+)
+texts = (
+    st.text(min_size=0, max_size=70)
+    | POISON_TEXT
+    | st.builds(lambda a, b: a + b, st.text(max_size=10), POISON_TEXT)
+)
+extreme_times = st.builds(
+    lambda year, rest, offset: f"{year:04d}-{rest}{offset}",
+    st.sampled_from([1, 2, 1969, 2026, 9998, 9999]),
+    st.sampled_from(["01-01T00:00:00", "12-31T23:59:59.999999", "11-20T10:30:00"]),
+    st.sampled_from(["Z", "+00:00", "+05:30", "-05:00", "+23:59", "-23:59"]),
+)
+numbers = (
+    st.integers()
+    | st.integers(min_value=2**63 - 2, max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.just(float("nan"))
+    | st.sampled_from(["9" * 30, "-1", "1e3", "NaN"])
+)
+poison_records = st.fixed_dictionaries(
+    {
+        "impression_id": st.uuids().map(str) | texts,
+        "ad_id": numbers,
+        "campaign_id": numbers,
+        "advertiser_id": numbers,
+        "placement": texts,
+        "device": texts,
+        "country": texts | st.just("DE"),
+        "shown_at": extreme_times | texts,
+        "cost_micros": numbers,
+        "currency": texts | st.just("EUR"),
+        "clicked": st.booleans() | texts,
+    }
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(poison_records, st.sampled_from(["placement", "device", "shown_at", "ad_id", None]))
+def test_poison_records_only_ever_give_reasons_and_accepted_rows_are_writable(
+    record: dict, keep_good: str | None
+) -> None:
+    for candidate in (record, {**GOOD, **{k: v for k, v in record.items() if k != keep_good}}):
+        try:
+            row = normalise(candidate, START, END)
+        except Rejected as exc:
+            assert str(exc)  # a reason, never an empty one
+            continue
+        for value in row:
+            if isinstance(value, str):
+                value.encode("utf-8")  # never a lone surrogate: COPY takes every row
+                assert value.isprintable()
+            elif isinstance(value, int) and not isinstance(value, bool):
+                assert 0 <= value < 2**63
+        assert START.isoformat() <= row[7] < END.isoformat()
+
+
+@pytest.mark.parametrize(
+    "shown_at",
+    ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00.5+23:59"],
+)
+def test_years_at_the_edge_of_the_calendar_are_rejected_with_a_reason(shown_at: str) -> None:
+    with pytest.raises(Rejected, match="years 1 to 9999"):
+        normalise({**GOOD, "shown_at": shown_at}, START, END)
+
+
+@pytest.mark.parametrize("field", ["placement", "device"])
+@pytest.mark.parametrize("value", ["\ud800", "new\nline", "tab\there", "nul\x00"])
+def test_unprintable_text_is_rejected_with_a_reason(field: str, value: str) -> None:
+    with pytest.raises(Rejected, match=f"{field} holds characters that are not printable"):
+        normalise({**GOOD, field: value}, START, END)
+
+
+def test_a_page_nested_too_deep_is_refused_by_rule() -> None:
+    body = b'{"impressions": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
+    with pytest.raises(Rejected, match="nests deeper"):
+        parse_page(body)

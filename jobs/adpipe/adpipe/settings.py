@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 
 from adpipe.job import ConfigError
+
+# A PostgreSQL duration as lock_timeout and statement_timeout take it: 500ms, 30s, 5min, 1h
+DURATION = re.compile(r"[1-9][0-9]*(ms|s|min|h)")
 
 
 def _get(name: str, default: str | None = None) -> str:
@@ -23,6 +27,29 @@ def _number(name: str, default: str, kind: type[int] | type[float]) -> int | flo
         return kind(text)
     except ValueError:
         raise ConfigError(f"setting {name} is not a number: {text!r}") from None
+
+
+def _share(name: str, default: str) -> float:
+    share = float(_number(name, default, float))
+    if not 0 <= share <= 1:
+        raise ConfigError(f"setting {name} must be between 0 and 1, not {share}")
+    return share
+
+
+def _whole(name: str, default: str, low: int, high: int) -> int:
+    value = int(_number(name, default, int))
+    if not low <= value <= high:
+        raise ConfigError(f"setting {name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def _duration(name: str, default: str) -> str:
+    value = _get(name, default).strip()
+    if not DURATION.fullmatch(value):
+        raise ConfigError(
+            f"setting {name} is not a duration: {value!r}", "write it as 500ms, 30s, 5min or 1h"
+        )
+    return value
 
 
 class Settings:
@@ -49,22 +76,48 @@ class Settings:
         return _get("AD_API_URL").rstrip("/")
 
     @property
+    def lock_timeout(self) -> str:
+        """How long a job waits for any lock in PostgreSQL before it gives up (exit 4)."""
+        return _duration("WAREHOUSE_LOCK_TIMEOUT", "30s")
+
+    @property
+    def statement_timeout(self) -> str:
+        """How long one statement of a job may run before PostgreSQL cancels it (exit 4)."""
+        return _duration("WAREHOUSE_STATEMENT_TIMEOUT", "30min")
+
+    @property
     def page_size(self) -> int:
-        size = int(_number("EXTRACT_PAGE_SIZE", "1000", int))
-        if not 1 <= size <= 10_000:
-            raise ConfigError(f"EXTRACT_PAGE_SIZE must be between 1 and 10000, not {size}")
-        return size
+        return _whole("EXTRACT_PAGE_SIZE", "1000", 1, 10_000)
+
+    @property
+    def max_pages(self) -> int:
+        """Pages one window may have; more means a runaway cursor."""
+        return _whole("EXTRACT_MAX_PAGES", "10000", 1, 10_000_000)
+
+    @property
+    def max_page_bytes(self) -> int:
+        """Bytes one page body may have; a larger one is refused, not read."""
+        return _whole("EXTRACT_MAX_PAGE_BYTES", str(64 << 20), 1024, 1 << 30)
+
+    @property
+    def max_attempts(self) -> int:
+        """Requests for one page before the extract gives up (429, 5xx, lost connections)."""
+        return _whole("EXTRACT_MAX_ATTEMPTS", "8", 1, 100)
+
+    @property
+    def retry_after_max(self) -> int:
+        """The longest Retry-After the extract obeys, in seconds; longer hints are capped."""
+        return _whole("EXTRACT_RETRY_AFTER_MAX_SECONDS", "60", 0, 3600)
 
     @property
     def max_rejected_share(self) -> float:
-        share = float(_number("LOAD_MAX_REJECTED_SHARE", "0.01", float))
-        if not 0 <= share <= 1:
-            raise ConfigError(f"LOAD_MAX_REJECTED_SHARE must be between 0 and 1, not {share}")
-        return share
+        return _share("LOAD_MAX_REJECTED_SHARE", "0.01")
+
+    @property
+    def max_shrink_share(self) -> float:
+        """A reload may lose at most this share of a window's committed rows."""
+        return _share("LOAD_MAX_SHRINK_SHARE", "0.5")
 
     @property
     def retention_days(self) -> int:
-        days = int(_number("ARCHIVE_RETENTION_DAYS", "30", int))
-        if days < 1:
-            raise ConfigError(f"ARCHIVE_RETENTION_DAYS must be at least 1, not {days}")
-        return days
+        return _whole("ARCHIVE_RETENTION_DAYS", "30", 1, 100_000)

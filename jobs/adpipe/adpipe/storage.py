@@ -79,13 +79,19 @@ class Bucket:
             ),
         )
 
-    def put_new(self, key: str, body: IO[bytes], content_type: str) -> bool:
-        """Put only if no object has the key (If-None-Match); False when one already does."""
+    def put_new(self, key: str, body: bytes | IO[bytes], content_type: str, **extra: Any) -> bool:
+        """Put only if no object has the key (If-None-Match); False when one already does.
+        Never replaces an object: what backups and archive objects are written with."""
         return self._call(
             "PUT",
             key,
             lambda: self._client.put_object(
-                Bucket=self.name, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*"
+                Bucket=self.name,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                IfNoneMatch="*",
+                **extra,
             ),
             tolerated=PRECONDITION_FAILED,
         )

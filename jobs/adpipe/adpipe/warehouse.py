@@ -4,6 +4,9 @@ Migrations are the files ``migrations/NNNN_name.sql`` beside this module, applie
 each once, inside one transaction under an advisory lock, recorded in ``schema_migrations``.
 Every job that touches the warehouse calls `migrate` first, so no one changes the schema by
 hand.
+
+Every connection waits at most ``lock_timeout`` for a lock and runs a statement at most
+``statement_timeout`` (settings), so no job hangs behind another session.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from importlib import resources
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
 from adpipe.job import UpstreamError
+from adpipe.settings import Settings
 
 # The columns of ad_impressions that come from the ad API, in table order; load metadata
 # (load_run_id, loaded_at) follows them.
@@ -38,10 +43,18 @@ IMPRESSION_COLUMNS = (
 )
 MIGRATION_LOCK = 4_242_001  # pg_advisory_xact_lock key for schema changes
 PARTITION_LOCK = 4_242_002  # pg_advisory_xact_lock key while creating partitions
+DAY_LOCK = 4_242_004  # pg_advisory_xact_lock(DAY_LOCK, days since 1970-01-01): one day's rows
+EPOCH = date(1970, 1, 1)
+LOCK_DAY = "SELECT pg_advisory_xact_lock(%s, %s)"
+LOCK_DAY_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 
 
-def connect(dsn: str, application_name: str) -> psycopg2.extensions.connection:
-    """A connection with keepalives, so a dead peer is noticed instead of waited on."""
+def connect(
+    dsn: str, application_name: str, settings: Settings | None = None
+) -> psycopg2.extensions.connection:
+    """A connection with keepalives, so a dead peer is noticed instead of waited on, and the
+    settings' lock and statement timeouts, so no wait is without bound."""
+    settings = settings or Settings()
     try:
         return psycopg2.connect(
             dsn,
@@ -51,6 +64,8 @@ def connect(dsn: str, application_name: str) -> psycopg2.extensions.connection:
             keepalives_idle=30,
             keepalives_interval=10,
             keepalives_count=3,
+            options=f"-c lock_timeout={settings.lock_timeout} "
+            f"-c statement_timeout={settings.statement_timeout}",
         )
     except psycopg2.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
@@ -60,18 +75,52 @@ def connect(dsn: str, application_name: str) -> psycopg2.extensions.connection:
         ) from None
 
 
+def _original(exc: BaseException) -> BaseException:
+    """The first database error in ``exc``'s chain: a rollback or unlock on a connection the
+    server dropped raises "connection already closed" over the error that said why."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, psycopg2.OperationalError):
+            return seen
+        seen = seen.__context__
+    return exc
+
+
+def service_error(exc: BaseException, settings: Settings, lost_hint: str) -> UpstreamError:
+    """The one line a job prints when the warehouse stops it: a lock it waited too long for,
+    a statement that ran too long, or a lost connection, with the server's own words."""
+    original = _original(exc)
+    words = (str(original).strip().splitlines() or [type(original).__name__])[0]
+    if isinstance(original, psycopg2.errors.LockNotAvailable):
+        return UpstreamError(
+            f"waited longer than lock_timeout ({settings.lock_timeout}) for a lock in the "
+            f"warehouse: {words}",
+            "another session holds it (see pg_locks); nothing was committed; rerun, or raise "
+            "WAREHOUSE_LOCK_TIMEOUT",
+        )
+    if isinstance(original, psycopg2.errors.QueryCanceled):
+        return UpstreamError(
+            f"a statement ran longer than statement_timeout ({settings.statement_timeout}) "
+            f"or was cancelled: {words}",
+            "nothing was committed; rerun, or raise WAREHOUSE_STATEMENT_TIMEOUT",
+        )
+    return UpstreamError(f"lost the warehouse connection: {words}", lost_hint)
+
+
 @contextmanager
-def session(dsn: str, application_name: str, lost_hint: str) -> Iterator[Any]:
-    """A connection with the schema migrated, closed afterwards. A connection lost on the
-    way becomes one `UpstreamError`; ``lost_hint`` says what state that left and what to do."""
-    conn = connect(dsn, application_name)
+def session(
+    dsn: str, application_name: str, lost_hint: str, settings: Settings | None = None
+) -> Iterator[Any]:
+    """A connection with the schema migrated, closed afterwards. A lock or statement timeout
+    or a connection lost on the way becomes one `UpstreamError` (exit 4); ``lost_hint`` says
+    what state a lost connection left and what to do."""
+    settings = settings or Settings()
+    conn = connect(dsn, application_name, settings)
     try:
         migrate(conn)
         yield conn
-    except psycopg2.OperationalError as exc:
-        raise UpstreamError(
-            f"the warehouse connection failed: {str(exc).strip()}", lost_hint
-        ) from None
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        raise service_error(exc, settings, lost_hint) from None
     finally:
         conn.close()
 
@@ -108,21 +157,66 @@ def migrate(conn: psycopg2.extensions.connection) -> list[str]:
     return applied
 
 
-def ensure_partitions(cur: Any, first: date, last: date) -> None:
-    """One ``ad_impressions_YYYYMMDD`` partition for each UTC day from ``first`` to ``last``
-    (inclusive), created when missing, inside the caller's transaction."""
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
-    day = first
-    while day <= last:
-        low = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        cur.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} PARTITION OF ad_impressions "
-                "FOR VALUES FROM (%s) TO (%s)"
-            ).format(sql.Identifier(f"ad_impressions_{day:%Y%m%d}")),
-            (low, low + timedelta(days=1)),
-        )
-        day += timedelta(days=1)
+def partition_name(day: date) -> str:
+    """The partition of ``ad_impressions`` that holds the rows shown on ``day`` (UTC)."""
+    return f"ad_impressions_{day:%Y%m%d}"
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def ensure_partitions(conn: Any, first: date, last: date) -> list[str]:
+    """One partition for each UTC day from ``first`` to ``last`` (inclusive), created when
+    missing, in a short transaction of its own; returns the ones created.
+
+    A new day's table is created on its own and then attached: ATTACH PARTITION takes SHARE
+    UPDATE EXCLUSIVE on ``ad_impressions``, which readers do not conflict with, where CREATE
+    TABLE ... PARTITION OF would take ACCESS EXCLUSIVE and queue every reader behind it."""
+    created = []
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
+        for day in days_between(first, last):
+            name = partition_name(day)
+            cur.execute("SELECT to_regclass(%s) IS NULL", (name,))
+            if not cur.fetchone()[0]:
+                continue
+            low = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            table = sql.Identifier(name)
+            cur.execute(
+                sql.SQL(
+                    "CREATE TABLE {} (LIKE ad_impressions INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+                ).format(table)
+            )
+            cur.execute(
+                sql.SQL(
+                    "ALTER TABLE ad_impressions ATTACH PARTITION {} FOR VALUES FROM (%s) TO (%s)"
+                ).format(table),
+                (low, low + timedelta(days=1)),
+            )
+            created.append(name)
+    return created
+
+
+def partitions_exist(cur: Any, first: date, last: date) -> list[str]:
+    """The days' partitions that are missing (an archive may drop an emptied one)."""
+    missing = []
+    for day in days_between(first, last):
+        cur.execute("SELECT to_regclass(%s) IS NULL", (partition_name(day),))
+        if cur.fetchone()[0]:
+            missing.append(partition_name(day))
+    return missing
+
+
+def lock_days(cur: Any, first: date, last: date, *, shared: bool = False) -> None:
+    """Hold each day's lock until the caller's transaction ends, in day order (no deadlock).
+
+    Loads take it shared (loads of different windows of a day may run together); the
+    archive, restore and partition drops take it exclusive, so a load and an archive of the
+    same day never interleave and what one checked is still true when it acts."""
+    statement = LOCK_DAY_SHARED if shared else LOCK_DAY
+    for day in days_between(first, last):
+        cur.execute(statement, (DAY_LOCK, (day - EPOCH).days))
 
 
 def copy_in(cur: Any, statement: str, stream: LineStream) -> None:

@@ -1,11 +1,28 @@
-"""Object keys derived from a run's window or day, never from the clock, so a re-run of a
-run touches exactly the same keys."""
+"""Where things are stored in the bucket: every key a job writes or reads is made here, from
+a run's window or day and the content, never from the clock.
+
+Backups are immutable. A window's pages are named by the sha256 of their bytes, and each
+complete backup of the window is a numbered manifest version listing its pages in order:
+
+    backup/impressions/date=D/window=<start>-<end>/page-<sha256>.json.gz
+    backup/impressions/date=D/window=<start>-<end>/manifest-000001.json
+
+An extract that receives the same bytes as the window's latest version writes nothing; one
+that receives other bytes writes the new pages beside the old ones and a new version last.
+The window's current backup is its highest version; ``manifest.json`` (the layout before
+versions) counts as version 0.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import re
+from datetime import UTC, date, datetime, timedelta
 
-from adpipe.storage import BACKUP_PREFIX, QUARANTINE_PREFIX
+from adpipe.storage import ARCHIVE_PREFIX, BACKUP_PREFIX, QUARANTINE_PREFIX
+
+LEGACY_MANIFEST = "manifest.json"
+MANIFEST = re.compile(r"manifest-([0-9]{6})\.json")
+ARCHIVE_TABLE_PREFIX = f"{ARCHIVE_PREFIX}ad_impressions/"
 
 
 def _stamp(moment: datetime) -> str:
@@ -17,14 +34,64 @@ def window_path(start: datetime, end: datetime) -> str:
     return f"date={start.astimezone(UTC):%Y-%m-%d}/window={_stamp(start)}-{_stamp(end)}/"
 
 
+def window_days(start: datetime, end: datetime) -> tuple[date, date]:
+    """The first and last UTC day the window ``[start, end)`` touches."""
+    return start.astimezone(UTC).date(), (end - timedelta(microseconds=1)).astimezone(UTC).date()
+
+
 def backup_prefix(start: datetime, end: datetime) -> str:
-    """Where extract_backup writes a window's pages and manifest."""
+    """Where extract_backup writes a window's pages and manifest versions."""
     return f"{BACKUP_PREFIX}impressions/{window_path(start, end)}"
+
+
+def backup_day_prefix(day: date) -> str:
+    return f"{BACKUP_PREFIX}impressions/date={day:%Y-%m-%d}/"
+
+
+def page_key(prefix: str, sha256: str) -> str:
+    """A page, named by the sha256 of the bytes the API sent."""
+    return f"{prefix}page-{sha256}.json.gz"
+
+
+def manifest_key(prefix: str, version: int) -> str:
+    return f"{prefix}manifest-{version:06d}.json"
+
+
+def manifest_version(key: str) -> int | None:
+    """The version a manifest key names (0 for the legacy ``manifest.json``), else None."""
+    name = key.rsplit("/", 1)[-1]
+    if name == LEGACY_MANIFEST:
+        return 0
+    found = MANIFEST.fullmatch(name)
+    return int(found.group(1)) if found else None
 
 
 def quarantine_key(start: datetime, end: datetime) -> str:
     """Where load writes a window's rejected records, one JSON object a line, gzip."""
     return f"{QUARANTINE_PREFIX}impressions/{window_path(start, end)}rejected.jsonl.gz"
+
+
+def quarantine_day_prefix(day: date) -> str:
+    return f"{QUARANTINE_PREFIX}impressions/date={day:%Y-%m-%d}/"
+
+
+def archive_day_prefix(day: date) -> str:
+    """Where a day's archive objects live (Hive-partitioned by ``shown_date``)."""
+    return f"{ARCHIVE_TABLE_PREFIX}shown_date={day:%Y-%m-%d}/"
+
+
+def archive_key(day: date, sha256: str) -> str:
+    """An archive object, named by the sha256 of its bytes: same rows, same key."""
+    return f"{archive_day_prefix(day)}part-{sha256[:20]}.parquet"
+
+
+def archive_key_day(key: str) -> date | None:
+    """The ``shown_date`` an archive key names, or None for a key of another shape."""
+    part = key.removeprefix(ARCHIVE_TABLE_PREFIX).split("/", 1)[0]
+    try:
+        return date.fromisoformat(part.removeprefix("shown_date="))
+    except ValueError:
+        return None
 
 
 def day_path(day: date) -> str:

@@ -75,6 +75,14 @@ class JobOperator(DockerOperator):
         return super().execute(context)
 
 
+def settings_env(*names: str) -> dict[str, str]:
+    """Job settings the stack sets as ``ADPIPE_<NAME>`` (compose, from .env), as the job reads
+    them (``NAME``); unset ones are left to the job's defaults."""
+    return {
+        name: os.environ[f"ADPIPE_{name}"] for name in names if os.environ.get(f"ADPIPE_{name}")
+    }
+
+
 def job_task(
     *,
     task_id: str,
@@ -89,7 +97,11 @@ def job_task(
         task_id=task_id,
         image=f"adpipe/{job}:{os.environ.get('ADPIPE_JOB_IMAGE_TAG', 'dev')}",
         command=command,
-        environment=environment or {},
+        # every job that touches PostgreSQL bounds its waits by these
+        environment={
+            **settings_env("WAREHOUSE_LOCK_TIMEOUT", "WAREHOUSE_STATEMENT_TIMEOUT"),
+            **(environment or {}),
+        },
         connections=connections,
         docker_url=os.environ.get("ADPIPE_DOCKER_URL", "unix://var/run/docker.sock"),
         network_mode=os.environ.get("ADPIPE_JOB_NETWORK_MODE", "host"),

@@ -4,7 +4,10 @@ Hourly: pages every impression of the hour ``[data_interval_start, data_interval
 the ad API into ``s3://ad-data/backup/`` (`extract_backup`), then loads that backup into
 ``ad_impressions`` in PostgreSQL (`load_impressions`). Both run as job images
 (``adpipe/extract_backup``, ``adpipe/load``) with the DockerOperator; re-running a run
-rewrites the same backup keys and replaces the same rows.
+writes nothing new when the API sends the same bytes (backups are immutable: other bytes
+become a new backup version beside the old one) and replaces the same rows; a reload that
+would shrink the window beyond ``LOAD_MAX_SHRINK_SHARE`` fails instead (the DAG never
+passes the load's ``--allow-shrink``).
 
 - **Owner**: adpipe
 - **Connections**: ``ad_api`` (the API's URL), ``ad_s3`` (S3 endpoint and keys),
@@ -19,7 +22,7 @@ rewrites the same backup keys and replaces the same rows.
 import os
 from datetime import UTC, datetime
 
-from adpipe_dags.jobs import BACKUP, DEFAULT_ARGS, TABLE, job_task
+from adpipe_dags.jobs import BACKUP, DEFAULT_ARGS, TABLE, job_task, settings_env
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 WINDOW = [
@@ -45,7 +48,10 @@ with DAG(
         command=WINDOW,
         connections=("ad_api", "ad_s3"),
         outlets=[BACKUP],
-        environment={"EXTRACT_PAGE_SIZE": os.environ.get("ADPIPE_EXTRACT_PAGE_SIZE", "1000")},
+        environment={
+            "EXTRACT_PAGE_SIZE": os.environ.get("ADPIPE_EXTRACT_PAGE_SIZE", "1000"),
+            **settings_env("EXTRACT_RETRY_AFTER_MAX_SECONDS"),
+        },
     )
     load_impressions = job_task(
         task_id="load_impressions",
@@ -55,7 +61,8 @@ with DAG(
         inlets=[BACKUP],
         outlets=[TABLE],
         environment={
-            "LOAD_MAX_REJECTED_SHARE": os.environ.get("ADPIPE_LOAD_MAX_REJECTED_SHARE", "0.01")
+            "LOAD_MAX_REJECTED_SHARE": os.environ.get("ADPIPE_LOAD_MAX_REJECTED_SHARE", "0.01"),
+            **settings_env("LOAD_MAX_SHRINK_SHARE"),
         },
     )
     extract_backup >> load_impressions

@@ -210,6 +210,6 @@ def test_load_cut_by_pg_terminate_backend_exits_4_with_the_lost_connection_line(
     helpers.query("SELECT pg_terminate_backend(%s)", (pid,))
     code, log = helpers.finish(name)
     assert code == 4, log
-    assert "FAILED load: lost the warehouse connection: terminating connection" in log
+    assert "FAILED load: lost the warehouse connection: " in log
     assert "Traceback" not in log and "already closed" not in log
     assert helpers.window_checksum(start, end) == before

@@ -227,17 +227,19 @@ def _block_day(day: date) -> psycopg2.extensions.connection:
     return conn
 
 
-def _wait_blocked() -> int:
+def _wait_blocked(application: str = "adpipe-archive") -> int:
+    """The pid of the job's backend once it waits on a lock."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         rows = helpers.query(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = "
-            "'adpipe-archive' AND wait_event_type = 'Lock'"
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+            "AND wait_event_type = 'Lock'",
+            (application,),
         )
         if rows:
             return rows[0][0]
         time.sleep(0.2)
-    pytest.fail("the archive never blocked on the held row")
+    pytest.fail(f"{application} never waited on a lock")
 
 
 def test_connection_cut_mid_stream_loses_nothing(fault_days: int) -> None:
@@ -261,19 +263,29 @@ def test_late_rows_loaded_while_the_archive_runs_survive_and_go_next_run(
     fault_days: int, small_api: str
 ) -> None:
     late_day = F_LAST - timedelta(days=1)  # 03-04: its last 12 hours were never loaded
+    late_start = datetime(late_day.year, late_day.month, late_day.day, 12, tzinfo=UTC)
+    window = [
+        "--start",
+        late_start.isoformat(),
+        "--end",
+        (late_start + timedelta(hours=12)).isoformat(),
+    ]
+    done = docker_run("adpipe/extract_backup:dev", *window, env={"AD_API_URL": small_api})
+    assert done.returncode == 0, done.stderr
     blocker = _block_day(late_day)
     try:
         name = archive_in_background(ARCHIVE_RETENTION_DAYS="30")
-        _wait_blocked()
-        late_start = datetime(late_day.year, late_day.month, late_day.day, 12, tzinfo=UTC)
-        api_load(small_api, late_start, late_start + timedelta(hours=12))
-        late = held_rows(F_FIRST, F_LAST) - fault_days
-        assert late > 0
+        _wait_blocked("adpipe-archive")  # mid-day: the day's rows deleted, not committed
+        loader = helpers.start_detached("adpipe/load:dev", *window, remove=False)
+        _wait_blocked("adpipe-load")  # the late load queues behind the archive of its day
     finally:
         blocker.rollback()
         blocker.close()
     assert helpers.wait_exit(name) == 0
-    assert held_rows(F_FIRST, F_LAST) == fault_days + late
+    load_code, load_log = helpers.finish(loader)
+    assert load_code == 0, load_log
+    late = held_rows(F_FIRST, F_LAST) - fault_days
+    assert late > 0
     assert len(pg_rows(late_day)) == late  # the late rows survived the first run
     result = archive(F_RUN)
     assert result["exit_code"] == 0 and result["rows_archived"] == late

@@ -81,6 +81,9 @@ fmt: venv ## Format and fix what ruff can
 bench: venv env ## Load and archive: peak memory and rows/s at 100k and 1M rows (needs make start)
 	@$(PY) tests/bench/bench_jobs.py
 
+migrate: env ## Apply the warehouse's migrations as its owner (the stack does it at start)
+	@docker run --rm --network host --env-file .env --entrypoint python3 adpipe/archive:dev -m adpipe.migrate
+
 restore: env ## Restore archived days into ad_impressions: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD" >&2; exit 2; }
 	@docker run --rm --network host --env-file .env adpipe/archive:dev restore --from $(FROM) --to $(TO)
@@ -94,4 +97,4 @@ clean: ## Stop the stack, delete its volumes (all data), the venv and the logs; 
 	@rm -rf $(VENV) .state/uv .state/*.log
 	@echo "clean: stack volumes, venv and logs removed (.env kept)"
 
-.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs test test-fast lint fmt bench restore reconcile demo browser clean
+.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs test test-fast lint fmt bench migrate restore reconcile demo browser clean

@@ -11,6 +11,10 @@ if [ ! -s .state/compose-project ]; then
   echo "adpipe-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')" >.state/compose-project
 fi
 project="$(cat .state/compose-project)"
+# The group that owns the Docker socket: the one container that starts job containers (the
+# scheduler) joins it, instead of running as root.
+DOCKER_GID="$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)"
+export DOCKER_GID
 if docker compose version >/dev/null 2>&1; then
   exec docker compose -p "$project" -f docker-compose.yml "$@"
 fi

@@ -1,9 +1,13 @@
 """Create .env from .env.example, or add the settings .env.example gained since.
 
-Values ``generate`` become fresh random secrets. Existing values in .env are never changed.
+Values ``generate`` become fresh random secrets; ``{NAME}`` in a value is filled with the
+value of the setting NAME (so a DSN carries the password generated for it). Existing values
+in .env are never changed.
 """
 
 import base64
+import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -11,35 +15,44 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def value(raw: str) -> str:
-    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() if raw == "generate" else raw
+def value(raw: str, known: dict[str, str]) -> str:
+    if raw == "generate":
+        return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    return re.sub(r"\{([A-Z0-9_]+)\}", lambda m: known[m.group(1)], raw)
 
 
 def main() -> int:
     example = (ROOT / ".env.example").read_text().splitlines()
     target = ROOT / ".env"
+    settings = [
+        line.partition("=")[::2] for line in example if "=" in line and not line.startswith("#")
+    ]
     if not target.exists():
+        known: dict[str, str] = {}
+        for key, raw in settings:
+            known[key] = value(raw, known)
         lines = [
-            f"{k}={value(v)}" if "=" in line and not line.startswith("#") else line
+            f"{k}={known[k]}" if "=" in line and not line.startswith("#") else line
             for line in example
-            for k, _, v in [line.partition("=")]
+            for k in [line.partition("=")[0]]
         ]
-        target.write_text("\n".join(lines) + "\n")
-        target.chmod(0o600)
+        # readable by its owner only from its first byte: it holds every secret of the stack
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("\n".join(lines) + "\n")
         print("env: wrote .env from .env.example")
         return 0
-    have = {line.partition("=")[0] for line in target.read_text().splitlines() if "=" in line}
-    missing = [
-        line
-        for line in example
-        if "=" in line and not line.startswith("#") and line.partition("=")[0] not in have
-    ]
+    target.chmod(0o600)
+    known = dict(
+        line.partition("=")[::2] for line in target.read_text().splitlines() if "=" in line
+    )
+    missing = [(key, raw) for key, raw in settings if key not in known]
     if missing:
         with target.open("a") as out:
-            for line in missing:
-                key, _, raw = line.partition("=")
-                out.write(f"{key}={value(raw)}\n")
-        print(f"env: added to .env: {', '.join(m.partition('=')[0] for m in missing)}")
+            for key, raw in missing:
+                known[key] = value(raw, known)
+                out.write(f"{key}={known[key]}\n")
+        print(f"env: added to .env: {', '.join(key for key, _ in missing)}")
     return 0
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+from collections.abc import Iterator
 
 import helpers
 import pytest
@@ -22,3 +24,12 @@ def stack() -> None:
     )
     if probe.returncode != 0:
         pytest.fail("the stack is not running: use `make test`, or `make start` first")
+
+
+@pytest.fixture(scope="session")
+def fault_api() -> Iterator[str]:
+    """An ad API serving the same pages as the stack's (same volume, same seed), with the
+    fault queue the stack's API does not have: tests inject API faults here."""
+    per_hour = int(os.environ.get("AD_API_IMPRESSIONS_PER_HOUR", "3000"))
+    with helpers.served_api(18096, per_hour, "adpipe", faults=True) as url:
+        yield url

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -69,27 +70,27 @@ def load_window(start: datetime, end: datetime, env: dict[str, str] | None = Non
         assert done.returncode == 0, done.stderr
 
 
-def start_detached(
-    image: str, *args: str, env: dict[str, str] | None = None, remove: bool = True
-) -> str:
-    """Start a job container in the background; returns its name (for kill, logs, wait)."""
+def start_detached(image: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Start a job container in the background; returns its name. It is kept after it ends,
+    so its exit code and log can be read however fast it fails: `wait_exit` or `finish`
+    remove it, ``docker rm -f`` kills and removes it."""
     name = f"{image.split('/')[-1].split(':')[0]}-{uuid.uuid4().hex[:8]}"
-    done = docker_run(image, *args, env=env, detach=True, name=name, remove=remove)
+    done = docker_run(image, *args, env=env, detach=True, name=name, remove=False)
     assert done.returncode == 0, done.stderr
     return name
 
 
 def wait_exit(name: str, timeout: float = 300) -> int:
-    """The exit code of a detached container, once it ends."""
-    done = subprocess.run(
-        ["docker", "wait", name], capture_output=True, text=True, timeout=timeout, check=True
-    )
-    return int(done.stdout.strip())
+    """The exit code of a detached container, once it ends; removes the container."""
+    return finish(name, timeout)[0]
 
 
 def finish(name: str, timeout: float = 300) -> tuple[int, str]:
-    """The exit code and log of a container started with ``remove=False``; removes it."""
-    code = wait_exit(name, timeout)
+    """The exit code and log of a detached container, once it ends; removes it."""
+    done = subprocess.run(
+        ["docker", "wait", name], capture_output=True, text=True, timeout=timeout, check=True
+    )
+    code = int(done.stdout.strip())
     logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=False)
     subprocess.run(["docker", "rm", name], capture_output=True, check=False)
     return code, logs.stdout + logs.stderr
@@ -104,6 +105,25 @@ def wait_for_log(name: str, text: str, timeout: float = 60) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"{name} never logged {text!r}")
+
+
+@contextlib.contextmanager
+def served_api(port: int, per_hour: int, seed: str, faults: bool = False) -> Iterator[str]:
+    """The mock ad API (``dags/api_load/scripts/extract.py``) served from this process on a
+    port of its own; yields its base URL."""
+    import extract
+
+    server = extract.make_server("127.0.0.1", port, per_hour, seed, faults)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+
+
+def faults(api: str, *plan: str) -> None:
+    """Queue faults on an ad API started with its fault endpoint (the ``fault_api`` fixture)."""
+    post_json(f"{api}/_faults", {"plan": list(plan)})
 
 
 def post_json(url: str, body: object) -> None:
@@ -177,13 +197,26 @@ def get(key: str) -> bytes:
 
 
 def warehouse() -> Any:
-    return psycopg2.connect(os.environ["WAREHOUSE_DSN"])
+    """A connection as the warehouse's owner: tests set up and inspect what jobs may not."""
+    return psycopg2.connect(os.environ["WAREHOUSE_OWNER_DSN"])
 
 
 def query(sql: str, params: tuple = ()) -> list[tuple]:
     conn = warehouse()
     try:
         with conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def admin_query(sql: str, params: tuple = ()) -> list[tuple]:
+    """A query as the superuser: what only an operator may see or do to other sessions
+    (their queries in pg_stat_activity, pg_terminate_backend)."""
+    conn = superuser()
+    try:
+        with conn.cursor() as cur:
             cur.execute(sql, params)
             return cur.fetchall() if cur.description else []
     finally:
@@ -250,9 +283,11 @@ def archived_rows(day: date) -> list[tuple]:
     return sorted(rows)
 
 
-def api_pages(start: datetime, end: datetime, limit: int = 1000) -> list[bytes]:
+def api_pages(
+    start: datetime, end: datetime, limit: int = 1000, base: str | None = None
+) -> list[bytes]:
     """Every page body the ad API serves for the window, fetched here, not by the job."""
-    base = os.environ["AD_API_URL"]
+    base = base or os.environ["AD_API_URL"]
     bodies, cursor = [], None
     while True:
         url = f"{base}/v1/impressions?start={rfc3339(start)}&end={rfc3339(end)}&limit={limit}" + (

@@ -2,12 +2,18 @@
 
 The job gets its window on the command line and its connection settings as environment
 variables. Secrets go through ``private_environment``, filled from Airflow connections when the
-task runs (never at parse time), so they never show among the rendered fields in the UI:
+task runs (never at parse time), so they never show among the rendered fields in the UI. Each
+connection maps by its type, keeping everything it says:
 
-- ``warehouse`` (postgres): WAREHOUSE_DSN
-- ``ad_s3`` (aws; extra ``endpoint_url``, ``region_name``, ``bucket``): AWS_ACCESS_KEY_ID,
+- ``warehouse_load``, ``warehouse_archive`` and ``warehouse`` (postgres; the loader's, the
+  archiver's and the read-only role): WAREHOUSE_DSN, with every option the connection holds
+  (sslmode, ...)
+- ``s3_extract``, ``s3_load``, ``s3_archive``, ``s3_reconcile`` (aws; extra ``endpoint_url``,
+  ``region_name``, ``bucket``): each job's own S3 identity, as AWS_ACCESS_KEY_ID,
   AWS_SECRET_ACCESS_KEY, S3_ENDPOINT_URL, AWS_DEFAULT_REGION, S3_BUCKET
-- ``ad_api`` (http): AD_API_URL
+- ``ad_api`` (http or https): AD_API_URL, scheme, port and path kept
+
+A task naming any other connection fails when the DAG is parsed.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import Asset, BaseHook
@@ -39,14 +45,29 @@ TABLE = Asset(name="ad_impressions", uri="postgres://warehouse/warehouse/public/
 ARCHIVE = Asset(name="ad_impressions_archive", uri="s3://ad-data/archive/ad_impressions/")
 
 
-def _connection_env(conn_id: str) -> dict[str, str]:
-    conn = BaseHook.get_connection(conn_id)
+CONNECTIONS = frozenset(
+    {
+        "warehouse",
+        "warehouse_load",
+        "warehouse_archive",
+        "ad_api",
+        "s3_extract",
+        "s3_load",
+        "s3_archive",
+        "s3_reconcile",
+    }
+)
+
+
+def connection_env(conn: Any) -> dict[str, str]:
+    """The job environment a connection stands for, chosen by the connection's type."""
     extra = conn.extra_dejson
-    if conn_id == "warehouse":
+    if conn.conn_type in ("postgres", "postgresql"):
         auth = f"{quote(conn.login or '', safe='')}:{quote(conn.password or '', safe='')}@"
-        address = f"{conn.host}:{conn.port or 5432}/{conn.schema}"
-        return {"WAREHOUSE_DSN": f"postgresql://{auth}{address}"}
-    if conn_id == "ad_s3":
+        address = f"{conn.host}:{conn.port or 5432}/{quote(conn.schema or '', safe='')}"
+        options = f"?{urlencode(extra)}" if extra else ""
+        return {"WAREHOUSE_DSN": f"postgresql://{auth}{address}{options}"}
+    if conn.conn_type == "aws":
         env = {
             "AWS_ACCESS_KEY_ID": conn.login or "",
             "AWS_SECRET_ACCESS_KEY": conn.password or "",
@@ -56,10 +77,15 @@ def _connection_env(conn_id: str) -> dict[str, str]:
         if extra.get("endpoint_url"):
             env["S3_ENDPOINT_URL"] = extra["endpoint_url"]
         return env
-    if conn_id == "ad_api":
-        scheme = conn.schema or "http"
-        return {"AD_API_URL": f"{scheme}://{conn.host}{f':{conn.port}' if conn.port else ''}"}
-    raise ValueError(f"no environment mapping for connection {conn_id!r}")
+    if conn.conn_type in ("http", "https"):
+        # a URI connection keeps its scheme in the type and its path in ``schema``; the HTTP
+        # provider's form keeps the scheme in ``schema`` instead
+        scheme, path = conn.conn_type, conn.schema or ""
+        if path in ("http", "https"):
+            scheme, path = path, ""
+        port = f":{conn.port}" if conn.port else ""
+        return {"AD_API_URL": f"{scheme}://{conn.host}{port}{'/' + path if path else ''}"}
+    raise ValueError(f"connection {conn.conn_id!r} has a type no job reads: {conn.conn_type!r}")
 
 
 class JobOperator(DockerOperator):
@@ -71,7 +97,7 @@ class JobOperator(DockerOperator):
 
     def execute(self, context: Any) -> Any:
         for conn_id in self.connections:
-            self._private_environment.update(_connection_env(conn_id))
+            self._private_environment.update(connection_env(BaseHook.get_connection(conn_id)))
         return super().execute(context)
 
 
@@ -93,6 +119,9 @@ def job_task(
     **kwargs: Any,
 ) -> JobOperator:
     """A task running ``adpipe/<job>:<JOB_IMAGE_TAG>`` with ``command`` as its arguments."""
+    unknown = sorted(set(connections) - CONNECTIONS)
+    if unknown:
+        raise ValueError(f"task {task_id!r} names unknown connections {unknown}")
     return JobOperator(
         task_id=task_id,
         image=f"adpipe/{job}:{os.environ.get('ADPIPE_JOB_IMAGE_TAG', 'dev')}",

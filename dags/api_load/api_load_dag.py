@@ -10,8 +10,8 @@ would shrink the window beyond ``LOAD_MAX_SHRINK_SHARE`` fails instead (the DAG 
 passes the load's ``--allow-shrink``).
 
 - **Owner**: adpipe
-- **Connections**: ``ad_api`` (the API's URL), ``ad_s3`` (S3 endpoint and keys),
-  ``warehouse`` (PostgreSQL)
+- **Connections**: ``ad_api`` (the API's URL), ``s3_extract`` and ``s3_load`` (each job's own
+  S3 identity), ``warehouse_load`` (PostgreSQL, the loader's role)
 - **Catchup**: off, on purpose: a fresh environment does not replay every hour since
   ``start_date``. A gap (the scheduler was down) is filled with ``airflow backfill create
   --dag-id api-load --from-date ... --to-date ...``; every window is idempotent.
@@ -46,7 +46,7 @@ with DAG(
         task_id="extract_backup",
         job="extract_backup",
         command=WINDOW,
-        connections=("ad_api", "ad_s3"),
+        connections=("ad_api", "s3_extract"),
         outlets=[BACKUP],
         environment={
             "EXTRACT_PAGE_SIZE": os.environ.get("ADPIPE_EXTRACT_PAGE_SIZE", "1000"),
@@ -57,7 +57,7 @@ with DAG(
         task_id="load_impressions",
         job="load",
         command=WINDOW,
-        connections=("ad_s3", "warehouse"),
+        connections=("s3_load", "warehouse_load"),
         inlets=[BACKUP],
         outlets=[TABLE],
         environment={

@@ -8,7 +8,8 @@ deletes those rows in the same transaction that records the verified object in
 (and, having moved them, nothing new). Late rows of an archived day go to a second file.
 
 - **Owner**: adpipe
-- **Connections**: ``warehouse`` (PostgreSQL), ``ad_s3`` (S3 endpoint and keys)
+- **Connections**: ``warehouse_archive`` and ``warehouse`` (PostgreSQL: the archiver's and
+  the read-only role), ``s3_archive`` and ``s3_reconcile`` (each job's own S3 identity)
 - **Concurrency**: one run at a time (``max_active_runs=1``), and a database lock keeps a
   second archiver (a ``docker run`` by hand, a restore) out.
 - **Catchup**: off; every run sweeps all days older than its cutoff, so a missed day is
@@ -38,7 +39,7 @@ with DAG(
         task_id="archive_days",
         job="archive",
         command=["--date", "{{ data_interval_end.strftime('%Y-%m-%d') }}"],
-        connections=("ad_s3", "warehouse"),
+        connections=("s3_archive", "warehouse_archive"),
         inlets=[TABLE],
         outlets=[ARCHIVE],
         environment={
@@ -55,7 +56,7 @@ with DAG(
             "--to",
             "{{ data_interval_end.strftime('%Y-%m-%d') }}",
         ],
-        connections=("ad_s3", "warehouse"),
+        connections=("s3_reconcile", "warehouse"),
         retries=1,  # a second look, in case a load was committing; an imbalance stays one
         retry_delay=timedelta(seconds=30),
     )

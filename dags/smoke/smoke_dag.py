@@ -5,7 +5,7 @@ reach the Docker engine and every job image reaches PostgreSQL and S3 with the c
 Airflow hands it. Manual only.
 
 - **Owner**: adpipe
-- **Connections**: ``warehouse``, ``ad_s3``
+- **Connections**: ``warehouse``, ``s3_extract``, ``s3_load``, ``s3_archive``
 """
 
 from datetime import UTC, datetime
@@ -28,5 +28,5 @@ with DAG(
             job=job,
             command=[],
             entrypoint=["python3", "-m", "adpipe.check"],
-            connections=("warehouse", "ad_s3"),
+            connections=("warehouse", f"s3_{job.split('_')[0]}"),
         )

@@ -92,7 +92,9 @@ COLUMNS: list[tuple[str, str, pa.DataType, pa.DataType]] = [
 SCHEMA = pa.schema([(name, parquet_type, False) for name, _, _, parquet_type in COLUMNS])
 MOVE_DAY = """
 COPY (
-    WITH moved AS (DELETE FROM {partition} RETURNING *)
+    WITH moved AS (
+        DELETE FROM ad_impressions WHERE shown_at >= %(low)s AND shown_at < %(high)s RETURNING *
+    )
     SELECT {expressions} FROM moved ORDER BY impression_id, shown_at
 ) TO STDOUT WITH (FORMAT csv)
 """
@@ -249,14 +251,13 @@ def archive_day(
     with conn, conn.cursor() as cur:
         cur.execute("SET LOCAL TimeZone = 'UTC'")
         lock_days(cur, day, day)  # no load of the day checks or writes until this commits
+        low = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        move = cur.mogrify(  # COPY takes no parameters: bind them into the text here
+            sql.SQL(MOVE_DAY).format(expressions=expressions),
+            {"low": low, "high": low + timedelta(days=1)},
+        )
         with csv_path.open("wb") as spool:
-            cur.copy_expert(
-                sql.SQL(MOVE_DAY)
-                .format(partition=sql.Identifier(partition_name(day)), expressions=expressions)
-                .as_string(cur),
-                spool,
-                size=1 << 16,
-            )
+            cur.copy_expert(move.decode(), spool, size=1 << 16)
         facts = csv_to_parquet(csv_path, parquet_path)
         csv_path.unlink()
         if facts["rows"] == 0:
@@ -304,18 +305,14 @@ def archive_day(
 
 
 def drop_if_empty(conn: Any, day: date) -> bool:
-    """Drop the day's partition when nothing is left in it; give up rather than wait."""
-    name = sql.Identifier(partition_name(day))
+    """Drop the day's partition when nothing is left in it (through the owner's
+    ``adpipe_drop_empty_partition``); give up rather than wait."""
     try:
         with conn, conn.cursor() as cur:
             cur.execute("SET LOCAL lock_timeout = '5s'")
             lock_days(cur, day, day)  # a load of the day may be about to write into it
-            cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(name))
-            cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name))
-            if cur.fetchone()[0]:
-                return False
-            cur.execute(sql.SQL("DROP TABLE {}").format(name))
-            return True
+            cur.execute("SELECT adpipe_drop_empty_partition(%s)", (day,))
+            return bool(cur.fetchone()[0])
     except psycopg2.errors.LockNotAvailable:
         log.warning("partition of %s is busy; it is dropped by a later run", day)
         return False
@@ -337,8 +334,8 @@ def committed_keys(conn: Any) -> tuple[set[str], bool]:
     return {key for key, live in rows if live}, bool(rows)
 
 
-def archive(conn: Any, bucket: Bucket, run_date: date, retention_days: int) -> dict[str, Any]:
-    cutoff = run_date - timedelta(days=retention_days)
+def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> dict[str, Any]:
+    cutoff = run_date - timedelta(days=settings.retention_days)
     committed, has_history = committed_keys(conn)
     # listed once a run: the archive lock keeps other archive writers out
     unlisted = {key for key in bucket.keys(TABLE_PREFIX) if key not in committed}
@@ -361,7 +358,7 @@ def archive(conn: Any, bucket: Bucket, run_date: date, retention_days: int) -> d
                 if conn.closed:
                     raise  # the connection is gone: no later day can run either
                 reason = (
-                    service_error(exc, Settings(), "")
+                    service_error(exc, settings, "")
                     if isinstance(exc, psycopg2.OperationalError)
                     else exc
                 )
@@ -424,7 +421,7 @@ def _with_lock(conn: Any, work: Any) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    settings = Settings()
+    settings = Settings("archive")
     bucket = Bucket(settings)
     with session(
         settings.warehouse_dsn,
@@ -435,7 +432,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         if args.command == "restore":
             check_day_range(args.first, args.last)
             return _with_lock(conn, lambda: restore(conn, bucket, args.first, args.last))
-        return _with_lock(conn, lambda: archive(conn, bucket, args.date, settings.retention_days))
+        return _with_lock(conn, lambda: archive(conn, bucket, args.date, settings))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -166,7 +166,7 @@ def table(days: list[dict[str, Any]]) -> str:
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     check_day_range(args.first, args.last)
-    settings = Settings()
+    settings = Settings("reconcile")
     bucket = Bucket(settings)
     with session(
         settings.warehouse_dsn, "adpipe-reconcile", "reconcile only reads; rerun it", settings

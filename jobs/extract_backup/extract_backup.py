@@ -269,7 +269,7 @@ def _record_version(
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     check_window(args.start, args.end)
-    settings = Settings()
+    settings = Settings("extract")
     api = ApiClient(
         settings.ad_api_url,
         settings.page_size,

@@ -312,7 +312,7 @@ def _quarantine(bucket: Bucket, key: str, spool: Any, packed: Any, rejects: Any)
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     check_window(args.start, args.end)
-    settings = Settings()
+    settings = Settings("load")
     bucket = Bucket(settings)
     with session(
         settings.warehouse_dsn,

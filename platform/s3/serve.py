@@ -1,104 +1,140 @@
-"""Serve a local S3 endpoint with moto and keep its objects across restarts.
+"""The stack's S3 server: SeaweedFS (``weed server -s3``), every port on one loopback address.
 
-moto keeps objects in memory. Its request recorder appends every request (bodies included)
-to a log on the data volume; at start this script replays that log into the fresh server
-before it reports healthy, then records again. Limits, said plainly in the README: the log
-grows with every write, and multipart uploads do not survive a replay (moto gives new upload
-ids), so the jobs write single-part objects only.
+At start it writes the S3 identities from the environment (one per job, each limited to what
+that job needs, and the operator's) to a file only this user can read, starts SeaweedFS with
+telemetry off, creates the bucket when it is missing, and marks itself ready. Objects live in
+SeaweedFS's own on-disk format under /data: nothing is replayed at start.
+
+Environment: S3_HOST, S3_PORT, S3_BUCKET, and for each identity NAME in IDENTITIES the pair
+<PREFIX>AWS_ACCESS_KEY_ID / <PREFIX>AWS_SECRET_ACCESS_KEY.
 """
+
+from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
+import subprocess
 import sys
-import threading
-import urllib.error
-import urllib.request
+import time
 from pathlib import Path
 
-DATA_DIR = Path(os.environ.get("S3_DATA_DIR", "/data"))
-RECORDING = DATA_DIR / "recording.jsonl"
-READY = Path("/tmp/s3-ready")  # noqa: S108 - a marker inside the container, read by the healthcheck
-os.environ["MOTO_RECORDER_FILEPATH"] = str(RECORDING)
-os.environ.pop("MOTO_ENABLE_RECORDING", None)
-
-from moto.moto_api import recorder  # noqa: E402 - reads MOTO_RECORDER_FILEPATH at import
-from moto.server import ThreadedMotoServer  # noqa: E402
-
-_write_lock = threading.Lock()
-_record_request = recorder._record_request
+DATA = Path("/data")
+CONFIG = Path("/run/s3/identities.json")
+READY = Path("/tmp/s3-ready")  # noqa: S108 - inside the container, for the health check
+START_TIMEOUT = 120.0
 
 
-def _record_durably(request: object, body: bytes | None = None) -> None:
-    """moto's recorder appends from every server thread at once: one at a time here, so lines
-    never interleave, and synced to disk before the request is served."""
-    with _write_lock:
-        _record_request(request, body)
-        if RECORDING.exists():
-            fd = os.open(RECORDING, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+def identities(bucket: str) -> list[dict]:
+    """Who may do what: (name, environment prefix, actions). A ``Write`` action also allows
+    DELETE inside its scope; SeaweedFS has no finer grant."""
+    plan = [
+        ("operator", "", ["Read", "Write", "List", "Tagging"]),
+        ("extract", "EXTRACT_", [f"Read:{bucket}/backup/*", f"Write:{bucket}/backup/*"]),
+        (
+            "load",
+            "LOAD_",
+            [
+                f"Read:{bucket}/backup/*",
+                f"Read:{bucket}/quarantine/*",
+                f"Write:{bucket}/quarantine/*",
+            ],
+        ),
+        ("archive", "ARCHIVE_", [f"Read:{bucket}/archive/*", f"Write:{bucket}/archive/*"]),
+        ("reconcile", "RECONCILE_", [f"Read:{bucket}"]),
+    ]
+    found = []
+    for name, prefix, actions in plan:
+        key = os.environ.get(f"{prefix}AWS_ACCESS_KEY_ID", "")
+        secret = os.environ.get(f"{prefix}AWS_SECRET_ACCESS_KEY", "")
+        if not key or not secret or secret == "generate":  # noqa: S105 - the placeholder
+            sys.exit(f"s3: {prefix}AWS_ACCESS_KEY_ID and {prefix}AWS_SECRET_ACCESS_KEY must be set")
+        scoped = [a if ":" in a else f"{a}:{bucket}" for a in actions]
+        found.append(
+            {
+                "name": name,
+                "credentials": [{"accessKey": key, "secretKey": secret}],
+                "actions": [*scoped, f"List:{bucket}"] if name != "operator" else scoped,
+            }
+        )
+    return found
 
 
-recorder._record_request = _record_durably  # type: ignore[method-assign]
-
-
-def _check_recording() -> int:
-    """Count the recorded requests; drop a torn last line (a crash mid-write), refuse to start
-    on damage anywhere else rather than replay a partial history."""
-    lines = RECORDING.read_bytes().splitlines(keepends=True)
-    for number, line in enumerate(lines, start=1):
+def wait_port(server: subprocess.Popen, host: str, port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"s3: SeaweedFS exited with {server.returncode} before it served S3")
         try:
-            json.loads(line)
-        except ValueError:
-            if number < len(lines):
-                sys.exit(f"s3: {RECORDING} is damaged at line {number}; refusing to start")
-            print(f"s3: dropping a torn last line ({len(line)} bytes)", flush=True)
-            RECORDING.write_bytes(b"".join(lines[:-1]))
-            return number - 1
-    return len(lines)
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.5)
+    sys.exit(f"s3: SeaweedFS did not listen on {host}:{port} within {START_TIMEOUT:.0f} s")
 
 
-def _request(method: str, url: str) -> int:
-    req = urllib.request.Request(url, method=method)  # noqa: S310 - our own loopback endpoint
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+def shell(master: str, command: str) -> str:
+    done = subprocess.run(  # noqa: S603 - fixed arguments
+        ["weed", "shell", f"-master={master}"],  # noqa: S607
+        input=command,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return done.stdout + done.stderr
 
 
-def main() -> int:
+def ensure_bucket(master: str, bucket: str, deadline: float) -> None:
+    """Create the bucket unless it exists; the filer may answer a few seconds after S3."""
+    while time.monotonic() < deadline:
+        listed = shell(master, "s3.bucket.list")
+        if "error" not in listed:
+            if not any(line.split() and line.split()[0] == bucket for line in listed.splitlines()):
+                created = shell(master, f"s3.bucket.create -name {bucket}")
+                if "error" in created:
+                    sys.exit(f"s3: creating bucket {bucket} failed: {created.strip()}")
+                print(f"s3: created bucket {bucket}", flush=True)
+            return
+        time.sleep(1)
+    sys.exit(f"s3: the filer did not answer within {START_TIMEOUT:.0f} s")
+
+
+def main() -> None:
     host = os.environ.get("S3_HOST", "127.0.0.1")
     port = int(os.environ.get("S3_PORT", "9000"))
-    buckets = [b for b in os.environ.get("S3_BUCKETS", "ad-data").split(",") if b]
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    bucket = os.environ.get("S3_BUCKET", "ad-data")
+    master_port, volume_port, filer_port = port + 333, port + 480, port + 888
+    CONFIG.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(CONFIG, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"identities": identities(bucket)}, out)
     READY.unlink(missing_ok=True)
-
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    base = f"http://{host}:{port}"
-    if RECORDING.exists():
-        lines = _check_recording()
-        print(f"s3: replaying {lines} recorded requests from {RECORDING}", flush=True)
-        recorder.replay_recording(target_host=base)
-    recorder.start_recording()
-    for bucket in buckets:
-        if _request("HEAD", f"{base}/{bucket}") == 404:
-            _request("PUT", f"{base}/{bucket}")
-            print(f"s3: created bucket {bucket}", flush=True)
+    server = subprocess.Popen(  # noqa: S603 - fixed arguments
+        [  # noqa: S607
+            "weed",
+            "server",
+            f"-ip={host}",
+            f"-ip.bind={host}",
+            f"-dir={DATA}",
+            f"-master.port={master_port}",
+            f"-volume.port={volume_port}",
+            f"-filer.port={filer_port}",
+            "-master.telemetry=false",
+            "-volume.max=0",
+            "-s3",
+            f"-s3.port={port}",
+            f"-s3.config={CONFIG}",
+        ]
+    )
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
+    deadline = time.monotonic() + START_TIMEOUT
+    wait_port(server, host, port, deadline)
+    ensure_bucket(f"{host}:{master_port}", bucket, deadline)
     READY.touch()
-    print(f"s3: serving on {base}", flush=True)
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    server.stop()
-    return 0
+    print(f"s3: SeaweedFS serving s3://{bucket} on http://{host}:{port}", flush=True)
+    sys.exit(server.wait())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

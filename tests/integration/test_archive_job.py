@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
-import extract
 import helpers
 import psycopg2
 import pyarrow.dataset as pads
@@ -26,10 +24,8 @@ API_PORT = 18092
 @pytest.fixture(scope="module")
 def small_api() -> Iterator[str]:
     """A low-volume ad API of our own (30 impressions an hour), so 40 days load in seconds."""
-    server = extract.make_server("127.0.0.1", API_PORT, 30, "archive-tests")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{API_PORT}"
-    server.shutdown()
+    with helpers.served_api(API_PORT, 30, "archive-tests") as url:
+        yield url
 
 
 def api_load(api: str, start: datetime, end: datetime) -> None:
@@ -203,7 +199,7 @@ def test_s3_stopped_mid_run_loses_nothing(fault_days: int) -> None:
 def test_killed_after_upload_before_commit_the_orphan_is_adopted(fault_days: int) -> None:
     name = archive_in_background(ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS="60")
     wait_for_log(name, "pausing")
-    subprocess.run(["docker", "kill", name], capture_output=True, check=True)
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=True)
     time.sleep(1)
     assert len(orphans()) == 1
     assert held_rows(F_FIRST, F_LAST) == fault_days
@@ -231,7 +227,7 @@ def _wait_blocked(application: str = "adpipe-archive") -> int:
     """The pid of the job's backend once it waits on a lock."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        rows = helpers.query(
+        rows = helpers.admin_query(
             "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
             "AND wait_event_type = 'Lock'",
             (application,),
@@ -247,7 +243,7 @@ def test_connection_cut_mid_stream_loses_nothing(fault_days: int) -> None:
     try:
         name = archive_in_background()
         pid = _wait_blocked()
-        helpers.query("SELECT pg_terminate_backend(%s)", (pid,))
+        helpers.admin_query("SELECT pg_terminate_backend(%s)", (pid,))
         assert helpers.wait_exit(name) != 0
     finally:
         blocker.rollback()
@@ -276,7 +272,7 @@ def test_late_rows_loaded_while_the_archive_runs_survive_and_go_next_run(
     try:
         name = archive_in_background(ARCHIVE_RETENTION_DAYS="30")
         _wait_blocked("adpipe-archive")  # mid-day: the day's rows deleted, not committed
-        loader = helpers.start_detached("adpipe/load:dev", *window, remove=False)
+        loader = helpers.start_detached("adpipe/load:dev", *window)
         _wait_blocked("adpipe-load")  # the late load queues behind the archive of its day
     finally:
         blocker.rollback()

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import extract
 import helpers
 import pyarrow.parquet as pq
 import pytest
@@ -29,7 +28,6 @@ from helpers import archived_rows, docker_run, pg_rows, wait_for_log
 pytestmark = pytest.mark.usefixtures("stack")
 
 SMALL_API_PORT = 18094
-EMPTY_API_PORT = 18095
 
 
 def moment(day: date, hour: int = 0) -> datetime:
@@ -56,18 +54,17 @@ def objects_rows(keys: list[str]) -> int:
 @pytest.fixture(scope="module")
 def small_api() -> Iterator[str]:
     """A low-volume ad API of our own (30 impressions an hour)."""
-    server = extract.make_server("127.0.0.1", SMALL_API_PORT, 30, "durability-tests")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{SMALL_API_PORT}"
-    server.shutdown()
+    with helpers.served_api(SMALL_API_PORT, 30, "durability-tests") as url:
+        yield url
 
 
-class EmptyApi(BaseHTTPRequestHandler):
-    """An ad API that answers every window with no impressions, as an expired look-back or
-    an outage answering 200 would."""
+class ScriptedApi(BaseHTTPRequestHandler):
+    """An ad API that answers every request with the body ``reply(query)`` returns."""
+
+    reply: staticmethod
 
     def do_GET(self) -> None:
-        body = b'{"impressions": [], "next_cursor": null}'
+        body = self.reply(self.path)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -78,16 +75,23 @@ class EmptyApi(BaseHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def scripted_api(reply: Callable[[str], bytes]) -> Iterator[str]:
+    handler = type("Api", (ScriptedApi,), {"reply": staticmethod(reply)})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
 @pytest.fixture(scope="module")
 def empty_api() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", EMPTY_API_PORT), EmptyApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{EMPTY_API_PORT}"
-    server.shutdown()
-
-
-def faults(*plan: str) -> None:
-    helpers.post_json(f"{os.environ['AD_API_URL']}/_faults", {"plan": list(plan)})
+    """An ad API that answers every window with no impressions, as an expired look-back or
+    an outage answering 200 would."""
+    with scripted_api(lambda _: b'{"impressions": [], "next_cursor": null}') as url:
+        yield url
 
 
 # --- 1. the archive never deletes what it cannot prove redundant ---------------------------
@@ -125,13 +129,29 @@ def test_an_archive_run_against_an_empty_database_refuses_and_deletes_nothing(
     admin = helpers.superuser()
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE {name} OWNER "{os.environ["WAREHOUSE_USER"]}"')
+
+    def elsewhere(dsn: str) -> str:
+        return os.environ[dsn].rsplit("/", 1)[0] + f"/{name}"
+
     try:
-        dsn = os.environ["WAREHOUSE_DSN"].rsplit("/", 1)[0] + f"/{name}"
-        result = archive(A_RUN, WAREHOUSE_DSN=dsn)
+        unmigrated = archive(A_RUN, ARCHIVE_WAREHOUSE_DSN=elsewhere("ARCHIVE_WAREHOUSE_DSN"))
+        migrated = docker_run(
+            "adpipe/archive:dev",
+            "-m",
+            "adpipe.migrate",
+            entrypoint="python3",
+            env={"WAREHOUSE_OWNER_DSN": elsewhere("WAREHOUSE_OWNER_DSN")},
+        )
+        assert migrated.returncode == 0, migrated.stderr
+        result = archive(A_RUN, ARCHIVE_WAREHOUSE_DSN=elsewhere("ARCHIVE_WAREHOUSE_DSN"))
     finally:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE {name} WITH (FORCE)")
         admin.close()
+    # a database without the schema: refused before anything, and the job creates nothing
+    assert unmigrated["exit_code"] == 2, unmigrated["stderr"]
+    assert "no adpipe schema" in unmigrated["stderr"]
+    # a new, empty warehouse: refused, naming what the bucket holds
     assert result["exit_code"] == 2, result["stderr"]
     assert "no archive history" in result["stderr"]
     assert (
@@ -218,7 +238,9 @@ def test_an_empty_re_extract_keeps_the_backup_and_the_load_refuses_to_empty_the_
     assert helpers.window_checksum(start, end) == rows
 
 
-def test_a_re_extract_failing_on_page_2_leaves_the_backup_and_the_window_as_they_were() -> None:
+def test_a_re_extract_failing_on_page_2_leaves_the_backup_and_the_window_as_they_were(
+    fault_api: str,
+) -> None:
     start = moment(E_DAY, 12)
     end = start + timedelta(hours=1)
     helpers.load_window(start, end)
@@ -226,11 +248,16 @@ def test_a_re_extract_failing_on_page_2_leaves_the_backup_and_the_window_as_they
     backup = helpers.backup_objects(start, end)
     manifests = helpers.backup_manifests(start, end)
 
-    faults("none", "500", "500", "500")
+    helpers.faults(fault_api, "none", "500", "500", "500")
     try:
-        failed = run_job("extract_backup", *window_args(start, end), EXTRACT_MAX_ATTEMPTS="2")
+        failed = run_job(
+            "extract_backup",
+            *window_args(start, end),
+            EXTRACT_MAX_ATTEMPTS="2",
+            AD_API_URL=fault_api,
+        )
     finally:
-        faults()
+        helpers.faults(fault_api)
     assert failed["exit_code"] == 4, failed["stderr"]
     assert "page 2" in failed["stderr"]
     now = helpers.backup_objects(start, end)
@@ -275,7 +302,7 @@ def test_a_reload_racing_an_archive_of_its_day_leaves_each_row_in_one_place(
     )
     wait_for_log(archiver, f"before committing {R_DAY}")
     # the archive has deleted the day's rows and not committed: the reload starts now
-    loader = helpers.start_detached("adpipe/load:dev", *window_args(start, end), remove=False)
+    loader = helpers.start_detached("adpipe/load:dev", *window_args(start, end))
     assert helpers.wait_exit(archiver) == 0
     load_code, load_log = helpers.finish(loader)
 
@@ -359,88 +386,62 @@ def _fresh_day(day: date) -> None:
     helpers.query(f"DROP TABLE IF EXISTS ad_impressions_{day:%Y%m%d}")
 
 
-def test_a_long_reader_does_not_block_the_first_load_of_a_new_day() -> None:
-    day = N_DAY
+def _first_load_of_a_day_while(
+    day: date, statement: str, lock_timeout: str
+) -> tuple[dict, float, tuple[datetime, datetime]]:
+    """Back up an hour of a day that has no partition yet, then load it while another
+    session holds what ``statement`` takes; returns the load's summary, its seconds and the
+    window."""
     start, end = moment(day, 9), moment(day, 10)
     _fresh_day(day)
     assert run_job("extract_backup", *window_args(start, end))["exit_code"] == 0
-    reader = helpers.warehouse()
-    with reader.cursor() as cur:  # holds ACCESS SHARE on ad_impressions until it ends
-        cur.execute("SELECT count(*) FROM ad_impressions")
+    other = helpers.warehouse()
+    with other.cursor() as cur:
+        cur.execute(statement)
     try:
         began = time.monotonic()
-        loaded = run_job("load", *window_args(start, end), WAREHOUSE_LOCK_TIMEOUT="5s")
-        took = time.monotonic() - began
+        loaded = run_job("load", *window_args(start, end), WAREHOUSE_LOCK_TIMEOUT=lock_timeout)
+        return loaded, time.monotonic() - began, (start, end)
     finally:
-        reader.rollback()
-        reader.close()
+        other.rollback()
+        other.close()
+
+
+def test_a_long_reader_does_not_block_the_first_load_of_a_new_day() -> None:
+    # an open transaction that read the table holds ACCESS SHARE on it until it ends
+    loaded, took, _ = _first_load_of_a_day_while(N_DAY, "SELECT count(*) FROM ad_impressions", "5s")
     assert loaded["exit_code"] == 0, loaded["stderr"]
     assert loaded["rows_written"] > 0 and took < 30
 
 
 def test_a_load_behind_a_conflicting_lock_fails_fast_with_exit_4() -> None:
-    day = N_DAY + timedelta(days=1)
-    start, end = moment(day, 9), moment(day, 10)
-    _fresh_day(day)
-    assert run_job("extract_backup", *window_args(start, end))["exit_code"] == 0
-    blocker = helpers.warehouse()
-    with blocker.cursor() as cur:  # what CREATE INDEX takes: no partition can be attached
-        cur.execute("LOCK TABLE ad_impressions IN SHARE MODE")
-    try:
-        began = time.monotonic()
-        loaded = run_job("load", *window_args(start, end), WAREHOUSE_LOCK_TIMEOUT="2s")
-        took = time.monotonic() - began
-    finally:
-        blocker.rollback()
-        blocker.close()
+    # what CREATE INDEX takes: no partition can be attached meanwhile
+    loaded, took, (start, end) = _first_load_of_a_day_while(
+        N_DAY + timedelta(days=1), "LOCK TABLE ad_impressions IN SHARE MODE", "2s"
+    )
     assert loaded["exit_code"] == 4, loaded["stderr"]
     assert "lock_timeout (2s)" in loaded["stderr"] and "Traceback" not in loaded["stderr"]
     assert took < 20
     assert helpers.window_checksum(start, end)[0] == 0
 
 
-def test_retry_after_86400_and_inf_are_capped_by_the_extract() -> None:
+def test_retry_after_86400_and_inf_are_capped_by_the_extract(fault_api: str) -> None:
     start, end = moment(N_DAY, 11), moment(N_DAY, 12)
-    faults("429:86400", "429:inf")
+    helpers.faults(fault_api, "429:86400", "429:inf")
     try:
         began = time.monotonic()
         result = run_job(
-            "extract_backup", *window_args(start, end), EXTRACT_RETRY_AFTER_MAX_SECONDS="2"
+            "extract_backup",
+            *window_args(start, end),
+            EXTRACT_RETRY_AFTER_MAX_SECONDS="2",
+            AD_API_URL=fault_api,
         )
         took = time.monotonic() - began
     finally:
-        faults()
+        helpers.faults(fault_api)
     assert result["exit_code"] == 0, result["stderr"]
     assert result["api_retries"] == 2 and took < 20
     assert helpers.backup_pages(start, end) == helpers.api_pages(start, end)
-
-
-class ScriptedApi(BaseHTTPRequestHandler):
-    """An ad API that answers every request with the body ``reply(query)`` returns."""
-
-    reply: staticmethod
-
-    def do_GET(self) -> None:
-        body = self.reply(self.path)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def scripted_api(reply: Callable[[str], bytes]) -> Iterator[str]:
-    handler = type("Api", (ScriptedApi,), {"reply": staticmethod(reply)})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
 
 
 POISON = [

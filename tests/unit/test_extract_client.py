@@ -4,13 +4,12 @@ makes has a bound, and pages outside the contract are refused by a clear rule.""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import extract
+import helpers
 import pytest
 from adpipe.job import DataError, UpstreamError
 from adpipe.settings import Settings
@@ -23,10 +22,8 @@ END = START + timedelta(hours=1)
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[str]:
-    server = extract.make_server("127.0.0.1", PORT, 3000, "client-tests")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{PORT}"
-    server.shutdown()
+    with helpers.served_api(PORT, 3000, "client-tests", faults=True) as url:
+        yield url
 
 
 def faults(api: str, *plan: str) -> None:

@@ -49,11 +49,12 @@ Like a real ad server it is a little dirty, with fixed shares per slot:
 
 Faults, for tests
 -----------------
-``POST /_faults`` with ``{"plan": [...]}`` queues faults; each ``/v1/impressions`` request
-consumes the next one: ``"429:<s>"`` (Retry-After s, 0 for no hint), ``"500"``,
-``"slow:<s>"`` (answers after s seconds), ``"cut"`` (promises the full body, sends half,
-closes), ``"garbage"`` (200 with a body that is not JSON). ``GET /_faults`` shows what is
-left, ``DELETE /_faults`` clears it.
+Only when enabled (``AD_API_FAULTS=1``, or ``make_server(..., faults=True)``; the stack's API
+has none): ``POST /_faults`` with ``{"plan": [...]}`` queues faults; each
+``/v1/impressions`` request consumes the next one: ``"429:<s>"`` (Retry-After s, 0 for no
+hint), ``"500"``, ``"slow:<s>"`` (answers after s seconds), ``"cut"`` (promises the full
+body, sends half, closes), ``"garbage"`` (200 with a body that is not JSON). ``GET /_faults``
+shows what is left, ``DELETE /_faults`` clears it.
 """
 
 from __future__ import annotations
@@ -327,7 +328,7 @@ class Faults:
 class Handler(BaseHTTPRequestHandler):
     server_version = "ad-api/1"
     traffic: Traffic
-    faults: Faults
+    faults: Faults | None  # None: no fault endpoint at all
 
     def log_message(self, format: str, *args: object) -> None:
         if os.environ.get("AD_API_ACCESS_LOG") == "1":
@@ -355,7 +356,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path == "/health":
             self._send(200, b"ok", "text/plain")
-        elif url.path == "/_faults":
+        elif url.path == "/_faults" and self.faults:
             self._send(200, json.dumps({"plan": self.faults.left()}).encode())
         elif url.path == "/v1/impressions":
             self._impressions(parse_qs(url.query))
@@ -363,7 +364,7 @@ class Handler(BaseHTTPRequestHandler):
             self._error(404, f"no such endpoint: {url.path}")
 
     def do_POST(self) -> None:
-        if urlsplit(self.path).path != "/_faults":
+        if urlsplit(self.path).path != "/_faults" or not self.faults:
             self._error(404, "no such endpoint")
             return
         length = int(self.headers.get("Content-Length") or 0)
@@ -376,11 +377,14 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, json.dumps({"plan": self.faults.left()}).encode())
 
     def do_DELETE(self) -> None:
+        if urlsplit(self.path).path != "/_faults" or not self.faults:
+            self._error(404, "no such endpoint")
+            return
         self.faults.set([])
         self._send(200, b'{"plan":[]}')
 
     def _impressions(self, query: dict[str, list[str]]) -> None:
-        fault = self.faults.take()
+        fault = self.faults.take() if self.faults else None
         if fault and fault.startswith("429"):
             retry_after = fault.partition(":")[2] or "1"
             self._error(429, "slow down", {"Retry-After": retry_after})
@@ -409,10 +413,15 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, body)
 
 
-def make_server(host: str, port: int, per_hour: int, seed: str) -> ThreadingHTTPServer:
-    """An HTTP server for the API; call ``serve_forever()`` on it."""
+def make_server(
+    host: str, port: int, per_hour: int, seed: str, faults: bool = False
+) -> ThreadingHTTPServer:
+    """An HTTP server for the API; call ``serve_forever()`` on it. ``faults`` adds the fault
+    queue endpoint, for tests."""
     handler = type(
-        "BoundHandler", (Handler,), {"traffic": Traffic(per_hour, seed), "faults": Faults()}
+        "BoundHandler",
+        (Handler,),
+        {"traffic": Traffic(per_hour, seed), "faults": Faults() if faults else None},
     )
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
@@ -424,8 +433,13 @@ def main() -> None:
     port = int(os.environ.get("AD_API_PORT", "8081"))
     per_hour = int(os.environ.get("AD_API_IMPRESSIONS_PER_HOUR", "3000"))
     seed = os.environ.get("AD_API_SEED", "adpipe")
-    server = make_server(host, port, per_hour, seed)
-    print(f"ad-api: serving {per_hour} impressions per hour on http://{host}:{port}", flush=True)
+    faults = os.environ.get("AD_API_FAULTS") == "1"
+    server = make_server(host, port, per_hour, seed, faults)
+    print(
+        f"ad-api: serving {per_hour} impressions per hour on http://{host}:{port}"
+        + (" (fault endpoint /_faults enabled)" if faults else ""),
+        flush=True,
+    )
     server.serve_forever()
 
 

@@ -1,4 +1,8 @@
-"""Settings from the environment: the names of .env.example, the same in every job."""
+"""Settings from the environment: the names of .env.example, the same in every job.
+
+Credentials are read job-specific first: the load reads LOAD_WAREHOUSE_DSN and
+LOAD_AWS_ACCESS_KEY_ID before WAREHOUSE_DSN and AWS_ACCESS_KEY_ID, so `docker run --env-file
+.env` hands each job its own least-privilege identity."""
 
 from __future__ import annotations
 
@@ -17,6 +21,11 @@ def _get(name: str, default: str | None = None) -> str:
         raise ConfigError(
             f"setting {name} is missing",
             "set it in the environment (see .env.example; docker run --env-file .env)",
+        )
+    if value == "generate":
+        raise ConfigError(
+            f"setting {name} still reads 'generate', a placeholder",
+            "run `make env` (it fills each 'generate' with a random secret) or set it",
         )
     return value
 
@@ -53,11 +62,36 @@ def _duration(name: str, default: str) -> str:
 
 
 class Settings:
-    """Every setting a job reads. Required ones raise `ConfigError` when read and unset."""
+    """Every setting a job reads. Required ones raise `ConfigError` when read and unset.
+    ``job`` (EXTRACT, LOAD, ARCHIVE, RECONCILE) names the job whose credentials come first."""
+
+    def __init__(self, job: str = "") -> None:
+        self.job = job.upper()
+
+    def _own(self, name: str, required: bool = True) -> str | None:
+        """The job's own ``<JOB>_<name>``, else the common ``name``."""
+        if self.job and os.environ.get(f"{self.job}_{name}"):
+            return _get(f"{self.job}_{name}")
+        if required or os.environ.get(name):
+            return _get(name)
+        return None
 
     @property
     def warehouse_dsn(self) -> str:
-        return _get("WAREHOUSE_DSN")
+        return self._own("WAREHOUSE_DSN") or ""
+
+    @property
+    def warehouse_owner_dsn(self) -> str:
+        """The owner's DSN: migrations only."""
+        return _get("WAREHOUSE_OWNER_DSN")
+
+    @property
+    def aws_access_key_id(self) -> str | None:
+        return self._own("AWS_ACCESS_KEY_ID", required=False)
+
+    @property
+    def aws_secret_access_key(self) -> str | None:
+        return self._own("AWS_SECRET_ACCESS_KEY", required=False)
 
     @property
     def s3_endpoint_url(self) -> str | None:

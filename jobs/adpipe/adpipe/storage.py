@@ -1,9 +1,6 @@
-"""S3 access for the jobs: one client, single-part writes, keys under the ``ad-data`` bucket.
-
-Objects are written with one PUT each (never multipart): the local S3 endpoint persists by
-replaying its request log, which cannot replay multipart uploads, and every object adpipe
-writes (a page, a manifest, a day's archive file) fits one PUT.
-"""
+"""S3 access for the jobs: one client with the job's own identity, keys under the ``ad-data``
+bucket (their layout in `adpipe.windows`). Each call has a bounded connect and read timeout
+and a bounded number of retries."""
 
 from __future__ import annotations
 
@@ -16,7 +13,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from adpipe.job import UpstreamError
+from adpipe.job import ConfigError, UpstreamError
 from adpipe.settings import Settings
 
 BACKUP_PREFIX = "backup/"
@@ -31,10 +28,17 @@ class Bucket:
 
     def __init__(self, settings: Settings) -> None:
         self.name = settings.s3_bucket
+        if bool(settings.aws_access_key_id) != bool(settings.aws_secret_access_key):
+            raise ConfigError(
+                "an S3 access key is set without its secret, or a secret without its key",
+                "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the job's own pair)",
+            )
         self._client: Any = boto3.client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
             region_name=settings.aws_region,
+            aws_access_key_id=settings.aws_access_key_id,
+            aws_secret_access_key=settings.aws_secret_access_key,
             config=Config(
                 retries={"max_attempts": 6, "mode": "standard"},
                 connect_timeout=5,
@@ -133,5 +137,6 @@ class Bucket:
             )
 
     def check(self) -> None:
-        """Raise `UpstreamError` unless the bucket answers."""
-        self._call("HEAD", "", lambda: self._client.head_bucket(Bucket=self.name))
+        """Raise `UpstreamError` unless the bucket answers this identity (a one-key listing:
+        every job may list, none may HEAD the bucket)."""
+        self._call("LIST", "", lambda: self._client.list_objects_v2(Bucket=self.name, MaxKeys=1))

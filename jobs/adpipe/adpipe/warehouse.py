@@ -1,9 +1,10 @@
 """PostgreSQL access for the jobs, and the warehouse schema as numbered migrations.
 
 Migrations are the files ``migrations/NNNN_name.sql`` beside this module, applied in order,
-each once, inside one transaction under an advisory lock, recorded in ``schema_migrations``.
-Every job that touches the warehouse calls `migrate` first, so no one changes the schema by
-hand.
+each once, inside one transaction under an advisory lock, recorded in ``schema_migrations``
+with the sha256 of their text; a migration edited after it was applied is refused. Only the
+owner role applies them (`adpipe.migrate`, run once at stack start and by ``make migrate``);
+a job checks that the schema is current and changes nothing.
 
 Every connection waits at most ``lock_timeout`` for a lock and runs a statement at most
 ``statement_timeout`` (settings), so no job hangs behind another session.
@@ -11,19 +12,20 @@ Every connection waits at most ``lock_timeout`` for a lock and runs a statement 
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
-from psycopg2 import sql
 
-from adpipe.job import UpstreamError
+from adpipe.job import ConfigError, UpstreamError
 from adpipe.settings import Settings
 
 # The columns of ad_impressions that come from the ad API, in table order; load metadata
@@ -42,7 +44,7 @@ IMPRESSION_COLUMNS = (
     "clicked",
 )
 MIGRATION_LOCK = 4_242_001  # pg_advisory_xact_lock key for schema changes
-PARTITION_LOCK = 4_242_002  # pg_advisory_xact_lock key while creating partitions
+PARTITION_LOCK = 4_242_002  # taken by adpipe_ensure_partition (migration 0003)
 DAY_LOCK = 4_242_004  # pg_advisory_xact_lock(DAY_LOCK, days since 1970-01-01): one day's rows
 EPOCH = date(1970, 1, 1)
 LOCK_DAY = "SELECT pg_advisory_xact_lock(%s, %s)"
@@ -67,12 +69,31 @@ def connect(
             options=f"-c lock_timeout={settings.lock_timeout} "
             f"-c statement_timeout={settings.statement_timeout}",
         )
+    except psycopg2.ProgrammingError:  # libpq could not parse it: its message quotes the DSN
+        raise ConfigError(
+            "the warehouse DSN is not a valid libpq connection string",
+            "check WAREHOUSE_DSN (percent-encode @, #, / and % in a password)",
+        ) from None
     except psycopg2.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
         raise UpstreamError(
-            f"cannot connect to the warehouse: {first_line}",
+            f"cannot connect to the warehouse: {_without_secrets(first_line, dsn)}",
             "check that PostgreSQL is up and WAREHOUSE_DSN is right",
         ) from None
+
+
+def _without_secrets(text: str, dsn: str) -> str:
+    """``text`` with the DSN and its password (as written and decoded) blanked out."""
+    secrets = {dsn}
+    try:
+        password = psycopg2.extensions.parse_dsn(dsn).get("password")
+    except psycopg2.Error:
+        password = None
+    if password:
+        secrets |= {password, quote(password, safe="")}
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _original(exc: BaseException) -> BaseException:
@@ -111,13 +132,13 @@ def service_error(exc: BaseException, settings: Settings, lost_hint: str) -> Ups
 def session(
     dsn: str, application_name: str, lost_hint: str, settings: Settings | None = None
 ) -> Iterator[Any]:
-    """A connection with the schema migrated, closed afterwards. A lock or statement timeout
-    or a connection lost on the way becomes one `UpstreamError` (exit 4); ``lost_hint`` says
-    what state a lost connection left and what to do."""
+    """A connection to a warehouse whose schema is current, closed afterwards. A lock or
+    statement timeout or a connection lost on the way becomes one `UpstreamError` (exit 4);
+    ``lost_hint`` says what state a lost connection left and what to do."""
     settings = settings or Settings()
     conn = connect(dsn, application_name, settings)
     try:
-        migrate(conn)
+        check_schema(conn)
         yield conn
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         raise service_error(exc, settings, lost_hint) from None
@@ -135,8 +156,39 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_schema(conn: psycopg2.extensions.connection) -> None:
+    """`ConfigError` unless every migration this code knows is applied, as written."""
+    expected = {version: (name, _sha256(text)) for version, name, text in migrations()}
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT version, sha256 FROM schema_migrations")
+            applied = dict(cur.fetchall())
+    except psycopg2.errors.UndefinedTable:
+        raise ConfigError(
+            "the warehouse has no adpipe schema (no schema_migrations table)",
+            "check that the DSN names the warehouse; a new one is set up by `make migrate`",
+        ) from None
+    missing = sorted(set(expected) - set(applied))
+    if missing:
+        raise ConfigError(
+            f"the warehouse schema is behind this job: {expected[missing[0]][0]} is not applied",
+            "run `make migrate` (the owner applies migrations; jobs never do)",
+        )
+    for version, sha in applied.items():
+        if version in expected and sha and sha != expected[version][1]:
+            raise ConfigError(
+                f"migration {expected[version][0]} differs from the one applied",
+                "applied migrations are never edited: add a new one instead",
+            )
+
+
 def migrate(conn: psycopg2.extensions.connection) -> list[str]:
-    """Apply the migrations this database has not seen; returns their names."""
+    """Apply the migrations this database has not seen; returns their names. Refuses when an
+    applied migration's text changed since (its sha256 is recorded)."""
     applied = []
     with conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
@@ -145,15 +197,29 @@ def migrate(conn: psycopg2.extensions.connection) -> list[str]:
             " version integer PRIMARY KEY, name text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        cur.execute("SELECT version FROM schema_migrations")
-        seen = {row[0] for row in cur.fetchall()}
-        for version, name, sql in migrations():
-            if version not in seen:
-                cur.execute(sql)
-                cur.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
-                )
-                applied.append(name)
+        cur.execute("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS sha256 char(64)")
+        cur.execute("SELECT version, sha256 FROM schema_migrations")
+        seen = dict(cur.fetchall())
+        for version, name, text in migrations():
+            sha = _sha256(text)
+            if version in seen:
+                if seen[version] is None:  # applied before checksums were recorded
+                    cur.execute(
+                        "UPDATE schema_migrations SET sha256 = %s WHERE version = %s",
+                        (sha, version),
+                    )
+                elif seen[version] != sha:
+                    raise ConfigError(
+                        f"migration {name} was edited after it was applied",
+                        "restore its text and add the change as a new migration",
+                    )
+                continue
+            cur.execute(text)
+            cur.execute(
+                "INSERT INTO schema_migrations (version, name, sha256) VALUES (%s, %s, %s)",
+                (version, name, sha),
+            )
+            applied.append(name)
     return applied
 
 
@@ -170,31 +236,16 @@ def ensure_partitions(conn: Any, first: date, last: date) -> list[str]:
     """One partition for each UTC day from ``first`` to ``last`` (inclusive), created when
     missing, in a short transaction of its own; returns the ones created.
 
-    A new day's table is created on its own and then attached: ATTACH PARTITION takes SHARE
-    UPDATE EXCLUSIVE on ``ad_impressions``, which readers do not conflict with, where CREATE
-    TABLE ... PARTITION OF would take ACCESS EXCLUSIVE and queue every reader behind it."""
+    Jobs do not own the table: ``adpipe_ensure_partition`` (migration 0003) runs as the
+    owner. It creates a new day's table on its own and then attaches it: ATTACH PARTITION
+    takes SHARE UPDATE EXCLUSIVE on ``ad_impressions``, which readers do not conflict with,
+    where CREATE TABLE ... PARTITION OF would take ACCESS EXCLUSIVE and queue every reader."""
     created = []
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
         for day in days_between(first, last):
-            name = partition_name(day)
-            cur.execute("SELECT to_regclass(%s) IS NULL", (name,))
-            if not cur.fetchone()[0]:
-                continue
-            low = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            table = sql.Identifier(name)
-            cur.execute(
-                sql.SQL(
-                    "CREATE TABLE {} (LIKE ad_impressions INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-                ).format(table)
-            )
-            cur.execute(
-                sql.SQL(
-                    "ALTER TABLE ad_impressions ATTACH PARTITION {} FOR VALUES FROM (%s) TO (%s)"
-                ).format(table),
-                (low, low + timedelta(days=1)),
-            )
-            created.append(name)
+            cur.execute("SELECT adpipe_ensure_partition(%s)", (day,))
+            if cur.fetchone()[0]:
+                created.append(partition_name(day))
     return created
 
 

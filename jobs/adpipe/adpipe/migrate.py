@@ -1,0 +1,33 @@
+"""migrate: apply the warehouse's migrations as its owner. The only program that changes the
+schema: the stack runs it once at start (warehouse-migrate), an operator with ``make migrate``.
+
+    docker run --rm --network host --env-file .env --entrypoint python3 \\
+        adpipe/archive:dev -m adpipe.migrate
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from adpipe.job import run
+from adpipe.settings import Settings
+from adpipe.warehouse import connect, migrate, service_error
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    settings = Settings()
+    conn = connect(settings.warehouse_owner_dsn, "adpipe-migrate", settings)
+    try:
+        applied = migrate(conn)
+    except Exception as exc:
+        if conn.closed:
+            raise service_error(exc, settings, "nothing was applied; rerun") from None
+        raise
+    finally:
+        conn.close()
+    return {"applied": applied}
+
+
+if __name__ == "__main__":
+    run("migrate", argparse.ArgumentParser(description=__doc__.splitlines()[0]), main)

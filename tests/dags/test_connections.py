@@ -1,0 +1,46 @@
+"""Airflow connections become the job environment they stand for, keeping all they say."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from adpipe_dags.jobs import connection_env, job_task
+from airflow.sdk.definitions.connection import Connection
+
+
+def test_an_https_api_with_a_path_keeps_its_scheme_port_and_path() -> None:
+    conn = Connection.from_uri("https://ads.example.com:8443/v2", conn_id="ad_api")
+    assert connection_env(conn) == {"AD_API_URL": "https://ads.example.com:8443/v2"}
+    plain = Connection.from_uri("http://127.0.0.1:8081", conn_id="ad_api")
+    assert connection_env(plain) == {"AD_API_URL": "http://127.0.0.1:8081"}
+
+
+def test_the_http_providers_form_with_the_scheme_in_schema() -> None:
+    conn = Connection(conn_id="ad_api", conn_type="http", host="ads.example.com", schema="https")
+    assert connection_env(conn) == {"AD_API_URL": "https://ads.example.com"}
+
+
+def test_a_dsn_keeps_every_option_and_its_password() -> None:
+    password = "p#/@%w0rd"  # noqa: S105 - made up for the test
+    uri = (
+        "postgresql://loader:p%23%2F%40%25w0rd@db.internal:5433/warehouse"
+        "?sslmode=require&connect_timeout=5"
+    )
+    dsn = connection_env(Connection.from_uri(uri, conn_id="warehouse"))["WAREHOUSE_DSN"]
+    import psycopg2.extensions
+
+    parsed = psycopg2.extensions.parse_dsn(dsn)
+    assert parsed["password"] == password and parsed["user"] == "loader"
+    assert (parsed["host"], parsed["port"], parsed["dbname"]) == (
+        "db.internal",
+        "5433",
+        "warehouse",
+    )
+    assert (parsed["sslmode"], parsed["connect_timeout"]) == ("require", "5")
+    assert urlsplit(dsn).scheme == "postgresql"
+
+
+def test_an_unknown_connection_id_fails_at_parse_time() -> None:
+    with pytest.raises(ValueError, match="unknown connections"):
+        job_task(task_id="t", job="load", command=[], connections=("warehouse", "ad_s3"))

@@ -1,0 +1,87 @@
+"""Each job's PostgreSQL role is refused what it must not do; only the owner changes the
+schema. (That each job still does its work under its role, the rest of the suite shows: every
+job container runs with the role .env gives it.)"""
+
+from __future__ import annotations
+
+import os
+
+import psycopg2
+import psycopg2.errors
+import pytest
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+REFUSED = (psycopg2.errors.InsufficientPrivilege,)
+
+
+def attempt(dsn_setting: str, statement: str) -> str:
+    """'ok', or the name of the error PostgreSQL answered with (rolled back either way)."""
+    conn = psycopg2.connect(os.environ[dsn_setting])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+        return "ok"
+    except psycopg2.Error as exc:
+        return type(exc).__name__
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("role", "statement"),
+    [
+        ("LOAD_WAREHOUSE_DSN", "DROP TABLE ad_impressions"),
+        ("LOAD_WAREHOUSE_DSN", "TRUNCATE ad_impressions"),
+        ("LOAD_WAREHOUSE_DSN", "TRUNCATE load_runs"),
+        ("LOAD_WAREHOUSE_DSN", "DELETE FROM archive_manifest"),
+        ("LOAD_WAREHOUSE_DSN", "UPDATE archive_manifest SET restored_at = now()"),
+        ("LOAD_WAREHOUSE_DSN", "DELETE FROM load_runs"),
+        ("LOAD_WAREHOUSE_DSN", "CREATE TABLE ad_impressions_29991231 (x int)"),
+        ("LOAD_WAREHOUSE_DSN", "SELECT adpipe_drop_empty_partition('2999-12-31')"),
+        (
+            "ARCHIVE_WAREHOUSE_DSN",
+            "INSERT INTO load_runs (window_start, window_end, manifest_key,"
+            " manifest_sha256, pages, received, valid, rejected, duplicates, rows_written,"
+            " rows_replaced, started_at) VALUES (now(), now() + interval '1 hour', 'k', 'x', 0, 0,"
+            " 0, 0, 0, 0, 0, now())",
+        ),
+        ("ARCHIVE_WAREHOUSE_DSN", "DROP TABLE archive_manifest"),
+        ("ARCHIVE_WAREHOUSE_DSN", "DELETE FROM archive_manifest"),
+        ("ARCHIVE_WAREHOUSE_DSN", "ALTER TABLE ad_impressions ADD COLUMN x int"),
+        ("WAREHOUSE_DSN", "INSERT INTO ad_impressions SELECT * FROM ad_impressions LIMIT 1"),
+        ("WAREHOUSE_DSN", "DELETE FROM ad_impressions"),
+        ("WAREHOUSE_DSN", "UPDATE load_runs SET rows_written = 0"),
+        ("WAREHOUSE_DSN", "DELETE FROM schema_migrations"),
+        ("WAREHOUSE_DSN", "CREATE TABLE scratch (x int)"),
+        ("WAREHOUSE_DSN", "SELECT adpipe_ensure_partition('2999-12-31')"),
+    ],
+)
+def test_a_jobs_role_is_refused_what_it_must_not_do(role: str, statement: str) -> None:
+    assert attempt(role, statement) == "InsufficientPrivilege"
+
+
+@pytest.mark.parametrize(
+    ("role", "statement"),
+    [
+        ("LOAD_WAREHOUSE_DSN", "SELECT count(*) FROM archive_manifest"),
+        ("ARCHIVE_WAREHOUSE_DSN", "SELECT count(*) FROM ad_impressions"),
+        ("WAREHOUSE_DSN", "SELECT count(*) FROM load_runs"),
+    ],
+)
+def test_a_jobs_role_may_read_what_its_checks_need(role: str, statement: str) -> None:
+    assert attempt(role, statement) == "ok"
+
+
+def test_no_role_of_the_stack_but_the_superuser_is_one() -> None:
+    conn = psycopg2.connect(os.environ["WAREHOUSE_DSN"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT rolname FROM pg_roles WHERE rolsuper OR rolcreaterole OR rolcreatedb"
+            )
+            powerful = {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+    assert powerful == {os.environ["POSTGRES_USER"]}

@@ -14,8 +14,8 @@ The archive never deletes an object. An object under the archive prefix that no 
 manifest row lists is adopted only when it is exactly the object this run writes for its day
 (same content-derived key, verified by its bytes, the rows still in PostgreSQL); any other is
 left in place and the run fails naming it. A run whose database has no archive history while
-the bucket holds archive objects (the wrong WAREHOUSE_DSN, a restored old database) refuses
-to start.
+the bucket holds archive objects of days it is not archiving (the wrong WAREHOUSE_DSN, a new
+or restored old database) refuses to start; a first run's own crashed upload is adopted.
 
     docker run --rm --network host --env-file .env adpipe/archive:dev --date 2026-11-20
     docker run --rm --network host --env-file .env adpipe/archive:dev restore \\
@@ -339,15 +339,18 @@ def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> di
     committed, has_history = committed_keys(conn)
     # listed once a run: the archive lock keeps other archive writers out
     unlisted = {key for key in bucket.keys(TABLE_PREFIX) if key not in committed}
-    if unlisted and not has_history:
+    days = old_days(conn, cutoff)
+    # objects of days this run archives may be its own earlier, crashed attempt (adopted
+    # below); any other object in a database with no archive history means the wrong one
+    foreign = sorted(k for k in unlisted if archive_key_day(k) not in days)
+    if foreign and not has_history:
         raise ConfigError(
             f"this database has no archive history (archive_manifest is empty), yet "
-            f"s3://{bucket.name}/{TABLE_PREFIX} holds {len(unlisted)} archive objects "
-            f"(first: {min(unlisted)}); archiving from here could treat the only copy of "
+            f"s3://{bucket.name}/{TABLE_PREFIX} holds {len(foreign)} archive objects "
+            f"(first: {foreign[0]}); archiving from here could treat the only copy of "
             "those rows as strays; nothing was done",
             "check that WAREHOUSE_DSN names the warehouse that wrote this archive",
         )
-    days = old_days(conn, cutoff)
     results = []
     failures = []
     with tempfile.TemporaryDirectory(prefix="adpipe-archive-") as tmp:

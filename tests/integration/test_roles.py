@@ -85,3 +85,17 @@ def test_no_role_of_the_stack_but_the_superuser_is_one() -> None:
     finally:
         conn.close()
     assert powerful == {os.environ["POSTGRES_USER"]}
+
+
+def test_airflow_talks_to_its_metadata_database_as_a_role_that_is_no_superuser() -> None:
+    import helpers
+
+    sessions = helpers.admin_query(
+        "SELECT DISTINCT a.usename, r.rolsuper FROM pg_stat_activity a"
+        " JOIN pg_roles r ON r.rolname = a.usename"
+        " WHERE a.datname = %s AND a.pid <> pg_backend_pid()",
+        (os.environ["POSTGRES_DB"],),
+    )
+    assert sessions, "no session on Airflow's metadata database"
+    assert {user for user, _ in sessions} == {os.environ["AIRFLOW_DB_USER"]}
+    assert not any(is_super for _, is_super in sessions)

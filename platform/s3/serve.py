@@ -24,6 +24,8 @@ DATA = Path("/data")
 CONFIG = Path("/run/s3/identities.json")
 READY = Path("/tmp/s3-ready")  # noqa: S108 - inside the container, for the health check
 START_TIMEOUT = 120.0
+VOLUME_MB = 1024  # one SeaweedFS volume; objects span several
+VOLUMES = 64  # volume slots: room for 64 GiB
 
 
 def identities(bucket: str) -> list[dict]:
@@ -121,7 +123,12 @@ def main() -> None:
             f"-volume.port={volume_port}",
             f"-filer.port={filer_port}",
             "-master.telemetry=false",
-            "-volume.max=0",
+            # a fixed number of 1 GiB volumes: with 0 it sizes the slots by free disk at 30 GiB
+            # each, and on a small disk has fewer than the 7 a new collection grows at once
+            f"-master.volumeSizeLimitMB={VOLUME_MB}",
+            f"-volume.max={VOLUMES}",
+            # stop in about a second, not the default ten
+            "-volume.preStopSeconds=1",
             "-s3",
             f"-s3.port={port}",
             f"-s3.config={CONFIG}",

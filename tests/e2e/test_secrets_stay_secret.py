@@ -51,10 +51,10 @@ def test_no_secret_in_a_rendered_template_or_a_task_instance() -> None:
     airflow = helpers.Airflow()
     searched = 0
     for dag_id in ("api-load", "archive"):
-        runs = airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=20")["dag_runs"]
+        runs = airflow.api("GET", f"/dags/{dag_id}/dagRuns?limit=20")["dag_runs"]
         for run in runs:
             instances = airflow.api(
-                "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances"
+                "GET", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances"
             )["task_instances"]
             for instance in instances:
                 assert leaks(repr(instance).encode()) == [], instance["task_id"]

@@ -206,3 +206,14 @@ def test_no_airflow_container_runs_as_root_and_only_the_scheduler_holds_the_dock
     for service, (uid, socket) in seen.items():
         assert uid != "0", service
         assert socket == (service == "airflow-scheduler"), service
+
+
+@pytest.mark.parametrize("job", ["extract_backup", "load", "archive"])
+def test_each_job_image_runs_as_a_non_root_user(job: str) -> None:
+    done = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "id", f"adpipe/{job}:dev", "-u"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() not in ("", "0")

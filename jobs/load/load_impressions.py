@@ -46,7 +46,7 @@ from adpipe.warehouse import (
     copy_in,
     ensure_partitions,
     lock_days,
-    partitions_exist,
+    missing_partitions,
     session,
 )
 from adpipe.windows import backup_prefix, quarantine_key, window_days
@@ -233,7 +233,7 @@ def load(
                 f"(s3://{bucket.name}/{archived[0]}); loading it again would hold its rows twice",
                 "restore the day first (make restore FROM=... TO=...), then rerun the load",
             )
-        missing = partitions_exist(cur, first_day, last_day)
+        missing = missing_partitions(cur, first_day, last_day)
         if missing:
             raise UpstreamError(
                 f"partition {missing[0]} was dropped while the load ran (an archive emptied it)",

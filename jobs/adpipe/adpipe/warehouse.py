@@ -249,7 +249,7 @@ def ensure_partitions(conn: Any, first: date, last: date) -> list[str]:
     return created
 
 
-def partitions_exist(cur: Any, first: date, last: date) -> list[str]:
+def missing_partitions(cur: Any, first: date, last: date) -> list[str]:
     """The days' partitions that are missing (an archive may drop an emptied one)."""
     missing = []
     for day in days_between(first, last):

@@ -92,7 +92,3 @@ def archive_key_day(key: str) -> date | None:
         return date.fromisoformat(part.removeprefix("shown_date="))
     except ValueError:
         return None
-
-
-def day_path(day: date) -> str:
-    return f"date={day:%Y-%m-%d}/"

@@ -37,14 +37,14 @@ lock-check: $(UV) ## Fail when uv.lock or a pinned requirements file no longer m
 images: engine ## Build every image (platform and jobs), from a registry or Debian stand-ins
 	@bash platform/images.sh all
 
-build-jobs: engine ## Build adpipe/extract_backup, adpipe/load, adpipe/archive (:dev and :version)
+build-jobs: engine ## Build adpipe/extract_backup, adpipe/load, adpipe/archive (tags :dev and :<git revision>)
 	@bash platform/images.sh jobs
 
-start: env images ## Start the stack (images rebuilt from cache first) and wait until it is healthy
-	@$(STACK) start
+start: env images ## Start the stack and wait until healthy (EXECUTOR=celery: Redis and two Celery workers)
+	@EXECUTOR=$(EXECUTOR) $(STACK) start
 
-demo: venv start ## The main job: start everything, run api-load and archive through Airflow, reconcile (STOP=1 stops after)
-	@rc=0; $(PY) platform/demo.py || rc=$$?; \
+demo: start ## The main job: start everything, run api-load and archive through Airflow, reconcile (STOP=1 stops after)
+	@rc=0; python3 platform/demo.py || rc=$$?; \
 	if [ -n "$(STOP)" ]; then $(STACK) stop >/dev/null 2>&1; echo "demo: stack stopped"; fi; exit $$rc
 
 stop: ## Stop every container of the stack; data stays in its volumes
@@ -53,8 +53,19 @@ stop: ## Stop every container of the stack; data stays in its volumes
 status: env ## Show each service with its address and health
 	@$(STACK) status
 
-logs: ## Follow the stack's logs
-	@bash platform/compose.sh logs -f --tail 50
+logs: ## Follow the stack's logs, or one service's: make logs SERVICE=airflow-scheduler
+	@bash platform/compose.sh logs -f --tail 50 $(SERVICE)
+
+airflow: env ## Run an Airflow CLI command in the stack: make airflow ARGS="dags list"
+	@bash platform/compose.sh exec airflow-scheduler airflow $(ARGS)
+
+psql: env ## psql on the warehouse as the read-only role (ROLE=owner: as its owner, for migrations by hand)
+	@set -a; . ./.env; set +a; dsn="$$WAREHOUSE_DSN"; [ "$(ROLE)" = owner ] && dsn="$$WAREHOUSE_OWNER_DSN"; \
+	  bash platform/compose.sh exec -e PGDSN="$$dsn" postgres sh -c 'exec psql "$$PGDSN"'
+
+backfill: env ## Backfill a DAG through Airflow's API: make backfill DAG=api-load FROM=2026-11-20T00:00 TO=2026-11-20T05:00
+	@test -n "$(DAG)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill DAG=api-load FROM=... TO=... (ISO 8601; UTC without an offset)" >&2; exit 2; }
+	@python3 platform/backfill.py --dag "$(DAG)" --from "$(FROM)" --to "$(TO)" $(if $(REPROCESS),--reprocess $(REPROCESS))
 
 browser: ## Install Debian's chromium for the UI test when missing (root on Debian/Ubuntu)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
@@ -82,19 +93,19 @@ bench: venv env ## Load and archive: peak memory and rows/s at 100k and 1M rows 
 	@$(PY) tests/bench/bench_jobs.py
 
 migrate: env ## Apply the warehouse's migrations as its owner (the stack does it at start)
-	@docker run --rm --network host --env-file .env --entrypoint python3 adpipe/archive:dev -m adpipe.migrate
+	@docker run --rm --network host --env-file .env adpipe/archive:dev migrate
 
 restore: env ## Restore archived days into ad_impressions: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD" >&2; exit 2; }
 	@docker run --rm --network host --env-file .env adpipe/archive:dev restore --from $(FROM) --to $(TO)
 
 reconcile: env ## Per day: backup = postgres + archive + rejected + duplicates? FROM=... TO=... (default: 45 days)
-	@docker run --rm --network host --env-file .env --entrypoint python3 adpipe/archive:dev \
-	  /app/reconcile.py --from $${FROM:-$$(date -u -d '45 days ago' +%F)} --to $${TO:-$$(date -u +%F)} $(if $(JSON),--json)
+	@docker run --rm --network host --env-file .env adpipe/archive:dev \
+	  reconcile --from $${FROM:-$$(date -u -d '45 days ago' +%F)} --to $${TO:-$$(date -u +%F)} $(if $(JSON),--json)
 
 clean: ## Stop the stack, delete its volumes (all data), the venv and the logs; .env and images stay
 	-@bash platform/compose.sh down -v --remove-orphans >/dev/null 2>&1
 	@rm -rf $(VENV) .state/uv .state/*.log
 	@echo "clean: stack volumes, venv and logs removed (.env kept)"
 
-.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs test test-fast lint fmt bench migrate restore reconcile demo browser clean
+.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs airflow psql backfill test test-celery test-fast lint fmt bench soak migrate restore reconcile demo browser clean

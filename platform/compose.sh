@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
 # docker compose (v2) when present, else docker-compose (v1.29, Debian 12).
 #
-# The compose project is named once per checkout (adpipe-<6 hex>, kept in .state/), so two
-# clones on one machine never share volumes: a clone's data always matches its own .env
-# (whose passwords are generated per clone). One stack runs at a time: they share ports.
+# The compose project is named once per checkout (COMPOSE_PROJECT_NAME=adpipe-<6 hex> in .env,
+# which plain `docker compose` reads too), so two clones on one machine never share volumes:
+# a clone's data always matches its own .env (whose passwords are generated per clone). One
+# stack runs at a time: they share ports. EXECUTOR=celery (or EXECUTOR in .env) adds the
+# celery profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p .state
-if [ ! -s .state/compose-project ]; then
-  echo "adpipe-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')" >.state/compose-project
-fi
-project="$(cat .state/compose-project)"
+[ -f .env ] || python3 platform/env.py >/dev/null
+project="$(sed -n 's/^COMPOSE_PROJECT_NAME=//p' .env | tail -1)"
+[ -n "$project" ] || { echo "compose: .env has no COMPOSE_PROJECT_NAME; run \`make env\`" >&2; exit 2; }
+executor="${EXECUTOR:-$(sed -n 's/^EXECUTOR=//p' .env | tail -1)}"
+case "${executor:-local}" in
+  local) export AIRFLOW_EXECUTOR=LocalExecutor; profiles=() ;;
+  celery) export AIRFLOW_EXECUTOR=CeleryExecutor; profiles=(--profile celery) ;;
+  *) echo "compose: EXECUTOR must be local or celery, not '$executor'" >&2; exit 2 ;;
+esac
 # The group that owns the Docker socket: the one container that starts job containers (the
 # scheduler) joins it, instead of running as root.
 DOCKER_GID="$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)"
 export DOCKER_GID
 if docker compose version >/dev/null 2>&1; then
-  exec docker compose -p "$project" -f docker-compose.yml "$@"
+  exec docker compose -p "$project" -f docker-compose.yml ${profiles[@]+"${profiles[@]}"} "$@"
 fi
-exec docker-compose -p "$project" -f docker-compose.yml "$@"
+exec docker-compose -p "$project" -f docker-compose.yml ${profiles[@]+"${profiles[@]}"} "$@"

@@ -1,6 +1,7 @@
 """Create .env from .env.example, or add the settings .env.example gained since.
 
-Values ``generate`` become fresh random secrets; ``{NAME}`` in a value is filled with the
+Values ``generate`` become fresh random secrets, ``generate-name`` a compose project name
+(``adpipe-<6 hex>``); ``{NAME}`` in a value is filled with the
 value of the setting NAME (so a DSN carries the password generated for it). Existing values
 in .env are never changed.
 """
@@ -18,6 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def value(raw: str, known: dict[str, str]) -> str:
     if raw == "generate":
         return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    if raw == "generate-name":
+        # a checkout that named its project before .env did keeps that name (and its volumes)
+        earlier = ROOT / ".state" / "compose-project"
+        if earlier.exists() and earlier.read_text().strip():
+            return earlier.read_text().strip()
+        return f"adpipe-{secrets.token_hex(3)}"
     return re.sub(r"\{([A-Z0-9_]+)\}", lambda m: known[m.group(1)], raw)
 
 

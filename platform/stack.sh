@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# The stack's life cycle: `stack.sh start` (idempotent; waits until every service is
-# healthy), `stack.sh stop`, `stack.sh status`, `stack.sh running` (exit 0 when it runs).
+# The stack's life cycle: `stack.sh start` (idempotent; checks its ports first, then waits
+# until every service is healthy, saying which are not yet), `stack.sh stop`, `stack.sh
+# status`, `stack.sh running` (exit 0 when it runs). EXECUTOR=celery adds Redis and two
+# Celery workers (the celery profile); EXECUTOR=local (the default) removes them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 compose() { bash platform/compose.sh "$@"; }
-services=(postgres s3 ad-api airflow-api-server airflow-scheduler airflow-dag-processor airflow-triggerer)
+executor_override="${EXECUTOR:-}"
 set -a; . ./.env; set +a
+EXECUTOR="${executor_override:-${EXECUTOR:-local}}"
+export EXECUTOR
+services=(postgres s3 ad-api airflow-api-server airflow-scheduler airflow-dag-processor airflow-triggerer)
+celery_services=(redis airflow-worker-1 airflow-worker-2)
+[ "$EXECUTOR" = celery ] && services+=("${celery_services[@]}")
+WAIT_SECONDS="${STACK_WAIT_SECONDS:-300}"
 
 health() {  # health <service>: healthy | starting | unhealthy | exited | missing
   local id
@@ -25,23 +33,69 @@ address() {
   esac
 }
 
+ports() {  # ports <service>: the TCP ports it listens on (all on 127.0.0.1)
+  case "$1" in
+    postgres) echo "$POSTGRES_PORT" ;;
+    # SeaweedFS: S3, master, volume, filer, and each one's gRPC port (+10000)
+    s3) for p in "$S3_PORT" $((S3_PORT + 333)) $((S3_PORT + 480)) $((S3_PORT + 888)); do
+          echo "$p $((p + 10000))"; done ;;
+    ad-api) echo "$AD_API_PORT" ;;
+    airflow-api-server) echo "$AIRFLOW_PORT" ;;
+    airflow-scheduler) echo 8974 ;;
+    redis) echo "$REDIS_PORT" ;;
+  esac
+}
+
+holder() {  # holder <port>: who listens there, as ss names it
+  command -v ss >/dev/null || { echo "unknown process"; return; }
+  ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'users:((.*))' | head -1 | sed 's/users:((\(.*\)))/\1/' || true
+}
+
+check_ports() {  # a port held by anything but this stack's own service fails the start now
+  local busy=() s p
+  for s in "${services[@]}"; do
+    case "$(health "$s")" in healthy|starting|unhealthy|running|restarting) continue ;; esac
+    for p in $(ports "$s"); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        busy+=("127.0.0.1:$p (wanted by $s) is held by $(holder "$p")")
+      fi
+    done
+  done
+  if [ ${#busy[@]} -gt 0 ]; then
+    printf 'stack: cannot start, a port is busy:\n' >&2
+    printf '  %s\n' "${busy[@]}" >&2
+    echo "stop what holds it (another checkout's stack: \`make stop\` there), or change the port in .env" >&2
+    exit 1
+  fi
+}
+
 case "${1:-status}" in
   start)
     t0=$SECONDS
+    check_ports
+    if [ "$EXECUTOR" != celery ]; then  # a previous celery start's broker and workers go
+      bash platform/compose.sh --profile celery rm -s -f "${celery_services[@]}" >/dev/null 2>&1 || true
+    fi
+    echo "stack: starting (executor: $EXECUTOR)"
     compose up -d --remove-orphans >.state/compose-up.log 2>&1 || { cat .state/compose-up.log >&2; exit 1; }
-    for _ in $(seq 1 240); do
+    said=""
+    while [ $((SECONDS - t0)) -lt "$WAIT_SECONDS" ]; do
       pending=()
       for s in "${services[@]}"; do [ "$(health "$s")" = healthy ] || pending+=("$s"); done
       if [ ${#pending[@]} -eq 0 ]; then
         echo "stack: healthy in $((SECONDS - t0)) s; Airflow UI $AIRFLOW_URL (login $AIRFLOW_USER / $AIRFLOW_PASSWORD)"
         exit 0
       fi
+      now="${pending[*]}"
+      if [ "$now" != "$said" ] && [ $((SECONDS - t0)) -ge 10 ]; then
+        echo "stack: $((SECONDS - t0)) s, waiting for: $now"; said="$now"
+      fi
       sleep 1
     done
-    echo "stack: not healthy after 240 s: ${pending[*]}; see \`make logs\`" >&2
+    echo "stack: not healthy after $WAIT_SECONDS s: ${pending[*]}; see \`make logs SERVICE=${pending[0]}\`" >&2
     exit 1 ;;
   stop)
-    compose down --remove-orphans ;;
+    bash platform/compose.sh --profile celery down --remove-orphans 2>/dev/null || compose down --remove-orphans ;;
   running)
     [ "$(health airflow-api-server)" = healthy ] ;;
   status)

@@ -18,6 +18,7 @@ A task naming any other connection fails when the DAG is parsed.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 from typing import Any
@@ -44,6 +45,10 @@ BACKUP = Asset(name="ad_impressions_backup", uri="s3://ad-data/backup/impression
 TABLE = Asset(name="ad_impressions", uri="postgres://warehouse/warehouse/public/ad_impressions")
 ARCHIVE = Asset(name="ad_impressions_archive", uri="s3://ad-data/archive/ad_impressions/")
 
+
+# The product's DAGs run once the stack is up; DAGS_PAUSED=true (.env) keeps them paused when
+# they first appear. Read at parse time from the environment only: no database, no network.
+PAUSED = os.environ.get("ADPIPE_DAGS_PAUSED", "false").strip().lower() in ("1", "true", "yes")
 
 CONNECTIONS = frozenset(
     {
@@ -98,7 +103,23 @@ class JobOperator(DockerOperator):
     def execute(self, context: Any) -> Any:
         for conn_id in self.connections:
             self._private_environment.update(connection_env(BaseHook.get_connection(conn_id)))
-        return super().execute(context)
+        return summary(super().execute(context))
+
+
+def summary(output: Any) -> dict[str, Any] | None:
+    """The job's SUMMARY line as a dict (the task's XCom), from what DockerOperator returns:
+    the log's last line, or all its lines; bytes or text."""
+    lines = output if isinstance(output, list) else [output]
+    for line in reversed(lines):
+        text = line.decode(errors="replace") if isinstance(line, bytes) else str(line or "")
+        for part in reversed(text.splitlines()):
+            if part.startswith("SUMMARY "):
+                try:
+                    found = json.loads(part.removeprefix("SUMMARY "))
+                except ValueError:
+                    return None
+                return found if isinstance(found, dict) else None
+    return None
 
 
 def settings_env(*names: str) -> dict[str, str]:

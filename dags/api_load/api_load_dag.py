@@ -13,8 +13,12 @@ passes the load's ``--allow-shrink``).
 - **Connections**: ``ad_api`` (the API's URL), ``s3_extract`` and ``s3_load`` (each job's own
   S3 identity), ``warehouse_load`` (PostgreSQL, the loader's role)
 - **Catchup**: off, on purpose: a fresh environment does not replay every hour since
-  ``start_date``. A gap (the scheduler was down) is filled with ``airflow backfill create
-  --dag-id api-load --from-date ... --to-date ...``; every window is idempotent.
+  ``start_date``. A gap (the scheduler was down) is filled with ``make backfill DAG=api-load
+  FROM=... TO=...`` (Airflow's backfill API); every window is idempotent, and the archive's
+  reconcile names hours with no load.
+- **Paused?** No: hourly loads start once the stack is up (``DAGS_PAUSED=true`` in .env keeps
+  it paused when it first appears).
+- **XCom**: each task returns its job's SUMMARY (counts, version) as a dict.
 - **Concurrency**: up to 4 windows at once; a window's load holds a lock, so two runs of the
   same window never interleave.
 """
@@ -22,10 +26,11 @@ passes the load's ``--allow-shrink``).
 import os
 from datetime import UTC, datetime
 
-from adpipe_dags.jobs import BACKUP, DEFAULT_ARGS, TABLE, job_task, settings_env
+from adpipe_dags.jobs import BACKUP, DEFAULT_ARGS, PAUSED, TABLE, job_task, settings_env
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 WINDOW = [
+    "run",
     "--start",
     "{{ data_interval_start.isoformat() }}",
     "--end",
@@ -39,6 +44,7 @@ with DAG(
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=4,
+    is_paused_upon_creation=PAUSED,
     default_args=DEFAULT_ARGS,
     tags=["adpipe", "api-load"],
 ):

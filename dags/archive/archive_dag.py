@@ -17,12 +17,16 @@ deletes those rows in the same transaction that records the verified object in
 - **Reconcile**: the run ends with ``reconcile_days`` over the 45 days before its date, so an
   imbalance (a row lost or counted twice anywhere) fails the run where operators look.
 - **Restore**: ``make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD``.
+- **Paused?** No: it runs nightly once the stack is up (``DAGS_PAUSED=true`` in .env keeps it
+  paused when it first appears).
+- **Gaps**: reconcile fails on an hour with no load between a day's first and last loaded
+  hours, and on a backup whose bytes no longer match their recorded sha256.
 """
 
 import os
 from datetime import UTC, datetime, timedelta
 
-from adpipe_dags.jobs import ARCHIVE, DEFAULT_ARGS, TABLE, job_task
+from adpipe_dags.jobs import ARCHIVE, DEFAULT_ARGS, PAUSED, TABLE, job_task
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 with DAG(
@@ -32,13 +36,14 @@ with DAG(
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
+    is_paused_upon_creation=PAUSED,
     default_args=DEFAULT_ARGS,
     tags=["adpipe", "archive"],
 ):
     archive_days = job_task(
         task_id="archive_days",
         job="archive",
-        command=["--date", "{{ data_interval_end.strftime('%Y-%m-%d') }}"],
+        command=["run", "--date", "{{ data_interval_end.strftime('%Y-%m-%d') }}"],
         connections=("s3_archive", "warehouse_archive"),
         inlets=[TABLE],
         outlets=[ARCHIVE],
@@ -49,8 +54,8 @@ with DAG(
     reconcile_days = job_task(
         task_id="reconcile_days",
         job="archive",
-        entrypoint=["python3", "/app/reconcile.py"],
         command=[
+            "reconcile",
             "--from",
             "{{ (data_interval_end - macros.timedelta(days=45)).strftime('%Y-%m-%d') }}",
             "--to",

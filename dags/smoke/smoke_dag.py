@@ -1,6 +1,6 @@
 """### adpipe-smoke
 
-Runs ``adpipe.check`` in each job image with the DockerOperator: proves the Airflow containers
+Runs ``check`` in each job image with the DockerOperator: proves the Airflow containers
 reach the Docker engine and every job image reaches PostgreSQL and S3 with the connections
 Airflow hands it. Manual only.
 
@@ -19,6 +19,7 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
+    is_paused_upon_creation=True,
     default_args=DEFAULT_ARGS,
     tags=["adpipe", "smoke"],
 ):
@@ -26,7 +27,6 @@ with DAG(
         job_task(
             task_id=f"check_{job}",
             job=job,
-            command=[],
-            entrypoint=["python3", "-m", "adpipe.check"],
+            command=["check"],
             connections=("warehouse", f"s3_{job.split('_')[0]}"),
         )

@@ -17,7 +17,7 @@ left in place and the run fails naming it. A run whose database has no archive h
 the bucket holds archive objects of days it is not archiving (the wrong WAREHOUSE_DSN, a new
 or restored old database) refuses to start; a first run's own crashed upload is adopted.
 
-    docker run --rm --network host --env-file .env adpipe/archive:dev --date 2026-11-20
+    docker run --rm --network host --env-file .env adpipe/archive:dev run --date 2026-11-20
     docker run --rm --network host --env-file .env adpipe/archive:dev restore \\
         --from 2026-10-01 --to 2026-10-03
 """
@@ -25,71 +25,38 @@ or restored old database) refuses to start; a first run's own crashed upload is 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from adpipe.job import (
+    Command,
     ConfigError,
     DataError,
     JobError,
     UpstreamError,
     check_day_range,
     day_range_arguments,
-    run,
 )
-from adpipe.settings import Settings
+from adpipe.settings import LOGS, S3, WAREHOUSE, Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import lock_days, partition_name, service_error, session
 from adpipe.windows import ARCHIVE_TABLE_PREFIX as TABLE_PREFIX
 from adpipe.windows import archive_key, archive_key_day
+from parquet_files import COLUMNS, csv_to_parquet, ids_sha256, sha256_file
 from psycopg2 import sql
+from restore import __doc__ as restore_doc
 from restore import restore
 
 log = logging.getLogger("adpipe.archive")
 
 ARCHIVE_LOCK = 4_242_003  # pg_try_advisory_lock key: one archiver at a time
-BATCH_BYTES = 2 << 20  # CSV parsed per block: small blocks keep memory flat
-ROW_GROUP_ROWS = 65_536  # batches are gathered into row groups of about this many rows
-# Column, PostgreSQL expression for COPY, Arrow type of the CSV text, Arrow type in Parquet.
-COLUMNS: list[tuple[str, str, pa.DataType, pa.DataType]] = [
-    ("impression_id", "impression_id::text", pa.string(), pa.uuid()),
-    ("ad_id", "ad_id", pa.int64(), pa.int64()),
-    ("campaign_id", "campaign_id", pa.int64(), pa.int64()),
-    ("advertiser_id", "advertiser_id", pa.int64(), pa.int64()),
-    ("placement", "placement", pa.string(), pa.string()),
-    ("device", "device", pa.string(), pa.string()),
-    ("country", "country", pa.string(), pa.string()),
-    (
-        "shown_at",
-        "(extract(epoch FROM shown_at) * 1000000)::bigint",
-        pa.int64(),
-        pa.timestamp("us", tz="UTC"),
-    ),
-    ("cost_micros", "cost_micros", pa.int64(), pa.int64()),
-    ("currency", "currency", pa.string(), pa.string()),
-    ("clicked", "clicked", pa.bool_(), pa.bool_()),
-    ("load_run_id", "load_run_id", pa.int64(), pa.int64()),
-    (
-        "loaded_at",
-        "(extract(epoch FROM loaded_at) * 1000000)::bigint",
-        pa.int64(),
-        pa.timestamp("us", tz="UTC"),
-    ),
-]
-SCHEMA = pa.schema([(name, parquet_type, False) for name, _, _, parquet_type in COLUMNS])
 MOVE_DAY = """
 COPY (
     WITH moved AS (
@@ -112,102 +79,6 @@ VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s / 1e6), to_timestamp(%s / 1e6), 
 """
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def record_end(data: bytes) -> int:
-    """Just past the last line end of ``data`` that ends a CSV record, or 0 when none does.
-
-    PostgreSQL's CSV quotes every field holding a quote, comma or line end, and doubles the
-    quotes inside it; so a line end ends a record exactly when the quotes before it are even
-    in number. Counting is done by ``bytes.count``, not per character in Python."""
-    quotes = data.count(b'"')
-    after, end = 0, len(data)
-    while (line_end := data.rfind(b"\n", 0, end)) >= 0:
-        after += data.count(b'"', line_end, end)
-        if (quotes - after) % 2 == 0:
-            return line_end + 1
-        end = line_end
-    return 0
-
-
-def csv_blocks(path: Path, size: int = BATCH_BYTES) -> Iterator[bytes]:
-    """The file in blocks of about ``size`` bytes, each ending where a record ends (text
-    fields may hold line ends). pyarrow's streaming CSV reader reads ahead without bound, so
-    a day would sit in memory; these blocks keep it to a few megabytes."""
-    rest = b""
-    with path.open("rb") as handle:
-        while data := handle.read(size):
-            data = rest + data
-            cut = record_end(data)
-            rest = data[cut:]
-            if cut:
-                yield data[:cut]
-    if rest:
-        yield rest
-
-
-def csv_to_parquet(csv_path: Path, parquet_path: Path) -> dict[str, Any]:
-    """Stream a day's CSV into Parquet (zstd) in batches; returns rows, min and max shown_at,
-    and the sha256 of the ordered 16-byte impression ids."""
-    read_options = pacsv.ReadOptions(column_names=[c[0] for c in COLUMNS])
-    convert_options = pacsv.ConvertOptions(
-        column_types={name: csv_type for name, _, csv_type, _ in COLUMNS},
-        true_values=["t"],
-        false_values=["f"],
-        strings_can_be_null=False,
-    )
-    parse_options = pacsv.ParseOptions(newlines_in_values=True)
-    reader = (
-        batch
-        for block in csv_blocks(csv_path)
-        for batch in pacsv.read_csv(
-            pa.py_buffer(block),
-            read_options=read_options,
-            parse_options=parse_options,
-            convert_options=convert_options,
-        ).to_batches()
-    )
-    ids = hashlib.sha256()
-    rows, low, high = 0, None, None
-    pending: list[pa.RecordBatch] = []
-    with pq.ParquetWriter(parquet_path, SCHEMA, compression="zstd") as writer:
-
-        def flush() -> None:
-            if pending:
-                writer.write_table(pa.Table.from_batches(pending), row_group_size=1 << 30)
-                pending.clear()
-
-        for batch in reader:
-            if batch.num_rows == 0:
-                continue
-            raw = bytes.fromhex("".join(batch.column("impression_id").to_pylist()).replace("-", ""))
-            ids.update(raw)
-            storage = pa.FixedSizeBinaryArray.from_buffers(
-                pa.binary(16), batch.num_rows, [None, pa.py_buffer(raw)]
-            )
-            arrays = []
-            for (name, _, _, parquet_type), column in zip(COLUMNS, batch.columns, strict=True):
-                if name == "impression_id":
-                    arrays.append(pa.ExtensionArray.from_storage(pa.uuid(), storage))
-                else:
-                    arrays.append(column.cast(parquet_type))
-            shown = batch.column("shown_at")
-            low = min(v for v in (low, pc.min(shown).as_py()) if v is not None)
-            high = max(v for v in (high, pc.max(shown).as_py()) if v is not None)
-            pending.append(pa.RecordBatch.from_arrays(arrays, schema=SCHEMA))
-            rows += batch.num_rows
-            if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
-                flush()
-        flush()
-    return {"rows": rows, "min_us": low, "max_us": high, "ids_sha256": ids.hexdigest()}
-
-
 def verify(
     bucket: Bucket, key: str, expected_sha: str, expected: dict[str, Any], workdir: Path
 ) -> None:
@@ -216,16 +87,12 @@ def verify(
     with copy.open("wb") as handle:
         if not bucket.download(key, handle):
             raise UpstreamError(f"archive object s3://{bucket.name}/{key} vanished after PUT")
-    if _sha256_file(copy) != expected_sha:
+    if sha256_file(copy) != expected_sha:
         raise DataError(
             f"archive object s3://{bucket.name}/{key} reads back different bytes",
             "nothing was deleted; rerun",
         )
-    parquet = pq.ParquetFile(copy)
-    ids = hashlib.sha256()
-    for batch in parquet.iter_batches(columns=["impression_id"], batch_size=65_536):
-        ids.update(batch.column(0).storage.buffers()[1].to_pybytes()[: 16 * batch.num_rows])
-    if parquet.metadata.num_rows != expected["rows"] or ids.hexdigest() != expected["ids_sha256"]:
+    if ids_sha256(copy) != (expected["rows"], expected["ids_sha256"]):
         raise DataError(
             f"archive object s3://{bucket.name}/{key} holds other rows than the day's",
             "nothing was deleted; rerun",
@@ -262,7 +129,7 @@ def archive_day(
         csv_path.unlink()
         if facts["rows"] == 0:
             return outcome
-        sha = _sha256_file(parquet_path)
+        sha = sha256_file(parquet_path)
         key = archive_key(day, sha)
         if key in committed:
             raise DataError(
@@ -432,29 +299,35 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "the day in flight was rolled back; rerun",
         settings,
     ) as conn:
-        if args.command == "restore":
+        if args.restore:
             check_day_range(args.first, args.last)
             return _with_lock(conn, lambda: restore(conn, bucket, args.first, args.last))
         return _with_lock(conn, lambda: archive(conn, bucket, args.date, settings))
 
 
-def parser() -> argparse.ArgumentParser:
-    doc = (__doc__ or "").splitlines()[0]
-    if len(sys.argv) > 1 and sys.argv[1] == "restore":
-        restore_parser = argparse.ArgumentParser(prog="archive restore", description=doc)
-        restore_parser.add_argument("command", choices=["restore"])
-        day_range_arguments(restore_parser)
-        return restore_parser
-    archive_parser = argparse.ArgumentParser(description=doc)
-    archive_parser.add_argument(
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--date",
         type=date.fromisoformat,
         required=True,
-        help="the run's date; days before date - retention move",
+        help="the run's date (YYYY-MM-DD); whole days before date - ARCHIVE_RETENTION_DAYS move",
     )
-    archive_parser.set_defaults(command="archive")
-    return archive_parser
+    parser.set_defaults(restore=False)
 
 
-if __name__ == "__main__":
-    run("archive", parser(), main)
+def _restore_arguments(parser: argparse.ArgumentParser) -> None:
+    day_range_arguments(parser)
+    parser.set_defaults(restore=True)
+
+
+RUN = Command(
+    "run",
+    "archive",
+    __doc__ or "",
+    main,
+    _run_arguments,
+    (*WAREHOUSE, *S3, "ARCHIVE_RETENTION_DAYS", *LOGS),
+)
+RESTORE = Command(
+    "restore", "archive", restore_doc or "", main, _restore_arguments, (*WAREHOUSE, *S3, *LOGS)
+)

@@ -9,18 +9,23 @@ what is really stored:
     rejected    lines of the day's quarantine objects (s3://ad-data/quarantine/)
     duplicates  repeats dropped by the latest load of each window (load_runs)
 
-A day balances when backup = postgres + archive + rejected + duplicates. Exits non-zero on any
-imbalance, naming the day and the difference. Days are those of the windows' starts (api-load's
-windows are hours, so a window never spans two days).
+A day balances when backup = postgres + archive + rejected + duplicates and nothing is
+wrong with it: a day also fails on an hour with no load at all between its first and last
+loaded hours (a missed window would otherwise balance as 0 = 0), on a backup manifest whose
+bytes no longer match the sha256 its load recorded, on a page its manifest lists that is
+gone, and on an archive object that is missing or holds other rows than its manifest row
+says. Exits non-zero (3) on any of these, naming the day and what is wrong. Days are those
+of the windows' starts (api-load's windows are hours, so a window never spans two days).
 
-    docker run --rm --network host --env-file .env --entrypoint python3 adpipe/archive:dev \\
-        /app/reconcile.py --from 2026-11-01 --to 2026-11-27 [--json]
+    docker run --rm --network host --env-file .env adpipe/archive:dev reconcile \\
+        --from 2026-11-01 --to 2026-11-27 [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import sys
 import tempfile
@@ -30,8 +35,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 from adpipe.backups import version_keys
-from adpipe.job import DataError, check_day_range, day_range_arguments, run
-from adpipe.settings import Settings
+from adpipe.job import Command, DataError, check_day_range, day_range_arguments
+from adpipe.settings import LOGS, S3, WAREHOUSE, Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
 from adpipe.windows import backup_day_prefix, quarantine_day_prefix
@@ -46,7 +51,8 @@ SELECT shown_date, object_key, rows FROM archive_manifest
 WHERE shown_date BETWEEN %s AND %s AND restored_at IS NULL
 """
 LATEST_LOADS = """
-SELECT DISTINCT ON (window_start, window_end) window_start, duplicates, manifest_key
+SELECT DISTINCT ON (window_start, window_end) window_start, window_end, duplicates,
+    manifest_key, manifest_sha256
 FROM load_runs
 WHERE window_start >= %s AND window_start < %s
 ORDER BY window_start, window_end, load_run_id DESC
@@ -91,6 +97,17 @@ def _parquet_rows(bucket: Bucket, key: str, workdir: Path) -> int | None:
     return pq.ParquetFile(path).metadata.num_rows
 
 
+def gaps(windows: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The stretches between the first window's start and the last one's end that no window
+    covers: hours nobody loaded, which would otherwise balance as 0 = 0."""
+    holes, reached = [], None
+    for start, end in sorted(windows):
+        if reached is not None and start > reached:
+            holes.append((reached, start))
+        reached = end if reached is None else max(reached, end)
+    return holes
+
+
 def reconcile(conn: Any, bucket: Bucket, first: date, last: date) -> list[dict[str, Any]]:
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
     end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
@@ -106,10 +123,20 @@ def reconcile(conn: Any, bucket: Bucket, first: date, last: date) -> list[dict[s
         for day, count in cur.fetchall():
             row(day)["postgres"] = count
         cur.execute(LATEST_LOADS, (start, end))
-        loaded: dict[str, str] = {}  # window prefix -> the manifest its latest load read
-        for window_start, duplicates, manifest_key in cur.fetchall():
-            row(window_start.astimezone(UTC).date())["duplicates"] += duplicates
-            loaded[manifest_key.rsplit("/", 1)[0] + "/"] = manifest_key
+        # window prefix -> the manifest its latest load read, and that manifest's sha256
+        loaded: dict[str, tuple[str, str]] = {}
+        spans: dict[date, list[tuple[datetime, datetime]]] = {}
+        for window_start, window_end, duplicates, manifest_key, manifest_sha in cur.fetchall():
+            day = window_start.astimezone(UTC).date()
+            row(day)["duplicates"] += duplicates
+            loaded[manifest_key.rsplit("/", 1)[0] + "/"] = (manifest_key, manifest_sha)
+            spans.setdefault(day, []).append((window_start, window_end))
+        for day, windows_loaded in spans.items():
+            row(day)["problems"] += [
+                f"no load for {low:%H:%M}-{high:%H:%M} UTC, between the day's first and last "
+                "loaded hours (a missed window: backfill it)"
+                for low, high in gaps(windows_loaded)
+            ]
         cur.execute(ARCHIVED, (first, last))
         archived = cur.fetchall()
 
@@ -128,8 +155,22 @@ def reconcile(conn: Any, bucket: Bucket, first: date, last: date) -> list[dict[s
                 versions = version_keys(keys)
                 if not versions:
                     continue  # an extract that never finished: nothing was loaded from it
-                key = loaded.get(prefix) or versions[-1][1]
-                manifest = json.loads(bucket.get(key) or b"{}")
+                key, recorded_sha = loaded.get(prefix) or (versions[-1][1], None)
+                body = bucket.get(key)
+                if body is None:
+                    row(day)["problems"].append(f"backup manifest {key} is missing")
+                    continue
+                if recorded_sha and hashlib.sha256(body).hexdigest() != recorded_sha:
+                    row(day)["problems"].append(
+                        f"backup manifest {key} no longer matches the sha256 its load recorded"
+                    )
+                manifest = json.loads(body)
+                present = set(keys)
+                lost = [p["key"] for p in manifest.get("pages", []) if p["key"] not in present]
+                if lost:
+                    row(day)["problems"].append(
+                        f"backup {key} lists {len(lost)} pages that are gone (first: {lost[0]})"
+                    )
                 row(day)["backup"] += int(manifest.get("records", 0))
             for key in bucket.keys(quarantine_day_prefix(day)):
                 row(day)["rejected"] += _count_lines(bucket, key, workdir)
@@ -192,8 +233,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+def _arguments(parser: argparse.ArgumentParser) -> None:
     day_range_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the days as JSON")
-    run("reconcile", parser, main)
+
+
+RECONCILE = Command(
+    "reconcile",
+    "reconcile",
+    __doc__ or "",
+    main,
+    _arguments,
+    (*WAREHOUSE, *S3, *LOGS),
+)

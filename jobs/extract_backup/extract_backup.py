@@ -14,7 +14,7 @@ with backoff and jitter, obeying Retry-After up to EXTRACT_RETRY_AFTER_MAX_SECON
 may have at most EXTRACT_MAX_PAGES pages of at most EXTRACT_MAX_PAGE_BYTES each, and a cursor
 the API already sent fails the window. One page is in memory at a time.
 
-    docker run --rm --network host --env-file .env adpipe/extract_backup:dev \\
+    docker run --rm --network host --env-file .env adpipe/extract_backup:dev run \\
         --start 2026-11-20T10:00:00Z --end 2026-11-20T11:00:00Z
 """
 
@@ -30,9 +30,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
-from adpipe import backups
-from adpipe.job import DataError, UpstreamError, check_window, run, window_parser
-from adpipe.settings import Settings
+from adpipe import backups, check
+from adpipe.job import Command, DataError, UpstreamError, check_window, cli, window_arguments
+from adpipe.settings import LOGS, S3, Settings
 from adpipe.storage import Bucket
 from adpipe.windows import backup_prefix, manifest_key, page_key
 from urllib3.exceptions import InvalidHeader, MaxRetryError
@@ -281,5 +281,23 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return extract(args.start, args.end, api, bucket, settings.max_pages)
 
 
+RUN = Command(
+    "run",
+    "extract_backup",
+    __doc__ or "",
+    main,
+    window_arguments,
+    (
+        "AD_API_URL",
+        "EXTRACT_PAGE_SIZE",
+        "EXTRACT_MAX_PAGES",
+        "EXTRACT_MAX_PAGE_BYTES",
+        "EXTRACT_MAX_ATTEMPTS",
+        "EXTRACT_RETRY_AFTER_MAX_SECONDS",
+        *S3,
+        *LOGS,
+    ),
+)
+
 if __name__ == "__main__":
-    run("extract_backup", window_parser(__doc__.splitlines()[0]), main)
+    cli("extract_backup", (__doc__ or "").splitlines()[0], [RUN, check.COMMAND])

@@ -17,7 +17,7 @@ window's committed rows (an empty source after a non-empty load always) loads no
 exits 3, unless run with ``--allow-shrink``. New days' partitions are made beforehand in a
 short transaction of their own.
 
-    docker run --rm --network host --env-file .env adpipe/load:dev \\
+    docker run --rm --network host --env-file .env adpipe/load:dev run \\
         --start 2026-11-20T10:00:00Z --end 2026-11-20T11:00:00Z
 """
 
@@ -36,9 +36,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from adpipe import backups
-from adpipe.job import DataError, UpstreamError, check_window, run, window_parser
-from adpipe.settings import Settings
+from adpipe import backups, check
+from adpipe.job import Command, DataError, UpstreamError, check_window, cli, window_arguments
+from adpipe.settings import LOGS, S3, WAREHOUSE, Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import IMPRESSION_COLUMNS as COLUMNS
 from adpipe.warehouse import (
@@ -323,16 +323,24 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         return load(args.start, args.end, settings, bucket, conn, args.allow_shrink)
 
 
-def parser() -> argparse.ArgumentParser:
-    window = window_parser(__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
+    window = window_arguments(parser)
     window.add_argument(
         "--allow-shrink",
         action="store_true",
         help="replace the window's rows even when far fewer remain (LOAD_MAX_SHRINK_SHARE); "
         "an operator's decision, never the DAG's",
     )
-    return window
 
+
+RUN = Command(
+    "run",
+    "load",
+    __doc__ or "",
+    main,
+    arguments,
+    (*WAREHOUSE, *S3, "LOAD_MAX_REJECTED_SHARE", "LOAD_MAX_SHRINK_SHARE", *LOGS),
+)
 
 if __name__ == "__main__":
-    run("load", parser(), main)
+    cli("load", (__doc__ or "").splitlines()[0], [RUN, check.COMMAND])

@@ -1,8 +1,7 @@
 """check: proves a job image reaches its services. Connects to the warehouse and to the
 bucket, and reports both; the smoke DAG and `make test` run it through every job image.
 
-    docker run --rm --network host --env-file .env --entrypoint python3 \\
-        adpipe/load:dev -m adpipe.check
+    docker run --rm --network host --env-file .env adpipe/load:dev check
 """
 
 from __future__ import annotations
@@ -10,8 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from adpipe.job import run
-from adpipe.settings import Settings
+from adpipe.job import Command
+from adpipe.settings import LOGS, S3, WAREHOUSE, Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import connect
 
@@ -34,5 +33,5 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-if __name__ == "__main__":
-    run("check", argparse.ArgumentParser(description=__doc__.splitlines()[0]), main)
+# the common identities (WAREHOUSE_DSN, AWS_*), as the smoke DAG hands them
+COMMAND = Command("check", "check", __doc__ or "", main, settings=(*WAREHOUSE[:1], *S3, *LOGS))

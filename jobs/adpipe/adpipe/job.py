@@ -1,10 +1,14 @@
 """The contract every job keeps: environment in, window on the command line, exit code and
 one summary line out.
 
-A job's ``main(args) -> dict`` returns its counts; ``run`` prints them as one JSON line
-starting ``SUMMARY``. A failure is one line starting ``FAILED`` that says what failed and
-what to do, and a non-zero exit code (`JobError.exit_code`); tracebacks only with
-``ADPIPE_DEBUG=1``.
+Each image is one CLI (`cli`) with subcommands (`Command`): ``run`` (the default, so
+``adpipe/load:dev --start ... --end ...`` works as it always did), ``check`` in every image, and
+the archive's ``restore``, ``reconcile`` and ``migrate``. ``--help`` prints a command's whole
+description and the settings it reads. A command's ``main(args) -> dict`` returns its counts;
+``run`` prints them as one JSON line starting ``SUMMARY`` (with the image's ``version``). A
+failure is one line starting ``FAILED`` that says what failed and what to do, and a non-zero
+exit code (`JobError.exit_code`): 2 for a wrong argument or setting, 3 for data that breaks
+the contract, 4 for a service that failed; tracebacks only with ``ADPIPE_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, NoReturn
 
@@ -62,9 +67,8 @@ def parse_utc(value: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def window_parser(description: str) -> argparse.ArgumentParser:
-    """A parser with the window arguments every api-load job takes: ``--start``, ``--end``."""
-    parser = argparse.ArgumentParser(description=description)
+def window_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the window arguments every api-load job takes: ``--start``, ``--end``."""
     parser.add_argument(
         "--start", type=parse_utc, required=True, help="window start, inclusive (ISO 8601, UTC)"
     )
@@ -100,22 +104,98 @@ def day_range_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 def check_day_range(first: date, last: date) -> None:
     if last < first:
-        raise DataError("--to must not be before --from")
+        raise ConfigError(f"--to ({last}) must not be before --from ({first})")
+
+
+def version() -> str:
+    """The image's version (set at build time from the git revision), for every SUMMARY."""
+    return os.environ.get("ADPIPE_VERSION", "unknown")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand of an image's CLI.
+
+    Attributes:
+        name: the subcommand (``run``, ``restore``, ...).
+        job: the job name its SUMMARY and FAILED lines carry.
+        doc: its whole description, shown by ``--help`` (a module docstring).
+        main: does the work; returns the SUMMARY's counts or raises `JobError`.
+        arguments: adds its arguments to its parser.
+        settings: the environment settings it reads, listed by ``--help``.
+    """
+
+    name: str
+    job: str
+    doc: str
+    main: Callable[[argparse.Namespace], dict[str, Any]]
+    arguments: Callable[[argparse.ArgumentParser], Any] = lambda parser: parser
+    settings: Sequence[str] = field(default_factory=tuple)
+
+
+def parser(prog: str, doc: str, commands: Sequence[Command]) -> argparse.ArgumentParser:
+    """The image's parser: one subparser per command, each with its whole help."""
+    from adpipe.settings import describe  # settings imports this module
+
+    top = argparse.ArgumentParser(
+        prog=prog,
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"`{prog} COMMAND --help` describes a command; {commands[0].name} is the default.",
+    )
+    top.add_argument("--version", action="version", version=f"{prog} {version()}")
+    subparsers = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in commands:
+        sub = subparsers.add_parser(
+            command.name,
+            help=_first_sentence(command.doc),
+            description=command.doc,
+            epilog=describe(command.job, command.settings),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.arguments(sub)
+        sub.set_defaults(command=command)
+    return top
+
+
+def _first_sentence(doc: str) -> str:
+    """A docstring's first sentence, without its ``name:`` lead: a command's line in the
+    image's help."""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    return paragraph.split(". ")[0].split(": ", 1)[-1].rstrip(".")
+
+
+def cli(
+    prog: str, doc: str, commands: Sequence[Command], argv: list[str] | None = None
+) -> NoReturn:
+    """Run the image's CLI: parse, run the command, print its SUMMARY line and exit.
+
+    Arguments that name no command go to the first one, so ``adpipe/archive:dev --date D``
+    means ``run --date D``."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    names = {c.name for c in commands}
+    if not args_list or (args_list[0] not in names and args_list[0] not in HELP):
+        args_list.insert(0, commands[0].name)
+    args = parser(prog, doc, commands).parse_args(args_list)
+    command: Command = args.command
+    run(command.job, command.main, args)
+
+
+HELP = ("-h", "--help", "--version")
 
 
 def run(
-    name: str, parser: argparse.ArgumentParser, main: Callable[[argparse.Namespace], dict[str, Any]]
+    name: str, main: Callable[[argparse.Namespace], dict[str, Any]], args: argparse.Namespace
 ) -> NoReturn:
-    """Parse the arguments, run ``main``, print the summary line and exit."""
+    """Run ``main``, print the summary line and exit with the failure's code."""
     logging.basicConfig(
         level=os.environ.get("ADPIPE_LOG_LEVEL", "INFO"),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    args = parser.parse_args()
     started = time.monotonic()
-    summary: dict[str, Any] = {"job": name, "status": "ok"}
+    summary: dict[str, Any] = {"job": name, "version": version(), "status": "ok"}
     code = 0
     try:
         summary.update(main(args))

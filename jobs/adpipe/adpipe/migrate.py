@@ -1,8 +1,7 @@
 """migrate: apply the warehouse's migrations as its owner. The only program that changes the
 schema: the stack runs it once at start (warehouse-migrate), an operator with ``make migrate``.
 
-    docker run --rm --network host --env-file .env --entrypoint python3 \\
-        adpipe/archive:dev -m adpipe.migrate
+    docker run --rm --network host --env-file .env adpipe/archive:dev migrate
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from adpipe.job import run
+from adpipe.job import Command
 from adpipe.settings import Settings
 from adpipe.warehouse import connect, migrate, service_error
 
@@ -29,5 +28,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return {"applied": applied}
 
 
-if __name__ == "__main__":
-    run("migrate", argparse.ArgumentParser(description=__doc__.splitlines()[0]), main)
+COMMAND = Command(
+    "migrate",
+    "migrate",
+    __doc__ or "",
+    main,
+    settings=("WAREHOUSE_OWNER_DSN", "WAREHOUSE_LOCK_TIMEOUT", "WAREHOUSE_STATEMENT_TIMEOUT"),
+)

@@ -8,11 +8,61 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 
 from adpipe.job import ConfigError
 
 # A PostgreSQL duration as lock_timeout and statement_timeout take it: 500ms, 30s, 5min, 1h
 DURATION = re.compile(r"[1-9][0-9]*(ms|s|min|h)")
+
+# Names a job reads with its own prefix first (LOAD_WAREHOUSE_DSN, then WAREHOUSE_DSN).
+OWN = frozenset({"WAREHOUSE_DSN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
+
+# Every setting a job reads: what it means, and its default where it has one. `--help` lists
+# a command's from here; .env.example holds the local values.
+SETTINGS: dict[str, str] = {
+    "WAREHOUSE_DSN": "PostgreSQL DSN of the job's role (required)",
+    "WAREHOUSE_OWNER_DSN": "PostgreSQL DSN of the schema's owner; migrations only (required)",
+    "WAREHOUSE_LOCK_TIMEOUT": "longest wait for a lock in PostgreSQL, then exit 4 (30s)",
+    "WAREHOUSE_STATEMENT_TIMEOUT": "longest single statement, then exit 4 (30min)",
+    "AWS_ACCESS_KEY_ID": "the job's S3 identity (none: boto3's default chain)",
+    "AWS_SECRET_ACCESS_KEY": "its secret",
+    "S3_ENDPOINT_URL": "S3 endpoint (none: AWS)",
+    "S3_BUCKET": "bucket (ad-data)",
+    "AWS_DEFAULT_REGION": "region (us-east-1)",
+    "AD_API_URL": "the ad API's base URL (required)",
+    "EXTRACT_PAGE_SIZE": "records asked per page (1000)",
+    "EXTRACT_MAX_PAGES": "pages a window may have; more is a runaway cursor (10000)",
+    "EXTRACT_MAX_PAGE_BYTES": "largest page body read (64 MiB)",
+    "EXTRACT_MAX_ATTEMPTS": "requests per page on 429, 5xx and lost connections (8)",
+    "EXTRACT_RETRY_AFTER_MAX_SECONDS": "longest Retry-After obeyed, in seconds (60)",
+    "LOAD_MAX_REJECTED_SHARE": "largest share of rejected records before nothing loads (0.01)",
+    "LOAD_MAX_SHRINK_SHARE": "largest share of a window's rows a reload may drop (0.5)",
+    "ARCHIVE_RETENTION_DAYS": "days kept in PostgreSQL before the archive moves them (30)",
+    "ADPIPE_LOG_LEVEL": "log level on stderr (INFO)",
+    "ADPIPE_DEBUG": "1 prints a traceback with an unexpected failure",
+}
+WAREHOUSE = ("WAREHOUSE_DSN", "WAREHOUSE_LOCK_TIMEOUT", "WAREHOUSE_STATEMENT_TIMEOUT")
+S3 = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "S3_ENDPOINT_URL",
+    "S3_BUCKET",
+    "AWS_DEFAULT_REGION",
+)
+LOGS = ("ADPIPE_LOG_LEVEL", "ADPIPE_DEBUG")
+
+
+def describe(job: str, names: Sequence[str]) -> str:
+    """The settings part of a command's ``--help``: each name, with the job's own name first
+    where there is one, and what it means."""
+    if not names:
+        return ""
+    lines = ["settings (environment; `docker run --env-file .env` passes them):"]
+    for name in names:
+        shown = f"{job.upper()}_{name}, else {name}" if job and name in OWN else name
+        lines.append(f"  {shown}\n      {SETTINGS[name]}")
+    return "\n".join(lines)
 
 
 def _get(name: str, default: str | None = None) -> str:

@@ -1,0 +1,21 @@
+"""archive: the archive image's commands. ``run`` moves whole days older than the retention
+cutoff from ``ad_impressions`` to ``s3://ad-data/archive/`` (the default command, so
+``adpipe/archive:dev --date D`` still works); ``restore`` brings archived days back;
+``reconcile`` checks that every record the API sent has exactly one place; ``migrate``
+applies the warehouse's migrations as its owner; ``check`` proves the image reaches its
+services.
+
+    docker run --rm --network host --env-file .env adpipe/archive:dev run --date 2026-11-27
+    docker run --rm --network host --env-file .env adpipe/archive:dev restore \\
+        --from 2026-10-01 --to 2026-10-03
+    docker run --rm --network host --env-file .env adpipe/archive:dev reconcile \\
+        --from 2026-11-01 --to 2026-11-27
+"""
+
+from adpipe import check, migrate
+from adpipe.job import cli
+from archive import RESTORE, RUN
+from reconcile import RECONCILE
+
+if __name__ == "__main__":
+    cli("archive", __doc__ or "", [RUN, RESTORE, RECONCILE, migrate.COMMAND, check.COMMAND])

@@ -1,0 +1,154 @@
+"""The archive's Parquet files: the column layout, and the day's CSV (as PostgreSQL's
+``COPY ... TO STDOUT WITH (FORMAT csv)`` writes it) turned into Parquet (zstd) batch by batch,
+in memory bounded by a few megabytes whatever the day's size. ``archive`` writes with it,
+``verify`` and ``reconcile`` read what it wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+BATCH_BYTES = 2 << 20  # CSV parsed per block: small blocks keep memory flat
+ROW_GROUP_ROWS = 65_536  # batches are gathered into row groups of about this many rows
+# Column, PostgreSQL expression for COPY, Arrow type of the CSV text, Arrow type in Parquet.
+COLUMNS: list[tuple[str, str, pa.DataType, pa.DataType]] = [
+    ("impression_id", "impression_id::text", pa.string(), pa.uuid()),
+    ("ad_id", "ad_id", pa.int64(), pa.int64()),
+    ("campaign_id", "campaign_id", pa.int64(), pa.int64()),
+    ("advertiser_id", "advertiser_id", pa.int64(), pa.int64()),
+    ("placement", "placement", pa.string(), pa.string()),
+    ("device", "device", pa.string(), pa.string()),
+    ("country", "country", pa.string(), pa.string()),
+    (
+        "shown_at",
+        "(extract(epoch FROM shown_at) * 1000000)::bigint",
+        pa.int64(),
+        pa.timestamp("us", tz="UTC"),
+    ),
+    ("cost_micros", "cost_micros", pa.int64(), pa.int64()),
+    ("currency", "currency", pa.string(), pa.string()),
+    ("clicked", "clicked", pa.bool_(), pa.bool_()),
+    ("load_run_id", "load_run_id", pa.int64(), pa.int64()),
+    (
+        "loaded_at",
+        "(extract(epoch FROM loaded_at) * 1000000)::bigint",
+        pa.int64(),
+        pa.timestamp("us", tz="UTC"),
+    ),
+]
+SCHEMA = pa.schema([(name, parquet_type, False) for name, _, _, parquet_type in COLUMNS])
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB pieces."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def record_end(data: bytes) -> int:
+    """Just past the last line end of ``data`` that ends a CSV record, or 0 when none does.
+
+    PostgreSQL's CSV quotes every field holding a quote, comma or line end, and doubles the
+    quotes inside it; so a line end ends a record exactly when the quotes before it are even
+    in number. Counting is done by ``bytes.count``, not per character in Python."""
+    quotes = data.count(b'"')
+    after, end = 0, len(data)
+    while (line_end := data.rfind(b"\n", 0, end)) >= 0:
+        after += data.count(b'"', line_end, end)
+        if (quotes - after) % 2 == 0:
+            return line_end + 1
+        end = line_end
+    return 0
+
+
+def csv_blocks(path: Path, size: int = BATCH_BYTES) -> Iterator[bytes]:
+    """The file in blocks of about ``size`` bytes, each ending where a record ends (text
+    fields may hold line ends). pyarrow's streaming CSV reader reads ahead without bound, so
+    a day would sit in memory; these blocks keep it to a few megabytes."""
+    rest = b""
+    with path.open("rb") as handle:
+        while data := handle.read(size):
+            data = rest + data
+            cut = record_end(data)
+            rest = data[cut:]
+            if cut:
+                yield data[:cut]
+    if rest:
+        yield rest
+
+
+def csv_to_parquet(csv_path: Path, parquet_path: Path) -> dict[str, Any]:
+    """Stream a day's CSV into Parquet (zstd) in batches; returns rows, min and max shown_at,
+    and the sha256 of the ordered 16-byte impression ids."""
+    read_options = pacsv.ReadOptions(column_names=[c[0] for c in COLUMNS])
+    convert_options = pacsv.ConvertOptions(
+        column_types={name: csv_type for name, _, csv_type, _ in COLUMNS},
+        true_values=["t"],
+        false_values=["f"],
+        strings_can_be_null=False,
+    )
+    parse_options = pacsv.ParseOptions(newlines_in_values=True)
+    reader = (
+        batch
+        for block in csv_blocks(csv_path)
+        for batch in pacsv.read_csv(
+            pa.py_buffer(block),
+            read_options=read_options,
+            parse_options=parse_options,
+            convert_options=convert_options,
+        ).to_batches()
+    )
+    ids = hashlib.sha256()
+    rows, low, high = 0, None, None
+    pending: list[pa.RecordBatch] = []
+    with pq.ParquetWriter(parquet_path, SCHEMA, compression="zstd") as writer:
+
+        def flush() -> None:
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending), row_group_size=1 << 30)
+                pending.clear()
+
+        for batch in reader:
+            if batch.num_rows == 0:
+                continue
+            raw = bytes.fromhex("".join(batch.column("impression_id").to_pylist()).replace("-", ""))
+            ids.update(raw)
+            storage = pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(16), batch.num_rows, [None, pa.py_buffer(raw)]
+            )
+            arrays = []
+            for (name, _, _, parquet_type), column in zip(COLUMNS, batch.columns, strict=True):
+                if name == "impression_id":
+                    arrays.append(pa.ExtensionArray.from_storage(pa.uuid(), storage))
+                else:
+                    arrays.append(column.cast(parquet_type))
+            shown = batch.column("shown_at")
+            low = min(v for v in (low, pc.min(shown).as_py()) if v is not None)
+            high = max(v for v in (high, pc.max(shown).as_py()) if v is not None)
+            pending.append(pa.RecordBatch.from_arrays(arrays, schema=SCHEMA))
+            rows += batch.num_rows
+            if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
+                flush()
+        flush()
+    return {"rows": rows, "min_us": low, "max_us": high, "ids_sha256": ids.hexdigest()}
+
+
+def ids_sha256(path: Path) -> tuple[int, str]:
+    """A Parquet file's row count and the sha256 of its ordered 16-byte impression ids, read
+    column-wise a batch at a time."""
+    parquet = pq.ParquetFile(path)
+    ids = hashlib.sha256()
+    for batch in parquet.iter_batches(columns=["impression_id"], batch_size=65_536):
+        ids.update(batch.column(0).storage.buffers()[1].to_pybytes()[: 16 * batch.num_rows])
+    return parquet.metadata.num_rows, ids.hexdigest()

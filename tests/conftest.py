@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 
 import helpers
@@ -24,6 +25,19 @@ def stack() -> None:
     )
     if probe.returncode != 0:
         pytest.fail("the stack is not running: use `make test`, or `make start` first")
+    # The product's DAGs run once the stack is up: a fresh stack starts api-load's latest
+    # hour and archive's latest day at once. Let those end before tests share their tables
+    # and the archive lock (bounded; a run still going after it fails the session here).
+    airflow = helpers.Airflow()
+    for dag_id in ("api-load", "archive"):
+        airflow.wait_for_dag(dag_id)
+        deadline = time.monotonic() + 300
+        while active := airflow.api(
+            "GET", f"/dags/{dag_id}/dagRuns?state=queued&state=running&limit=20"
+        )["dag_runs"]:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{dag_id}'s scheduled runs did not end in 300 s: {active}")
+            time.sleep(3)
 
 
 @pytest.fixture(scope="session")

@@ -46,9 +46,11 @@ TABLE = Asset(name="ad_impressions", uri="postgres://warehouse/warehouse/public/
 ARCHIVE = Asset(name="ad_impressions_archive", uri="s3://ad-data/archive/ad_impressions/")
 
 
-# The product's DAGs run once the stack is up; DAGS_PAUSED=true (.env) keeps them paused when
-# they first appear. Read at parse time from the environment only: no database, no network.
-PAUSED = os.environ.get("ADPIPE_DAGS_PAUSED", "false").strip().lower() in ("1", "true", "yes")
+def paused() -> bool:
+    """Whether the product's DAGs start paused: no, they run once the stack is up, unless
+    DAGS_PAUSED=true (.env). Read at parse time from the environment only."""
+    return os.environ.get("ADPIPE_DAGS_PAUSED", "false").strip().lower() in ("1", "true", "yes")
+
 
 CONNECTIONS = frozenset(
     {

@@ -26,7 +26,7 @@ passes the load's ``--allow-shrink``).
 import os
 from datetime import UTC, datetime
 
-from adpipe_dags.jobs import BACKUP, DEFAULT_ARGS, PAUSED, TABLE, job_task, settings_env
+from adpipe_dags.jobs import BACKUP, DEFAULT_ARGS, TABLE, job_task, paused, settings_env
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 WINDOW = [
@@ -44,7 +44,7 @@ with DAG(
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=4,
-    is_paused_upon_creation=PAUSED,
+    is_paused_upon_creation=paused(),
     default_args=DEFAULT_ARGS,
     tags=["adpipe", "api-load"],
 ):

@@ -26,7 +26,7 @@ deletes those rows in the same transaction that records the verified object in
 import os
 from datetime import UTC, datetime, timedelta
 
-from adpipe_dags.jobs import ARCHIVE, DEFAULT_ARGS, PAUSED, TABLE, job_task
+from adpipe_dags.jobs import ARCHIVE, DEFAULT_ARGS, TABLE, job_task, paused
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 with DAG(
@@ -36,7 +36,7 @@ with DAG(
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    is_paused_upon_creation=PAUSED,
+    is_paused_upon_creation=paused(),
     default_args=DEFAULT_ARGS,
     tags=["adpipe", "archive"],
 ):

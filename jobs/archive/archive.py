@@ -291,6 +291,8 @@ def _with_lock(conn: Any, work: Any) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.restore:
+        check_day_range(args.first, args.last)
     settings = Settings("archive")
     bucket = Bucket(settings)
     with session(
@@ -300,7 +302,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         settings,
     ) as conn:
         if args.restore:
-            check_day_range(args.first, args.last)
             return _with_lock(conn, lambda: restore(conn, bucket, args.first, args.last))
         return _with_lock(conn, lambda: archive(conn, bucket, args.date, settings))
 

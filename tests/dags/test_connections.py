@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
-from adpipe_dags.jobs import connection_env, job_task
+from adpipe_dags.jobs import connection_env, job_task, summary
 from airflow.sdk.definitions.connection import Connection
 
 
@@ -44,3 +44,20 @@ def test_a_dsn_keeps_every_option_and_its_password() -> None:
 def test_an_unknown_connection_id_fails_at_parse_time() -> None:
     with pytest.raises(ValueError, match="unknown connections"):
         job_task(task_id="t", job="load", command=[], connections=("warehouse", "ad_s3"))
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        b'SUMMARY {"job": "load", "version": "0.1.0+abc", "rows_written": 2990}',
+        'SUMMARY {"job": "load", "version": "0.1.0+abc", "rows_written": 2990}',
+        ["a log line", 'SUMMARY {"job": "load", "version": "0.1.0+abc", "rows_written": 2990}'],
+    ],
+)
+def test_a_job_tasks_xcom_is_its_summary_as_a_dict(output: object) -> None:
+    assert summary(output) == {"job": "load", "version": "0.1.0+abc", "rows_written": 2990}
+
+
+@pytest.mark.parametrize("output", [None, b"", "no summary here", "SUMMARY {not json", "SUMMARY 3"])
+def test_output_without_a_summary_gives_no_xcom_rather_than_an_error(output: object) -> None:
+    assert summary(output) is None

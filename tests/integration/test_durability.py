@@ -137,9 +137,7 @@ def test_an_archive_run_against_an_empty_database_refuses_and_deletes_nothing(
         unmigrated = archive(A_RUN, ARCHIVE_WAREHOUSE_DSN=elsewhere("ARCHIVE_WAREHOUSE_DSN"))
         migrated = docker_run(
             "adpipe/archive:dev",
-            "-m",
-            "adpipe.migrate",
-            entrypoint="python3",
+            "migrate",
             env={"WAREHOUSE_OWNER_DSN": elsewhere("WAREHOUSE_OWNER_DSN")},
         )
         assert migrated.returncode == 0, migrated.stderr

@@ -17,13 +17,12 @@ DAY = datetime(2024, 2, 29, tzinfo=UTC)
 def reconcile(*extra: str) -> tuple[int, str, str]:
     done = docker_run(
         "adpipe/archive:dev",
-        "/app/reconcile.py",
+        "reconcile",
         "--from",
         f"{DAY:%Y-%m-%d}",
         "--to",
         f"{DAY:%Y-%m-%d}",
         *extra,
-        entrypoint="python3",
     )
     return done.returncode, done.stdout, done.stderr
 

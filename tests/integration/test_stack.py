@@ -33,7 +33,7 @@ def test_every_stack_port_listens_on_loopback_only() -> None:
 
 @pytest.mark.parametrize("job", ["extract_backup", "load", "archive"])
 def test_each_job_image_reaches_postgres_and_s3(job: str) -> None:
-    done = docker_run(f"adpipe/{job}:dev", "-m", "adpipe.check", entrypoint="python3")
+    done = docker_run(f"adpipe/{job}:dev", "check")
     assert done.returncode == 0, done.stderr
     assert '"status": "ok"' in done.stdout and '"warehouse": "warehouse"' in done.stdout
 

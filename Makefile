@@ -57,11 +57,11 @@ logs: ## Follow the stack's logs, or one service's: make logs SERVICE=airflow-sc
 	@bash platform/compose.sh logs -f --tail 50 $(SERVICE)
 
 airflow: env ## Run an Airflow CLI command in the stack: make airflow ARGS="dags list"
-	@bash platform/compose.sh exec airflow-scheduler airflow $(ARGS)
+	@bash platform/compose.sh exec $$([ -t 0 ] || echo -T) airflow-scheduler airflow $(ARGS)
 
 psql: env ## psql on the warehouse as the read-only role (ROLE=owner: as its owner, for migrations by hand)
 	@set -a; . ./.env; set +a; dsn="$$WAREHOUSE_DSN"; [ "$(ROLE)" = owner ] && dsn="$$WAREHOUSE_OWNER_DSN"; \
-	  bash platform/compose.sh exec -e PGDSN="$$dsn" postgres sh -c 'exec psql "$$PGDSN"'
+	  bash platform/compose.sh exec $$([ -t 0 ] || echo -T) -e PGDSN="$$dsn" postgres sh -c 'exec psql "$$PGDSN"'
 
 backfill: env ## Backfill a DAG through Airflow's API: make backfill DAG=api-load FROM=2026-11-20T00:00 TO=2026-11-20T05:00
 	@test -n "$(DAG)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill DAG=api-load FROM=... TO=... (ISO 8601; UTC without an offset)" >&2; exit 2; }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import helpers
@@ -47,3 +48,38 @@ def test_a_loaded_day_balances_and_a_deleted_row_is_named() -> None:
     code, out, err = reconcile()
     assert code != 0
     assert f"{DAY:%Y-%m-%d} off by -1" in err and "Traceback" not in err
+
+
+# a day of its own each session (the API serves any hour), so no earlier load hides the gap
+GAP_DAY = datetime(2024, 3, 1, tzinfo=UTC) + timedelta(days=secrets.randbelow(600))
+
+
+def test_a_missed_hour_and_a_deleted_load_run_are_gaps_not_zero_equals_zero() -> None:
+    stamp = f"{GAP_DAY:%Y-%m-%d}"
+    helpers.restore_days(stamp, stamp)
+    hour = {h: GAP_DAY + timedelta(hours=h) for h in range(3, 6)}
+    # hours 3 and 5 loaded, 4 never (the scheduler was down): nothing in the backup and
+    # nothing in the table, so the counts alone balance as 0 = 0
+    for h in (3, 5):
+        helpers.load_window(hour[h], hour[h] + timedelta(hours=1))
+    missed = docker_run("adpipe/archive:dev", "reconcile", "--from", stamp, "--to", stamp, "--json")
+    assert missed.returncode == 3, missed.stdout + missed.stderr
+    (day,) = json.loads(missed.stdout[: missed.stdout.index("SUMMARY")])
+    assert day["difference"] == 0 and not day["balanced"], day
+    assert [p for p in day["problems"] if "no load for 04:00-05:00 UTC" in p], day["problems"]
+
+    helpers.load_window(hour[4], hour[4] + timedelta(hours=1))
+    filled = docker_run("adpipe/archive:dev", "reconcile", "--from", stamp, "--to", stamp)
+    assert filled.returncode == 0, filled.stdout + filled.stderr
+
+    # the load run of hour 4 deleted by hand, its rows with it: a gap again, and off
+    helpers.query(  # as the warehouse's owner
+        "DELETE FROM ad_impressions WHERE load_run_id IN "
+        "(SELECT load_run_id FROM load_runs WHERE window_start = %s)",
+        (hour[4],),
+    )
+    helpers.query("DELETE FROM load_runs WHERE window_start = %s", (hour[4],))
+    deleted = docker_run("adpipe/archive:dev", "reconcile", "--from", stamp, "--to", stamp)
+    assert deleted.returncode == 3
+    assert "no load for 04:00-05:00 UTC" in deleted.stdout + deleted.stderr
+    assert f"{stamp} off by -" in deleted.stderr and "Traceback" not in deleted.stderr

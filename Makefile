@@ -77,6 +77,16 @@ test: venv env lock-check images browser ## Run every test tier; starts the stac
 	rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$started = 1 ]; then $(STACK) stop >/dev/null 2>&1; fi; exit $$rc
 
+test-celery: venv env lock-check images ## The Celery tier: the stack on EXECUTOR=celery, same end state as LocalExecutor, a worker killed mid-task
+	@was=0; if $(STACK) running 2>/dev/null; then was=1; fi; rc=0; \
+	if [ -z "$$(find .state/parity-local.json -mmin -360 2>/dev/null)" ]; then \
+	  echo "test-celery: first the LocalExecutor's record of the parity runs"; \
+	  EXECUTOR=local $(STACK) start && $(VENV)/bin/pytest tests/e2e/test_executor_parity.py || rc=$$?; \
+	fi; \
+	if [ $$rc = 0 ]; then EXECUTOR=celery $(STACK) start && \
+	  $(VENV)/bin/pytest tests/e2e/test_executor_parity.py tests/celery $(PYTEST_ARGS) || rc=$$?; fi; \
+	if [ $$was = 1 ]; then $(STACK) start >/dev/null; else $(STACK) stop >/dev/null 2>&1; fi; exit $$rc
+
 test-fast: venv ## Only the tiers that need no stack: tests/dags and tests/unit
 	@$(VENV)/bin/pytest tests/dags tests/unit $(PYTEST_ARGS)
 

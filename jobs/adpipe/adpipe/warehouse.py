@@ -3,7 +3,7 @@
 Migrations are the files ``migrations/NNNN_name.sql`` beside this module, applied in order,
 each once, inside one transaction under an advisory lock, recorded in ``schema_migrations``
 with the sha256 of their text; a migration edited after it was applied is refused. Only the
-owner role applies them (`adpipe.migrate`, run once at stack start and by ``make migrate``);
+owner role applies them (`archive migrate`, run once at stack start and by ``make migrate``);
 a job checks that the schema is current and changes nothing.
 
 Every connection waits at most ``lock_timeout`` for a lock and runs a statement at most

@@ -1,0 +1,86 @@
+"""The same api-load and archive runs through the scheduler, whichever executor the stack runs
+(LocalExecutor in `make test`, Celery in `make test-celery`), recording what they left: each
+window's row checksum, the backup's manifest keys, and the archived day's rows and ids. A
+second executor's record must equal the first's (`make test-celery` compares them).
+
+Archive object keys hold the sha256 of the Parquet bytes, which carry load_run_id and
+loaded_at (load metadata, new on every load); the manifest's row count and ids_sha256 are
+the archive's content, so those are compared."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import helpers
+import pytest
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+DAY = TODAY - timedelta(days=33)  # older than the 30-day retention: the archive run moves it
+HOURS = (13, 14)
+
+
+def executor() -> str:
+    """celery when the stack runs Celery workers, else local."""
+    project = os.environ["COMPOSE_PROJECT_NAME"]
+    found = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={project}",
+            "--filter",
+            "label=com.docker.compose.service=airflow-worker-1",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return "celery" if found else "local"
+
+
+def record(name: str) -> Path:
+    return helpers.ROOT / ".state" / f"parity-{name}.json"
+
+
+def test_api_load_and_archive_leave_the_same_state_under_every_executor() -> None:
+    airflow = helpers.Airflow()
+    stamp = f"{DAY:%Y-%m-%d}"
+    helpers.restore_days(stamp, stamp)  # an earlier run archived it
+    windows = {}
+    for hour in HOURS:
+        start = DAY + timedelta(hours=hour)
+        run_id = f"parity-{start:%Y%m%dT%H}"
+        run = airflow.run("api-load", start + timedelta(hours=1), run_id)
+        assert run["state"] == "success", airflow.task_states("api-load", run_id)
+        rows, checksum = helpers.window_checksum(start, start + timedelta(hours=1))
+        assert rows > 0
+        manifests = helpers.backup_manifests(start, start + timedelta(hours=1))
+        windows[start.isoformat()] = {"rows": rows, "md5": checksum, "manifests": manifests}
+    run_id = f"parity-archive-{TODAY:%Y%m%d}"
+    run = airflow.run("archive", TODAY + timedelta(hours=3), run_id)
+    assert run["state"] == "success", airflow.task_states("archive", run_id)
+    archived = helpers.query(
+        "SELECT rows, ids_sha256 FROM archive_manifest WHERE shown_date = %s "
+        "AND restored_at IS NULL ORDER BY ids_sha256",
+        (DAY.date(),),
+    )
+    assert sum(r for r, _ in archived) == sum(w["rows"] for w in windows.values())
+    state = {
+        "day": stamp,
+        "windows": windows,
+        "archive": [{"rows": r, "ids_sha256": ids} for r, ids in archived],
+    }
+    mine = executor()
+    record(mine).parent.mkdir(exist_ok=True)
+    record(mine).write_text(json.dumps(state, indent=1))
+    if mine == "celery":  # `make test-celery` records the LocalExecutor's first
+        theirs = json.loads(record("local").read_text()) if record("local").exists() else {}
+        assert theirs.get("day") == stamp, "no LocalExecutor record of this day to compare"
+        assert state == theirs, "Celery left another state than the LocalExecutor"

@@ -72,12 +72,14 @@ browser: ## Install Debian's chromium for the UI test when missing (root on Debi
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } || \
 	  { echo "browser: install chromium (Debian: apt-get install chromium) for the UI test" >&2; exit 1; }
 
-test: venv env lock-check images browser ## Run every test tier; starts the stack when needed and stops it after
+test: venv env lock-check images browser ## Every test tier, then the Celery tier (CELERY=0 skips it); starts the stack when needed, stops it after
 	@started=0; if ! $(STACK) running 2>/dev/null; then $(STACK) start; started=1; fi; \
 	rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
-	if [ $$started = 1 ]; then $(STACK) stop >/dev/null 2>&1; fi; exit $$rc
+	if [ $$rc = 0 ] && [ "$(CELERY)" != 0 ]; then \
+	  $(MAKE) --no-print-directory test-celery AFTER=$$([ $$started = 1 ] && echo stop || echo start) || rc=$$?; \
+	elif [ $$started = 1 ]; then $(STACK) stop >/dev/null 2>&1; fi; exit $$rc
 
-test-celery: venv env lock-check images ## The Celery tier: the stack on EXECUTOR=celery, same end state as LocalExecutor, a worker killed mid-task
+test-celery: venv env lock-check images ## The Celery tier alone: the stack on EXECUTOR=celery, same end state as LocalExecutor, a worker killed mid-task
 	@was=0; if $(STACK) running 2>/dev/null; then was=1; fi; rc=0; \
 	if [ -z "$$(find .state/parity-local.json -mmin -360 2>/dev/null)" ]; then \
 	  echo "test-celery: first the LocalExecutor's record of the parity runs"; \
@@ -85,7 +87,8 @@ test-celery: venv env lock-check images ## The Celery tier: the stack on EXECUTO
 	fi; \
 	if [ $$rc = 0 ]; then EXECUTOR=celery $(STACK) start && \
 	  $(VENV)/bin/pytest tests/e2e/test_executor_parity.py tests/celery $(PYTEST_ARGS) || rc=$$?; fi; \
-	if [ $$was = 1 ]; then $(STACK) start >/dev/null; else $(STACK) stop >/dev/null 2>&1; fi; exit $$rc
+	after="$(AFTER)"; [ -n "$$after" ] || { [ $$was = 1 ] && after=start || after=stop; }; \
+	if [ $$after = start ]; then $(STACK) start >/dev/null; else $(STACK) stop >/dev/null 2>&1; fi; exit $$rc
 
 test-fast: venv ## Only the tiers that need no stack: tests/dags and tests/unit
 	@$(VENV)/bin/pytest tests/dags tests/unit $(PYTEST_ARGS)
@@ -101,6 +104,9 @@ fmt: venv ## Format and fix what ruff can
 
 bench: venv env ## Load and archive: peak memory and rows/s at 100k and 1M rows (needs make start)
 	@$(PY) tests/bench/bench_jobs.py
+
+soak: env ## Outside CI: 200 hourly api-load runs and their daily archives through the scheduler; reconcile and memory growth (needs make start)
+	@python3 platform/soak.py
 
 migrate: env ## Apply the warehouse's migrations as its owner (the stack does it at start)
 	@docker run --rm --network host --env-file .env adpipe/archive:dev migrate

@@ -102,10 +102,8 @@ def main() -> int:
         )
     reconcile = docker(
         [
-            "--entrypoint",
-            "python3",
             "adpipe/archive:dev",
-            "/app/reconcile.py",
+            "reconcile",
             "--from",
             f"{days[0]:%Y-%m-%d}",
             "--to",

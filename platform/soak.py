@@ -1,0 +1,161 @@
+"""make soak: the stack under a long run, outside CI. Through the scheduler (Airflow's backfill
+API), 200 hourly api-load intervals back to back, then the daily archive runs that move those
+days out; then reconcile over them. Meanwhile it samples the resident memory of every
+long-lived service (`docker stats`) and compares the median of the first quarter of the
+samples with the last quarter's.
+
+Exits 0 only when every run succeeded, reconcile balances (no gap, no row lost or doubled)
+and no service's memory grew beyond 1.2x. The hours lie 48 days back and more, so that the
+archive runs (dated 30 days after each) move them; standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import backfill
+from stack_client import ROOT, load_env
+
+HOURS = int(os.environ.get("SOAK_HOURS", "200"))
+GROWTH_LIMIT = 1.2
+SAMPLE_SECONDS = 10
+UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "kB": 1000, "MB": 10**6}
+
+
+def resident(text: str) -> float:
+    """``123.4MiB / 7.6GiB`` -> bytes used."""
+    used = text.split("/")[0].strip()
+    for unit in sorted(UNITS, key=len, reverse=True):
+        if used.endswith(unit):
+            return float(used[: -len(unit)]) * UNITS[unit]
+    return float(used)
+
+
+def sample(project: str, samples: dict[str, list[float]], stop: threading.Event) -> None:
+    while not stop.is_set():
+        out = subprocess.run(
+            [  # noqa: S607 - docker from PATH
+                "docker",
+                "stats",
+                "--no-stream",
+                "--format",
+                "{{.Name}}\t{{.MemUsage}}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        for line in out.splitlines():
+            name, _, usage = line.partition("\t")
+            if name.startswith(project):
+                service = name.removeprefix(project).strip("_-").rsplit("_", 1)[0]
+                samples.setdefault(service, []).append(resident(usage))
+        stop.wait(SAMPLE_SECONDS)
+
+
+def main() -> int:
+    load_env()
+    project = os.environ["COMPOSE_PROJECT_NAME"]
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    first = today - timedelta(days=48)
+    last = first + timedelta(hours=HOURS - 1)
+    days = sorted({(first + timedelta(hours=h)).date() for h in range(HOURS)})
+    samples: dict[str, list[float]] = {}
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample, args=(project, samples, stop), daemon=True)
+    started = time.monotonic()
+    sampler.start()
+    try:
+        print(f"soak: {HOURS} api-load hours from {first:%Y-%m-%dT%H:%M}Z", flush=True)
+        loads = backfill.main(
+            [
+                "--dag",
+                "api-load",
+                "--from",
+                first.isoformat(),
+                "--to",
+                last.isoformat(),
+                "--reprocess",
+                "completed",
+                "--timeout",
+                "7200",
+            ]
+        )
+        load_seconds = time.monotonic() - started
+        # each archive run moves the days older than its date - 30: one run per soak day
+        archive_first = days[0] + timedelta(days=31)
+        archive_last = days[-1] + timedelta(days=31)
+        print(f"soak: archive runs {archive_first} .. {archive_last}", flush=True)
+        archives = backfill.main(
+            [
+                "--dag",
+                "archive",
+                "--from",
+                archive_first.isoformat(),
+                "--to",
+                archive_last.isoformat(),
+                "--reprocess",
+                "completed",
+                "--timeout",
+                "3600",
+                "--max-active-runs",
+                "1",
+            ]
+        )
+    finally:
+        stop.set()
+        sampler.join()
+    reconcile = subprocess.run(  # noqa: S603 - fixed arguments
+        [  # noqa: S607 - docker from PATH
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--env-file",
+            str(ROOT / ".env"),
+            "adpipe/archive:dev",
+            "reconcile",
+            "--from",
+            days[0].isoformat(),
+            "--to",
+            days[-1].isoformat(),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(reconcile.stdout.split("SUMMARY")[0].rstrip())
+    growth = {}
+    print(f"\n{'service':<26}{'first quarter MB':>18}{'last quarter MB':>18}{'ratio':>8}")
+    for service, values in sorted(samples.items()):
+        quarter = max(1, len(values) // 4)
+        early, late = statistics.median(values[:quarter]), statistics.median(values[-quarter:])
+        growth[service] = late / early if early else 1.0
+        print(f"{service:<26}{early / 2**20:>18.1f}{late / 2**20:>18.1f}{growth[service]:>8.2f}")
+    figures = {
+        "hours": HOURS,
+        "load_runs_exit": loads,
+        "archive_runs_exit": archives,
+        "reconcile_exit": reconcile.returncode,
+        "api_load_seconds": round(load_seconds),
+        "total_seconds": round(time.monotonic() - started),
+        "memory_growth": {k: round(v, 3) for k, v in growth.items()},
+    }
+    (ROOT / ".state" / "soak.json").write_text(json.dumps(figures, indent=1))
+    print(f"\nsoak: {json.dumps(figures)}")
+    grew = [s for s, g in growth.items() if g > GROWTH_LIMIT]
+    if grew:
+        print(f"soak: memory grew beyond {GROWTH_LIMIT}x: {', '.join(grew)}", file=sys.stderr)
+    return 0 if not (loads or archives or reconcile.returncode or grew) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

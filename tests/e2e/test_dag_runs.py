@@ -38,6 +38,14 @@ def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> 
     start = datetime.fromisoformat(run["data_interval_start"])
     end = datetime.fromisoformat(run["data_interval_end"])
     assert (end - start).total_seconds() == 3600
+    # each task's XCom is its job's SUMMARY, as a dict, with the image's version
+    summary = airflow.api(
+        "GET",
+        f"/dags/api-load/dagRuns/{run_id}/taskInstances/load_impressions/xcomEntries/return_value",
+    )["value"]
+    assert summary["job"] == "load" and summary["status"] == "ok", summary
+    assert summary["version"].startswith("0.") and "+" in summary["version"]
+    assert summary["rows_written"] == helpers.window_checksum(start, end)[0]
 
     pages = helpers.api_pages(start, end)
     unique: set[str] = set()

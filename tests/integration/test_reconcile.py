@@ -83,3 +83,21 @@ def test_a_missed_hour_and_a_deleted_load_run_are_gaps_not_zero_equals_zero() ->
     assert deleted.returncode == 3
     assert "no load for 04:00-05:00 UTC" in deleted.stdout + deleted.stderr
     assert f"{stamp} off by -" in deleted.stderr and "Traceback" not in deleted.stderr
+
+
+def test_a_backup_changed_after_its_load_is_named() -> None:
+    day = GAP_DAY + timedelta(days=1)
+    stamp = f"{day:%Y-%m-%d}"
+    helpers.restore_days(stamp, stamp)
+    start = day + timedelta(hours=8)
+    helpers.load_window(start, start + timedelta(hours=1))
+    (key,) = helpers.backup_manifests(start, start + timedelta(hours=1))[-1:]
+    body = helpers.get(key)
+    # an operator's identity may write there (the server cannot forbid every overwrite);
+    # the manifest says the same, in other bytes
+    helpers.s3().put_object(Bucket=helpers.bucket(), Key=key, Body=body + b"\n")
+    changed = docker_run("adpipe/archive:dev", "reconcile", "--from", stamp, "--to", stamp)
+    assert changed.returncode == 3, changed.stdout + changed.stderr
+    assert f"backup manifest {key} no longer matches the sha256 its load recorded" in (
+        changed.stdout + changed.stderr
+    )

@@ -16,9 +16,6 @@ from botocore.config import Config
 from adpipe.job import ConfigError, UpstreamError
 from adpipe.settings import Settings
 
-BACKUP_PREFIX = "backup/"
-QUARANTINE_PREFIX = "quarantine/"
-ARCHIVE_PREFIX = "archive/"
 NO_SUCH_KEY = ("NoSuchKey", "404")
 PRECONDITION_FAILED = ("PreconditionFailed", "412")
 

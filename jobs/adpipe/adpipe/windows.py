@@ -18,8 +18,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
-from adpipe.storage import ARCHIVE_PREFIX, BACKUP_PREFIX, QUARANTINE_PREFIX
-
+# The bucket's three areas; every job identity's rights follow them (platform/s3/serve.py)
+BACKUP_PREFIX = "backup/"
+QUARANTINE_PREFIX = "quarantine/"
+ARCHIVE_PREFIX = "archive/"
 LEGACY_MANIFEST = "manifest.json"
 MANIFEST = re.compile(r"manifest-([0-9]{6})\.json")
 ARCHIVE_TABLE_PREFIX = f"{ARCHIVE_PREFIX}ad_impressions/"

@@ -102,8 +102,8 @@ fmt: venv ## Format and fix what ruff can
 	@$(VENV)/bin/ruff format .
 	@$(VENV)/bin/ruff check --fix .
 
-bench: venv env ## Load and archive: peak memory and rows/s at 100k and 1M rows (needs make start)
-	@$(PY) tests/bench/bench_jobs.py
+bench: venv env ## adpipe's jobs against the alternatives, same rows, same run (own database and bucket; QUICK=1: small)
+	@$(PY) tests/bench/bench_jobs.py $(if $(QUICK),--quick)
 
 soak: env ## Outside CI: 200 hourly api-load runs and their daily archives through the scheduler; reconcile and memory growth (needs make start)
 	@python3 platform/soak.py

@@ -72,11 +72,16 @@ def plan(airflow: Airflow, body: dict[str, Any]) -> list[str]:
 def run_states(airflow: Airflow, dag_id: str, dates: list[str]) -> dict[str, str]:
     """The state of the run at each logical date (``absent`` until it is created)."""
     query = (
-        f"/dags/{dag_id}/dagRuns?limit=1000&order_by=logical_date"
+        f"/dags/{dag_id}/dagRuns?limit=100&order_by=logical_date"
         f"&logical_date_gte={dates[0].replace('+', '%2B')}"
         f"&logical_date_lte={dates[-1].replace('+', '%2B')}"
     )
-    runs = airflow.api("GET", query)["dag_runs"]
+    runs: list[dict[str, Any]] = []
+    while True:  # the API answers at most 100 runs a page
+        page = airflow.api("GET", f"{query}&offset={len(runs)}")["dag_runs"]
+        runs += page
+        if len(page) < 100:
+            break
     by_date = {moment(r["logical_date"]): r["state"] for r in runs if r.get("logical_date")}
     return {d: by_date.get(moment(d), "absent") for d in dates}
 

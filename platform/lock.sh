@@ -13,7 +13,7 @@ tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 render() {  # render <target> : print what the pinned file should hold
   case "$1" in
     platform/standins/airflow/requirements.txt)
-      "$uv" export --frozen --no-dev --no-hashes --no-emit-project --no-emit-package adpipe-jobs \
+      "$uv" export --frozen --no-default-groups --no-hashes --no-emit-project --no-emit-package adpipe-jobs \
         --no-header --no-annotate ;;
     *)
       local input="${1%.txt}.in"

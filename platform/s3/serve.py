@@ -28,11 +28,15 @@ VOLUME_MB = 1024  # one SeaweedFS volume; objects span several
 VOLUMES = 64  # volume slots: room for 64 GiB
 
 
-def identities(bucket: str) -> list[dict]:
-    """Who may do what: (name, environment prefix, actions). A ``Write`` action also allows
-    DELETE inside its scope; SeaweedFS has no finer grant."""
-    plan = [
-        ("operator", "", ["Read", "Write", "List", "Tagging"]),
+def grants(bucket: str) -> list[tuple[str, str, list[str]]]:
+    """Who may do what in one bucket: (name, environment prefix, actions). A ``Write``
+    action also allows DELETE inside its scope; SeaweedFS has no finer grant."""
+    return [
+        (
+            "operator",
+            "",
+            [f"Read:{bucket}", f"Write:{bucket}", f"List:{bucket}", f"Tagging:{bucket}"],
+        ),
         ("extract", "EXTRACT_", [f"Read:{bucket}/backup/*", f"Write:{bucket}/backup/*"]),
         (
             "load",
@@ -46,18 +50,27 @@ def identities(bucket: str) -> list[dict]:
         ("archive", "ARCHIVE_", [f"Read:{bucket}/archive/*", f"Write:{bucket}/archive/*"]),
         ("reconcile", "RECONCILE_", [f"Read:{bucket}"]),
     ]
+
+
+def identities(buckets: list[str]) -> list[dict]:
+    """Each identity of .env with its grants in every bucket (the data's, and the bench's,
+    where `make bench` runs the same jobs with the same identities)."""
     found = []
-    for name, prefix, actions in plan:
+    for index, (name, prefix, _) in enumerate(grants(buckets[0])):
         key = os.environ.get(f"{prefix}AWS_ACCESS_KEY_ID", "")
         secret = os.environ.get(f"{prefix}AWS_SECRET_ACCESS_KEY", "")
         if not key or not secret or secret == "generate":  # noqa: S105 - the placeholder
             sys.exit(f"s3: {prefix}AWS_ACCESS_KEY_ID and {prefix}AWS_SECRET_ACCESS_KEY must be set")
-        scoped = [a if ":" in a else f"{a}:{bucket}" for a in actions]
+        actions = []
+        for bucket in buckets:
+            actions += grants(bucket)[index][2]
+            if name != "operator":
+                actions.append(f"List:{bucket}")
         found.append(
             {
                 "name": name,
                 "credentials": [{"accessKey": key, "secretKey": secret}],
-                "actions": [*scoped, f"List:{bucket}"] if name != "operator" else scoped,
+                "actions": actions,
             }
         )
     return found
@@ -106,11 +119,13 @@ def main() -> None:
     host = os.environ.get("S3_HOST", "127.0.0.1")
     port = int(os.environ.get("S3_PORT", "9000"))
     bucket = os.environ.get("S3_BUCKET", "ad-data")
+    # the bench's own bucket: `make bench` never writes where the data lives
+    buckets = [bucket, os.environ.get("BENCH_S3_BUCKET", f"{bucket}-bench")]
     master_port, volume_port, filer_port = port + 333, port + 480, port + 888
     CONFIG.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(CONFIG, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
-        json.dump({"identities": identities(bucket)}, out)
+        json.dump({"identities": identities(buckets)}, out)
     READY.unlink(missing_ok=True)
     server = subprocess.Popen(  # noqa: S603 - fixed arguments
         [  # noqa: S607
@@ -137,7 +152,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     deadline = time.monotonic() + START_TIMEOUT
     wait_port(server, host, port, deadline)
-    ensure_bucket(f"{host}:{master_port}", bucket, deadline)
+    for name in buckets:
+        ensure_bucket(f"{host}:{master_port}", name, deadline)
     READY.touch()
     print(f"s3: SeaweedFS serving s3://{bucket} on http://{host}:{port}", flush=True)
     sys.exit(server.wait())

@@ -143,7 +143,9 @@ class Traffic:
             raise ValueError("AD_API_IMPRESSIONS_PER_HOUR must be at least 1")
         self.per_hour = per_hour
         self.seed = seed
-        self._block = lru_cache(maxsize=256)(self._make_block)
+        # a page needs its own blocks and, for repeats, the one or two before: a few suffice,
+        # and memory stays flat however many hours are served
+        self._block = lru_cache(maxsize=16)(self._make_block)
 
     def slot_us(self, hour: int, index: int) -> int:
         return hour * HOUR_US + index * HOUR_US // self.per_hour

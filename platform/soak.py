@@ -1,12 +1,13 @@
 """make soak: the stack under a long run, outside CI. Through the scheduler (Airflow's backfill
-API), 200 hourly api-load intervals back to back, then the daily archive runs that move those
-days out; then reconcile over them. Meanwhile it samples the resident memory of every
-long-lived service (`docker stats`) and compares the median of the first quarter of the
-samples with the last quarter's.
+API), 200 hourly api-load intervals and the daily archive runs that move those days out, day
+by day (a day's hours, then the archive run that moves that day), then reconcile over them.
+Meanwhile it samples the resident anonymous memory of every long-lived service (its cgroup's
+heap and stacks; `docker stats` where that is not readable) and compares the median of the
+first quarter of the samples with the last quarter's.
 
 Exits 0 only when every run succeeded, reconcile balances (no gap, no row lost or doubled)
 and no service's memory grew beyond 1.2x. The hours lie 48 days back and more, so that the
-archive runs (dated 30 days after each) move them; standard library only.
+archive runs (dated 31 days after each day) move them; standard library only.
 """
 
 from __future__ import annotations
@@ -72,43 +73,43 @@ def main() -> int:
     sampler = threading.Thread(target=sample, args=(project, samples, stop), daemon=True)
     started = time.monotonic()
     sampler.start()
+    loads = archives = 0
     try:
-        print(f"soak: {HOURS} api-load hours from {first:%Y-%m-%dT%H:%M}Z", flush=True)
-        loads = backfill.main(
-            [
-                "--dag",
-                "api-load",
-                "--from",
-                first.isoformat(),
-                "--to",
-                last.isoformat(),
-                "--reprocess",
-                "completed",
-                "--timeout",
-                "7200",
-            ]
-        )
-        load_seconds = time.monotonic() - started
-        # each archive run moves the days older than its date - 30: one run per soak day
-        archive_first = days[0] + timedelta(days=31)
-        archive_last = days[-1] + timedelta(days=31)
-        print(f"soak: archive runs {archive_first} .. {archive_last}", flush=True)
-        archives = backfill.main(
-            [
-                "--dag",
-                "archive",
-                "--from",
-                archive_first.isoformat(),
-                "--to",
-                archive_last.isoformat(),
-                "--reprocess",
-                "completed",
-                "--timeout",
-                "3600",
-                "--max-active-runs",
-                "1",
-            ]
-        )
+        # day by day, as the scheduler would: the day's hours, then the archive run that
+        # moves that day out (dated 31 days after it), so every quarter holds the same mix
+        print(f"soak: {HOURS} api-load hours from {first:%Y-%m-%dT%H:%M}Z, day by day", flush=True)
+        for day in days:
+            low = max(first, datetime(day.year, day.month, day.day, tzinfo=UTC))
+            high = min(last, low.replace(hour=23))
+            loads |= backfill.main(
+                [
+                    "--dag",
+                    "api-load",
+                    "--from",
+                    low.isoformat(),
+                    "--to",
+                    high.isoformat(),
+                    "--reprocess",
+                    "completed",
+                    "--timeout",
+                    "3600",
+                ]
+            )
+            run_date = day + timedelta(days=30)  # its run ends the next day: cutoff day + 1
+            archives |= backfill.main(
+                [
+                    "--dag",
+                    "archive",
+                    "--from",
+                    run_date.isoformat(),
+                    "--to",
+                    run_date.isoformat(),
+                    "--reprocess",
+                    "completed",
+                    "--timeout",
+                    "1800",
+                ]
+            )
     finally:
         stop.set()
         sampler.join()
@@ -145,7 +146,6 @@ def main() -> int:
         "load_runs_exit": loads,
         "archive_runs_exit": archives,
         "reconcile_exit": reconcile.returncode,
-        "api_load_seconds": round(load_seconds),
         "total_seconds": round(time.monotonic() - started),
         "memory_growth": {k: round(v, 3) for k, v in growth.items()},
     }

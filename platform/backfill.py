@@ -102,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         dates = plan(airflow, body)
         if not dates:
             print(
-                f"backfill: {args.dag} has a run at every point from {body['from_date']} to "
-                f"{body['to_date']} already; nothing to do (--reprocess failed|completed "
-                "reruns them)"
+                f"backfill: {args.dag} has nothing to run from {body['from_date']} to "
+                f"{body['to_date']}: no schedule point lies there, or each has a run already "
+                "(--reprocess failed|completed reruns those)"
             )
             return 0
         print(f"backfill: {args.dag}: {len(dates)} runs, {dates[0]} .. {dates[-1]}", flush=True)

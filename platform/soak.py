@@ -95,21 +95,10 @@ def main() -> int:
                     "3600",
                 ]
             )
-            run_date = day + timedelta(days=30)  # its run ends the next day: cutoff day + 1
-            archives |= backfill.main(
-                [
-                    "--dag",
-                    "archive",
-                    "--from",
-                    run_date.isoformat(),
-                    "--to",
-                    run_date.isoformat(),
-                    "--reprocess",
-                    "completed",
-                    "--timeout",
-                    "1800",
-                ]
-            )
+            # the run at 02:00 thirty days later ends the next day: its cutoff is the day after
+            point = f"{day + timedelta(days=30)}T02:00"
+            archive_args = ["--dag", "archive", "--from", point, "--to", point]
+            archives |= backfill.main([*archive_args, "--reprocess", "completed"])
     finally:
         stop.set()
         sampler.join()

@@ -196,13 +196,14 @@ def get(key: str) -> bytes:
     return s3().get_object(Bucket=bucket(), Key=key)["Body"].read()
 
 
-def warehouse() -> Any:
-    """A connection as the warehouse's owner: tests set up and inspect what jobs may not."""
-    return psycopg2.connect(os.environ["WAREHOUSE_OWNER_DSN"])
+def warehouse(dsn: str | None = None) -> Any:
+    """A connection as the warehouse's owner (or to ``dsn``): tests set up and inspect what
+    jobs may not."""
+    return psycopg2.connect(dsn or os.environ["WAREHOUSE_OWNER_DSN"])
 
 
-def query(sql: str, params: tuple = ()) -> list[tuple]:
-    conn = warehouse()
+def query(sql: str, params: tuple = (), dsn: str | None = None) -> list[tuple]:
+    conn = warehouse(dsn)
     try:
         with conn, conn.cursor() as cur:
             cur.execute(sql, params)
@@ -322,14 +323,15 @@ def backup_objects(start: datetime, end: datetime) -> dict[str, bytes]:
     return {key: get(key) for key in keys(backup_prefix(start, end))}
 
 
-def superuser() -> Any:
-    """A connection as the server's superuser (POSTGRES_USER), for what a job may not do."""
+def superuser(dbname: str | None = None) -> Any:
+    """A connection as the server's superuser (POSTGRES_USER), for what a job may not do;
+    to Airflow's database unless ``dbname`` names another."""
     conn = psycopg2.connect(
         host="127.0.0.1",
         port=os.environ["POSTGRES_PORT"],
         user=os.environ["POSTGRES_USER"],
         password=os.environ["POSTGRES_PASSWORD"],
-        dbname=os.environ["POSTGRES_DB"],
+        dbname=dbname or os.environ["POSTGRES_DB"],
     )
     conn.autocommit = True
     return conn

@@ -103,15 +103,7 @@ def job(image: str, *args: str) -> dict[str, Any]:
 
 
 def owner_sql(statement: str, params: tuple = ()) -> list[tuple]:
-    import psycopg2
-
-    conn = psycopg2.connect(ENV["WAREHOUSE_OWNER_DSN"])
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(statement, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
+    return helpers.query(statement, params, dsn=ENV["WAREHOUSE_OWNER_DSN"])
 
 
 def setup() -> None:
@@ -185,15 +177,8 @@ def copy_ceiling(csv_path: str) -> dict[str, Any]:
     container = helpers.compose("ps", "-q", "postgres").stdout.strip()
     subprocess.run(["docker", "cp", csv_path, f"{container}:/tmp/bench.csv"], check=True)
     subprocess.run(["docker", "exec", container, "chmod", "644", "/tmp/bench.csv"], check=True)
-    import psycopg2
-
-    conn = psycopg2.connect(
-        host="127.0.0.1",
-        port=os.environ["POSTGRES_PORT"],
-        user=os.environ["POSTGRES_USER"],
-        password=os.environ["POSTGRES_PASSWORD"],
-        dbname=BENCH_DB,
-    )
+    conn = helpers.superuser(BENCH_DB)
+    conn.autocommit = False
     try:
         began = time.monotonic()
         with conn, conn.cursor() as cur:
@@ -205,9 +190,7 @@ def copy_ceiling(csv_path: str) -> dict[str, Any]:
 
 def export_rows(csv_path: str) -> int:
     """The valid rows the load wrote, as CSV, for the contenders to load the same rows."""
-    import psycopg2
-
-    conn = psycopg2.connect(ENV["WAREHOUSE_OWNER_DSN"])
+    conn = helpers.warehouse(ENV["WAREHOUSE_OWNER_DSN"])
     try:
         with conn.cursor() as cur, open(csv_path, "w") as out:
             cur.copy_expert(EXPORT, out)

@@ -1,0 +1,247 @@
+"""What a data engineer would use instead of adpipe's jobs, each run by ``make bench`` as a
+child process so its peak RSS is its own. Each prints one JSON line:
+``{"seconds": ..., "rows": ..., "peak_rss_mb": ...}``; only the work is timed, not imports
+or the count of what was written.
+
+    python tests/bench/contenders.py insert_rows ROWS.csv     # PostgresHook.insert_rows
+    python tests/bench/contenders.py dlt_merge ROWS.csv       # dlt, write_disposition="merge"
+    python tests/bench/contenders.py sql_to_s3 DAY KEY        # SqlToS3Operator, Parquet
+    python tests/bench/contenders.py export_only DAY KEY      # ADBC record batches -> Parquet
+
+Settings come from the environment: BENCH_DSN (the bench database, as its owner),
+S3_ENDPOINT_URL, BENCH_S3_BUCKET and the archive's S3 identity (ARCHIVE_AWS_*).
+The loading contenders read the CSV ``make bench`` exported from the rows adpipe's load
+wrote; the archiving ones read the day adpipe's load wrote and write under ``archive/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+# the rows' columns, as the CSV of make bench holds them and ad_impressions names them
+COLUMNS = (
+    "impression_id",
+    "ad_id",
+    "campaign_id",
+    "advertiser_id",
+    "placement",
+    "device",
+    "country",
+    "shown_at",
+    "cost_micros",
+    "currency",
+    "clicked",
+    "load_run_id",
+    "loaded_at",
+)
+DAY_ROWS = "SELECT * FROM ad_impressions WHERE shown_at >= %(day)s AND shown_at < %(next)s"
+
+
+def airflow_connections() -> None:
+    """The bench's database and S3 identity as Airflow connections, from the environment."""
+    os.environ["AIRFLOW_CONN_BENCH_PG"] = os.environ["BENCH_DSN"]
+    os.environ["AIRFLOW_CONN_BENCH_S3"] = json.dumps(
+        {
+            "conn_type": "aws",
+            "login": os.environ["ARCHIVE_AWS_ACCESS_KEY_ID"],
+            "password": os.environ["ARCHIVE_AWS_SECRET_ACCESS_KEY"],
+            "extra": {
+                "endpoint_url": os.environ["S3_ENDPOINT_URL"],
+                "region_name": os.environ["AWS_DEFAULT_REGION"],
+            },
+        }
+    )
+
+
+def csv_rows(path: str) -> Iterator[list[str]]:
+    import csv
+
+    with open(path, newline="") as handle:
+        yield from csv.reader(handle)
+
+
+def insert_rows(path: str) -> Callable[[], Any]:
+    """Airflow's own way in: ``PostgresHook.insert_rows``, 5,000 rows a commit."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    airflow_connections()
+    hook = PostgresHook(postgres_conn_id="bench_pg")
+
+    def work() -> int:
+        rows = 0
+
+        def counted() -> Iterator[list[str]]:
+            nonlocal rows
+            for row in csv_rows(path):
+                rows += 1
+                yield row
+
+        hook.insert_rows("ad_impressions", counted(), target_fields=COLUMNS, commit_every=5000)
+        return rows
+
+    return work
+
+
+def dlt_merge(path: str) -> Callable[[], Any]:
+    """dlt's merge on ``impression_id`` into a table of the same shape in schema ``dlt_bench``,
+    fed Arrow batches (dlt's fastest path: no per-row normalising) and loaded by COPY (csv)."""
+    import dlt
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    types = {
+        "impression_id": pa.string(),
+        "shown_at": pa.timestamp("us", tz="UTC"),
+        "loaded_at": pa.timestamp("us", tz="UTC"),
+        "clicked": pa.bool_(),
+        "placement": pa.string(),
+        "device": pa.string(),
+        "country": pa.string(),
+        "currency": pa.string(),
+    }
+
+    @dlt.resource(name="ad_impressions", write_disposition="merge", primary_key="impression_id")
+    def impressions() -> Iterator[Any]:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=list(COLUMNS), block_size=4 << 20),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types, true_values=["t"], false_values=["f"]
+            ),
+        )
+        for batch in reader:
+            yield pa.Table.from_batches([batch])
+
+    workdir = tempfile.mkdtemp(prefix="bench-dlt-")
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_dlt",
+        pipelines_dir=workdir,
+        destination=dlt.destinations.postgres(credentials=os.environ["BENCH_DSN"]),
+        dataset_name="dlt_bench",
+    )
+
+    def work() -> int:
+        info = pipeline.run(impressions(), loader_file_format="csv")
+        info.raise_on_failed_jobs()
+        counts = pipeline.last_trace.last_normalize_info.row_counts
+        return int(counts.get("ad_impressions", 0))
+
+    return work
+
+
+def sql_to_s3(day: str, key: str) -> Callable[[], Any]:
+    """Airflow's own way out: ``SqlToS3Operator`` writing the day as one Parquet object. It
+    does not delete what it exported, which is in its favour."""
+    from datetime import date, timedelta
+
+    from airflow.providers.amazon.aws.transfers.sql_to_s3 import SqlToS3Operator
+
+    airflow_connections()
+    first = date.fromisoformat(day)
+    operator = SqlToS3Operator(
+        task_id="sql_to_s3",
+        query=DAY_ROWS,
+        parameters={"day": first, "next": first + timedelta(days=1)},
+        sql_conn_id="bench_pg",
+        aws_conn_id="bench_s3",
+        s3_bucket=os.environ["BENCH_S3_BUCKET"],
+        s3_key=key,
+        file_format="parquet",
+        replace=True,
+    )
+
+    def work() -> Callable[[], int]:
+        operator.execute(context={})  # type: ignore[arg-type]
+        return lambda: _parquet_rows(key + ".parquet")  # counted after the clock stops
+
+    return work
+
+
+def export_only(day: str, key: str) -> Callable[[], Any]:
+    """The near-limit reference: Arrow record batches from PostgreSQL through ADBC, written
+    to a local Parquet file (zstd) and uploaded. No verification, no delete."""
+    from datetime import date, timedelta
+
+    import adbc_driver_postgresql.dbapi as adbc
+    import pyarrow.parquet as pq
+
+    first = date.fromisoformat(day)
+    # dates the bench chose, not input: bound parameters would take ADBC off its COPY path
+    query = (
+        "SELECT * FROM ad_impressions "  # noqa: S608
+        f"WHERE shown_at >= '{first}' AND shown_at < '{first + timedelta(days=1)}'"
+    )
+
+    def work() -> int:
+        rows = 0
+        with (
+            tempfile.NamedTemporaryFile(suffix=".parquet") as spool,
+            adbc.connect(os.environ["BENCH_DSN"]) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute(query)
+            reader = cur.fetch_record_batch()
+            with pq.ParquetWriter(spool.name, reader.schema, compression="zstd") as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+            _s3().upload_file(spool.name, os.environ["BENCH_S3_BUCKET"], key + ".parquet")
+        return rows
+
+    return work
+
+
+def _s3() -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ["S3_ENDPOINT_URL"],
+        region_name=os.environ["AWS_DEFAULT_REGION"],
+        aws_access_key_id=os.environ["ARCHIVE_AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["ARCHIVE_AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def _parquet_rows(key: str) -> int:
+    """Rows of the Parquet object the contender wrote (read after the clock stops)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    body = _s3().get_object(Bucket=os.environ["BENCH_S3_BUCKET"], Key=key)["Body"].read()
+    return pq.ParquetFile(io.BytesIO(body)).metadata.num_rows
+
+
+CONTENDERS = {
+    "insert_rows": insert_rows,
+    "dlt_merge": dlt_merge,
+    "sql_to_s3": sql_to_s3,
+    "export_only": export_only,
+}
+
+
+def main() -> None:
+    name, *args = sys.argv[1:]
+    work = CONTENDERS[name](*args)
+    began = time.monotonic()
+    rows = work()
+    seconds = time.monotonic() - began
+    if callable(rows):
+        rows = rows()
+    peak = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mb": peak / 1024}))
+
+
+if __name__ == "__main__":
+    main()

@@ -5,10 +5,12 @@ and restores archived days on demand.
 
 Each day is one short transaction under the day's lock (so no load of the day interleaves):
 ``COPY (DELETE ... RETURNING ...) TO STDOUT`` streams the day's rows to a spool file, pyarrow
-turns it into Parquet batch by batch, the object is put with If-None-Match, read back and
-checked (bytes, row count, ids), and only then is its ``archive_manifest`` row inserted and
-the transaction committed. Until that commit the rows stay in PostgreSQL. Late rows in an
-archived day become a second file. One day's failure fails that day, not the others.
+turns it into Parquet batch by batch and checks the file (row count, ids); the object is put
+with If-None-Match and its SHA-256, which S3 checks on receipt and keeps, and a HEAD proves
+the stored object is that file (one kept without a SHA-256 is read back and checked whole);
+only then is its ``archive_manifest`` row inserted and the transaction committed. Until
+that commit the rows stay in PostgreSQL. Late rows in an archived day become a second file.
+One day's failure fails that day, not the others.
 
 The archive never deletes an object. An object under the archive prefix that no committed
 manifest row lists is adopted only when it is exactly the object this run writes for its day
@@ -25,6 +27,7 @@ or restored old database) refuses to start; a first run's own crashed upload is 
 from __future__ import annotations
 
 import argparse
+import base64
 import logging
 import os
 import tempfile
@@ -56,6 +59,7 @@ from restore import restore
 
 log = logging.getLogger("adpipe.archive")
 
+SORT_MEMORY = "256MB"  # the day's sort by id: in memory up to about 1.5M rows, then on disk
 ARCHIVE_LOCK = 4_242_003  # pg_try_advisory_lock key: one archiver at a time
 MOVE_DAY = """
 COPY (
@@ -82,7 +86,17 @@ VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s / 1e6), to_timestamp(%s / 1e6), 
 def verify(
     bucket: Bucket, key: str, expected_sha: str, expected: dict[str, Any], workdir: Path
 ) -> None:
-    """Read the object back and check its bytes, row count and ids, on this side."""
+    """Prove the object holds the day's file: the SHA-256 S3 checked on receipt and keeps
+    (a HEAD); where it keeps none (an object put without one), read it back and check its
+    bytes, row count and ids on this side."""
+    stored = bucket.stored_sha256(key)
+    if stored == expected_sha:
+        return
+    if stored is not None:
+        raise DataError(
+            f"archive object s3://{bucket.name}/{key} holds other bytes (sha256 {stored})",
+            "nothing was deleted; rerun",
+        )
     copy = workdir / "readback.parquet"
     with copy.open("wb") as handle:
         if not bucket.download(key, handle):
@@ -92,12 +106,13 @@ def verify(
             f"archive object s3://{bucket.name}/{key} reads back different bytes",
             "nothing was deleted; rerun",
         )
-    if ids_sha256(copy) != (expected["rows"], expected["ids_sha256"]):
-        raise DataError(
-            f"archive object s3://{bucket.name}/{key} holds other rows than the day's",
-            "nothing was deleted; rerun",
-        )
+    _check_rows(copy, expected, f"archive object s3://{bucket.name}/{key}")
     copy.unlink()
+
+
+def _check_rows(path: Path, expected: dict[str, Any], what: str) -> None:
+    if ids_sha256(path) != (expected["rows"], expected["ids_sha256"]):
+        raise DataError(f"{what} holds other rows than the day's", "nothing was deleted; rerun")
 
 
 def archive_day(
@@ -116,7 +131,8 @@ def archive_day(
     expressions = sql.SQL(", ").join(sql.SQL(expr) for _, expr, _, _ in COLUMNS)
     outcome = {"day": day.isoformat(), "rows": 0, "key": None, "written": False, "adopted": False}
     with conn, conn.cursor() as cur:
-        cur.execute("SET LOCAL TimeZone = 'UTC'")
+        cur.execute("SET LOCAL TimeZone = 'UTC'")  # the CSV's timestamps: parquet_files
+        cur.execute("SET LOCAL work_mem = %s", (SORT_MEMORY,))
         lock_days(cur, day, day)  # no load of the day checks or writes until this commits
         low = datetime(day.year, day.month, day.day, tzinfo=UTC)
         move = cur.mogrify(  # COPY takes no parameters: bind them into the text here
@@ -129,6 +145,7 @@ def archive_day(
         csv_path.unlink()
         if facts["rows"] == 0:
             return outcome
+        _check_rows(parquet_path, facts, "the Parquet file written")  # before it leaves
         sha = sha256_file(parquet_path)
         key = archive_key(day, sha)
         if key in committed:
@@ -142,8 +159,12 @@ def archive_day(
             # below proves the bytes before the manifest lists it
             outcome["adopted"] = True
         else:
+            # S3 refuses the PUT (BadDigest) unless the bytes it received have this sha256
+            checksum = base64.b64encode(bytes.fromhex(sha)).decode()
             with parquet_path.open("rb") as body:
-                outcome["written"] = bucket.put_new(key, body, "application/vnd.apache.parquet")
+                outcome["written"] = bucket.put_new(
+                    key, body, "application/vnd.apache.parquet", ChecksumSHA256=checksum
+                )
             outcome["adopted"] = not outcome["written"]
         verify(bucket, key, sha, facts, workdir)
         cur.execute(

@@ -4,7 +4,9 @@ generated rows, in the same run, side by side. Needs the stack (make start).
 Never touches the data: the jobs run (with their own identities) against a database of their
 own (``adpipe_bench``, migrated like the warehouse) and a bucket of their own
 (``<S3_BUCKET>-bench``); state is reset with SQL between repetitions. The warehouse's tables
-and the data bucket are fingerprinted before and after, and a difference fails the bench.
+and the data bucket are fingerprinted before and after: an object or committed row changed
+or gone, or anything added for the bench's days (August 2026), fails the bench (exit 3).
+The product's DAGs may go on running meanwhile.
 
 Contenders, on the same rows (medians of the repetitions; peak RSS of each process):
     api-load   adpipe: the extract_backup + load images end to end, containers included (and
@@ -43,7 +45,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,7 @@ FULL = {
     "10M": (datetime(2026, 8, 5, tzinfo=UTC), timedelta(hours=10), 1),
 }
 QUICK = {"20k": (datetime(2026, 8, 7, tzinfo=UTC), timedelta(seconds=72), 1)}
+BENCH_DAYS = (date(2026, 8, 1), date(2026, 8, 8))  # every size's window lies in these
 SLOW_ABOVE = 1_500_000  # insert_rows, dlt-merge and sql_to_s3 run on windows up to this
 # a constant: the statements below only ever name these columns
 COLUMNS = (
@@ -168,16 +171,45 @@ def empty(prefix: str) -> None:
 
 def fingerprint() -> dict[str, Any]:
     """What the bench must leave alone: the warehouse's tables and the data bucket."""
-    counts = helpers.query(
-        "SELECT (SELECT count(*) FROM ad_impressions), (SELECT count(*) FROM load_runs), "
-        "(SELECT coalesce(max(load_run_id), 0) FROM load_runs), "
-        "(SELECT count(*) FROM archive_manifest)"
-    )[0]
+    first, last = BENCH_DAYS
+    rows = helpers.query(
+        "SELECT count(*) FROM ad_impressions WHERE shown_at >= %s AND shown_at < %s",
+        (first, last),
+    )[0][0]
+    runs = helpers.query("SELECT load_run_id, window_start, rows_written FROM load_runs")
+    archived = helpers.query("SELECT archive_id, object_key FROM archive_manifest")
     objects = {}
     client = helpers.s3()
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=helpers.bucket()):
         objects.update({o["Key"]: o["ETag"] for o in page.get("Contents", [])})
-    return {"tables": list(counts), "objects": objects}
+    return {"bench_day_rows": rows, "runs": runs, "archived": archived, "objects": objects}
+
+
+def touched(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """How the warehouse or the data bucket changed in a way only the bench could have
+    caused. The product's own DAGs may run meanwhile: they add load runs, manifest rows and
+    objects of their own days, and never change or remove an object or a committed row."""
+    first, last = BENCH_DAYS
+    days = [f"{first + timedelta(days=n)}" for n in range((last - first).days)]
+    found = []
+    changed = [k for k, etag in before["objects"].items() if after["objects"].get(k) != etag]
+    if changed:
+        found.append(f"{len(changed)} objects changed or gone (first: {changed[0]})")
+    added = [
+        k for k in after["objects"].keys() - before["objects"].keys() if any(d in k for d in days)
+    ]
+    if added:
+        found.append(f"{len(added)} objects of the bench's days added (first: {added[0]})")
+    for name in ("runs", "archived"):
+        gone = set(before[name]) - set(after[name])
+        if gone:
+            found.append(f"{len(gone)} rows of {name} changed or gone")
+    runs = set(after["runs"]) - set(before["runs"])
+    if any(first <= start.date() < last for _, start, _ in runs):
+        found.append("load runs of the bench's days added")
+    if after["bench_day_rows"] != before["bench_day_rows"]:
+        found.append("rows of the bench's days added or removed")
+    return found
 
 
 def contender(name: str, *args: str) -> dict[str, Any]:
@@ -461,8 +493,11 @@ def main() -> int:
     out.write_text(json.dumps({"machine": machine, "results": results}, indent=1) + "\n")
     missed = table(results)
     print(f"\nbench: results in {out.relative_to(ROOT)}")
-    if before != after:
-        print("bench: the warehouse or the data bucket changed during the bench", file=sys.stderr)
+    found = touched(before, after)
+    if found:
+        print(
+            f"bench: the warehouse or the data bucket changed: {'; '.join(found)}", file=sys.stderr
+        )
         return 3
     if missed and not args.quick:
         print(f"bench: {len(missed)} goals missed", file=sys.stderr)

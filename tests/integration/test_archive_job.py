@@ -3,6 +3,7 @@ survives faults injected for real."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import subprocess
 import time
@@ -207,6 +208,37 @@ def test_killed_after_upload_before_commit_the_orphan_is_adopted(fault_days: int
     assert result["exit_code"] == 0, result["stderr"]
     assert result["objects_adopted"] == 1
     assert held_rows(F_FIRST, F_LAST) == fault_days
+    assert orphans() == []
+
+
+@pytest.mark.parametrize("with_checksum", [True, False], ids=["kept-sha256", "no-sha256"])
+def test_an_object_at_the_days_key_with_other_bytes_is_refused_not_adopted(
+    fault_days: int, with_checksum: bool
+) -> None:
+    # an earlier run died after its upload; then the object at that key was replaced by
+    # other bytes (a broken copy, a hand-made file). The archive must prove the object is
+    # its file before it deletes a row: by the SHA-256 S3 kept, or by reading it back.
+    name = archive_in_background(ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS="60")
+    wait_for_log(name, "pausing")
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=True)
+    time.sleep(1)
+    [key] = orphans()
+    other = b"PAR1 not the day's rows PAR1"
+    extra = {"ChecksumSHA256": base64.b64encode(hashlib.sha256(other).digest()).decode()}
+    helpers.s3().put_object(
+        Bucket=helpers.bucket(), Key=key, Body=other, **(extra if with_checksum else {})
+    )
+    try:
+        result = archive(F_RUN)
+        assert result["exit_code"] == 3, result["stderr"]
+        reason = "holds other bytes" if with_checksum else "reads back different bytes"
+        assert reason in result["stderr"] and key in result["stderr"]
+        assert held_rows(F_FIRST, F_LAST) == fault_days  # nothing of that day was deleted
+        assert helpers.get(key) == other  # and the object is left as it is
+    finally:
+        helpers.s3().delete_object(Bucket=helpers.bucket(), Key=key)
+    result = archive(F_RUN)
+    assert result["exit_code"] == 0, result["stderr"]
     assert orphans() == []
 
 

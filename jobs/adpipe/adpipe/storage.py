@@ -4,6 +4,7 @@ and a bounded number of retries."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 from collections.abc import Callable, Iterator
@@ -96,6 +97,22 @@ class Bucket:
             ),
             tolerated=PRECONDITION_FAILED,
         )
+
+    def stored_sha256(self, key: str) -> str | None:
+        """The SHA-256 (hex) S3 checked when the object was put with one and keeps with it;
+        None when it keeps none (put without, or a server that does not)."""
+        found: dict[str, Any] = {}
+
+        def head() -> None:
+            found.update(
+                self._client.head_object(Bucket=self.name, Key=key, ChecksumMode="ENABLED")
+            )
+
+        self._call("HEAD", key, head)
+        stored = found.get("ChecksumSHA256")
+        if not stored or "-" in stored:  # a multipart object's checksum of checksums
+            return None
+        return base64.b64decode(stored).hex()
 
     def download(self, key: str, handle: IO[bytes]) -> bool:
         """Stream the object into ``handle``; False when there is no such key."""

@@ -282,28 +282,33 @@ def copy_in(cur: Any, statement: str, stream: LineStream) -> None:
 
 
 class LineStream(io.RawIOBase):
-    """A read-only file over an iterable of text lines, for ``copy_expert`` without buffering
-    the whole input: COPY pulls what it needs, the iterable produces it on demand."""
+    """A read-only file over an iterable of text lines or byte chunks, for ``copy_expert``
+    without buffering the whole input: COPY pulls what it needs, the iterable produces it on
+    demand."""
 
-    def __init__(self, lines: Iterable[str]) -> None:
-        self._lines: Iterator[str] = iter(lines)
-        self._pending = b""
+    def __init__(self, lines: Iterable[str | bytes]) -> None:
+        self._lines: Iterator[str | bytes] = iter(lines)
+        self._pending = memoryview(b"")
         self.error: BaseException | None = None  # what the lines raised, if anything
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        while len(self._pending) < len(buffer):
-            try:
-                line = next(self._lines, None)
-            except BaseException as exc:  # psycopg2 reports it as a COPY failure: keep it
-                self.error = exc
-                raise
-            if line is None:
-                break
-            self._pending += line.encode()
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
+        view, filled = memoryview(buffer).cast("B"), 0
+        while filled < len(view):
+            if not self._pending:
+                try:
+                    line = next(self._lines, None)
+                except BaseException as exc:  # psycopg2 reports it as a COPY failure: keep it
+                    self.error = exc
+                    raise
+                if line is None:
+                    break
+                self._pending = memoryview(line.encode() if isinstance(line, str) else line)
+                continue
+            size = min(len(view) - filled, len(self._pending))
+            view[filled : filled + size] = self._pending[:size]
+            self._pending = self._pending[size:]
+            filled += size
+        return filled

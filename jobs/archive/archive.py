@@ -123,6 +123,7 @@ def archive_day(
     committed: set[str],
     unlisted: set[str],
     workdir: Path,
+    phases: dict[str, float],
 ) -> dict[str, Any]:
     """Move one day's rows to one verified archive object, in one transaction. ``unlisted``
     are the archive keys no committed manifest row lists; the one this run would write for
@@ -139,13 +140,16 @@ def archive_day(
             sql.SQL(MOVE_DAY).format(expressions=expressions),
             {"low": low, "high": low + timedelta(days=1)},
         )
+        clock = Clock(phases)
         with csv_path.open("wb") as spool:
             cur.copy_expert(move.decode(), spool, size=1 << 16)
+        clock.lap("move_rows")
         facts = csv_to_parquet(csv_path, parquet_path)
         csv_path.unlink()
         if facts["rows"] == 0:
             return outcome
         _check_rows(parquet_path, facts, "the Parquet file written")  # before it leaves
+        clock.lap("write_parquet")
         sha = sha256_file(parquet_path)
         key = archive_key(day, sha)
         if key in committed:
@@ -166,7 +170,9 @@ def archive_day(
                     key, body, "application/vnd.apache.parquet", ChecksumSHA256=checksum
                 )
             outcome["adopted"] = not outcome["written"]
+        clock.lap("upload")
         verify(bucket, key, sha, facts, workdir)
+        clock.lap("verify")
         cur.execute(
             INSERT_MANIFEST,
             (
@@ -186,10 +192,23 @@ def archive_day(
         if pause:  # a seam for fault tests: kill the job or cut its connection here
             log.warning("pausing %.1f s before committing %s", pause, day)
             time.sleep(pause)
+    clock.lap("commit")
     committed.add(key)
     unlisted.discard(key)
     outcome.update(rows=facts["rows"], key=f"s3://{bucket.name}/{key}")
     return outcome
+
+
+class Clock:
+    """Adds the seconds since the last lap to the named phase."""
+
+    def __init__(self, phases: dict[str, float]) -> None:
+        self.phases, self.last = phases, time.monotonic()
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - self.last
+        self.last = now
 
 
 def drop_if_empty(conn: Any, day: date) -> bool:
@@ -241,10 +260,13 @@ def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> di
         )
     results = []
     failures = []
+    phases: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="adpipe-archive-") as tmp:
         for day in days:
             try:
-                result = archive_day(conn, bucket, day, run_date, committed, unlisted, Path(tmp))
+                result = archive_day(
+                    conn, bucket, day, run_date, committed, unlisted, Path(tmp), phases
+                )
             except (JobError, psycopg2.Error, pa.ArrowException) as exc:
                 if conn.closed:
                     raise  # the connection is gone: no later day can run either
@@ -270,6 +292,9 @@ def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> di
         "objects_unlisted": len(unlisted),
         "partitions_dropped": sum(1 for r in results if r["partition_dropped"]),
         "keys": [r["key"] for r in results if r["key"]],
+        # where the time went, over all days: the DELETE ... RETURNING streamed to a spool,
+        # Parquet written and checked, the PUT, the proof, the commit
+        "phase_seconds": {name: round(took, 3) for name, took in phases.items()},
     }
     if failures:
         raise DataError(

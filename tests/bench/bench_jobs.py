@@ -287,6 +287,12 @@ def export_rows(csv_path: str) -> int:
         conn.close()
 
 
+def phases(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Each phase's median seconds over the runs, from the jobs' own summaries."""
+    names = runs[0].get("phase_seconds", {})
+    return {n: round(statistics.median(r["phase_seconds"][n] for r in runs), 3) for n in names}
+
+
 def median_of(runs: list[dict[str, Any]], rows: int, seconds: str = "seconds") -> dict[str, Any]:
     took = statistics.median(r[seconds] for r in runs)
     peaks = [r["peak_rss_mb"] for r in runs if r.get("peak_rss_mb") is not None]
@@ -344,7 +350,8 @@ def run_size(label: str, start: datetime, length: timedelta, runs: int) -> list[
         rows_per_s_without_containers=round(rows / inside),
     )
     # the load alone, from the backup just made
-    add("load", "adpipe", median_of(repeat(lambda: job("load", *window)), rows))
+    loads = repeat(lambda: job("load", *window))
+    add("load", "adpipe", median_of(loads, rows), phase_seconds=phases(loads))
     csv_path = str(ROOT / ".state" / "bench-rows.csv")
     same = export_rows(csv_path)
     loaders: list[tuple[str, Any]] = [("copy-ceiling", lambda: copy_ceiling(csv_path))]
@@ -386,7 +393,7 @@ def run_size(label: str, start: datetime, length: timedelta, runs: int) -> list[
     archives = repeat(lambda: job("archive", "run", "--date", archive_date), load_day)
     if archives[-1]["rows_archived"] != same:
         sys.exit(f"bench: the archive moved {archives[-1]['rows_archived']} rows of {same}")
-    add("archive", "adpipe", median_of(archives, same))
+    add("archive", "adpipe", median_of(archives, same), phase_seconds=phases(archives))
     return results
 
 
@@ -437,6 +444,11 @@ def table(results: list[dict[str, Any]]) -> list[str]:
             f"{r['job']:<10}{r['size']:>6}  {r['contender']:<14}{r['rows']:>10}"
             f"{r['rows_per_s']:>10}{peak:>9}"
         )
+    print("\nwhere adpipe's time goes (median seconds per phase, from the jobs' summaries):")
+    for r in results:
+        if r.get("phase_seconds"):
+            spent = ", ".join(f"{n} {v:.2f}" for n, v in r["phase_seconds"].items())
+            print(f"  {r['job']} {r['size']} ({r['seconds']:.2f} s): {spent}")
     missed = []
     print(f"\n{'goal':<48}{'ratio':>8}{'bound':>8}  met?")
     for what, ratio, bound, met in goals(results):

@@ -33,7 +33,9 @@ import logging
 import reprlib
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,6 +68,7 @@ CREATE TEMPORARY TABLE stage_impressions (
 ) ON COMMIT DROP
 """
 STAGE_MEMORY = "256MB"
+PREFETCH = 2  # pages fetched ahead of the one being loaded
 COPY_STAGE = "COPY stage_impressions FROM STDIN WITH (FORMAT csv)"
 DELETE_WINDOW = "DELETE FROM ad_impressions WHERE shown_at >= %s AND shown_at < %s"
 INSERT_FIRST_OF_EACH = """
@@ -125,28 +128,42 @@ def read_manifest(bucket: Bucket, start: datetime, end: datetime) -> tuple[str, 
 
 
 def page_bodies(bucket: Bucket, manifest: dict) -> Iterator[tuple[int, bytes]]:
-    """Each page's bytes as the API sent them, after checking the manifest's sha256."""
-    for number, page in enumerate(manifest["pages"], start=1):
-        packed = bucket.get(page["key"])
-        if packed is None:
-            raise DataError(
-                f"backup page s3://{bucket.name}/{page['key']} is missing",
-                "rerun extract_backup for this window",
-            )
-        try:
-            body = gzip.decompress(packed)
-        except (OSError, EOFError):
-            raise DataError(
-                f"backup page s3://{bucket.name}/{page['key']} is not gzip",
-                "rerun extract_backup for this window",
-            ) from None
-        if hashlib.sha256(body).hexdigest() != page["sha256"]:
-            raise DataError(
-                f"backup page s3://{bucket.name}/{page['key']} does not match the "
-                "manifest's sha256",
-                "rerun extract_backup for this window",
-            )
-        yield number, body
+    """Each page's bytes as the API sent them, after checking the manifest's sha256. The next
+    PREFETCH pages are fetched, unpacked and checked in threads while one is loaded (S3,
+    zlib and sha256 release the GIL), so at most PREFETCH + 1 pages are in memory."""
+    pages = list(enumerate(manifest["pages"], start=1))
+    with ThreadPoolExecutor(max_workers=PREFETCH, thread_name_prefix="prefetch") as pool:
+        ahead: deque[tuple[int, Future[bytes]]] = deque()
+        for number, page in pages:
+            ahead.append((number, pool.submit(_page_body, bucket, page)))
+            if len(ahead) > PREFETCH:
+                done, body = ahead.popleft()
+                yield done, body.result()
+        while ahead:
+            done, body = ahead.popleft()
+            yield done, body.result()
+
+
+def _page_body(bucket: Bucket, page: dict) -> bytes:
+    packed = bucket.get(page["key"])
+    if packed is None:
+        raise DataError(
+            f"backup page s3://{bucket.name}/{page['key']} is missing",
+            "rerun extract_backup for this window",
+        )
+    try:
+        body = gzip.decompress(packed)
+    except (OSError, EOFError):
+        raise DataError(
+            f"backup page s3://{bucket.name}/{page['key']} is not gzip",
+            "rerun extract_backup for this window",
+        ) from None
+    if hashlib.sha256(body).hexdigest() != page["sha256"]:
+        raise DataError(
+            f"backup page s3://{bucket.name}/{page['key']} does not match the manifest's sha256",
+            "rerun extract_backup for this window",
+        )
+    return body
 
 
 def copy_input(

@@ -465,13 +465,44 @@ def table(results: list[dict[str, Any]]) -> list[str]:
     return missed
 
 
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.processor() or "unknown"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The results and goals as Markdown tables, as the README shows them."""
+    lines = [
+        "| job | size | contender | rows | rows/s | peak RSS MB |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    for r in report["results"]:
+        peak = f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] is not None else "-"
+        lines.append(
+            f"| {r['job']} | {r['size']} | {r['contender']} | {r['rows']:,} | "
+            f"{r['rows_per_s']:,} | {peak} |"
+        )
+    lines += ["", "| goal | ratio | bound | met |", "| --- | ---: | ---: | --- |"]
+    for what, ratio, bound, met in goals(report["results"]):
+        lines.append(f"| {what} | {ratio:.2f} | {bound:.2f} | {'yes' if met else '**no**'} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20k rows, one repetition")
     parser.add_argument(
         "--size", action="append", choices=list(FULL), help="only these sizes (repeatable)"
     )
+    parser.add_argument(
+        "--markdown", metavar="RESULTS", help="print a results file as the README's tables"
+    )
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return 0
     sizes = QUICK if args.quick else {k: v for k, v in FULL.items() if k in (args.size or FULL)}
     before = fingerprint()
     pages = ROOT / ".state" / "bench-pages"
@@ -492,7 +523,9 @@ def main() -> int:
         shutil.rmtree(pages, ignore_errors=True)
     after = fingerprint()
     machine = {
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
+        "postgres": helpers.query("SHOW server_version")[0][0],
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "platform": platform.platform(),
         "python": platform.python_version(),

@@ -4,13 +4,14 @@ minus ARCHIVE_RETENTION_DAYS) from ``ad_impressions`` to Parquet (zstd) in
 and restores archived days on demand.
 
 Each day is one short transaction under the day's lock (so no load of the day interleaves):
-``COPY (DELETE ... RETURNING ...) TO STDOUT`` streams the day's rows to a spool file, pyarrow
-turns it into Parquet batch by batch and checks the file (row count, ids); the object is put
-with If-None-Match and its SHA-256, which S3 checks on receipt and keeps, and a HEAD proves
-the stored object is that file (one kept without a SHA-256 is read back and checked whole);
-only then is its ``archive_manifest`` row inserted and the transaction committed. Until
-that commit the rows stay in PostgreSQL. Late rows in an archived day become a second file.
-One day's failure fails that day, not the others.
+``COPY (DELETE ... RETURNING ...) TO STDOUT`` streams the day's rows into pyarrow, which
+turns them into a Parquet file batch by batch while they arrive (`parquet_files.ParquetSink`);
+the file is checked (row count, ids), then put with If-None-Match and its SHA-256, which S3
+checks on receipt and keeps, and a HEAD proves the stored object is that file (one kept
+without a SHA-256 is read back and checked whole); only then is its ``archive_manifest`` row
+inserted and the transaction committed. Until that commit the rows stay in PostgreSQL. Late
+rows in an archived day become a second file. One day's failure fails that day, not the
+others.
 
 The archive never deletes an object. An object under the archive prefix that no committed
 manifest row lists is adopted only when it is exactly the object this run writes for its day
@@ -52,7 +53,7 @@ from adpipe.storage import Bucket
 from adpipe.warehouse import lock_days, partition_name, service_error, session
 from adpipe.windows import ARCHIVE_TABLE_PREFIX as TABLE_PREFIX
 from adpipe.windows import archive_key, archive_key_day
-from parquet_files import COLUMNS, csv_to_parquet, ids_sha256, sha256_file
+from parquet_files import COLUMNS, ParquetSink, ids_sha256, sha256_file
 from psycopg2 import sql
 from restore import __doc__ as restore_doc
 from restore import restore
@@ -128,7 +129,7 @@ def archive_day(
     """Move one day's rows to one verified archive object, in one transaction. ``unlisted``
     are the archive keys no committed manifest row lists; the one this run would write for
     the day is adopted (and leaves the set), the others are never touched."""
-    csv_path, parquet_path = workdir / "day.csv", workdir / "day.parquet"
+    parquet_path = workdir / "day.parquet"
     expressions = sql.SQL(", ").join(sql.SQL(expr) for _, expr, _, _ in COLUMNS)
     outcome = {"day": day.isoformat(), "rows": 0, "key": None, "written": False, "adopted": False}
     with conn, conn.cursor() as cur:
@@ -141,15 +142,14 @@ def archive_day(
             {"low": low, "high": low + timedelta(days=1)},
         )
         clock = Clock(phases)
-        with csv_path.open("wb") as spool:
-            cur.copy_expert(move.decode(), spool, size=1 << 16)
-        clock.lap("move_rows")
-        facts = csv_to_parquet(csv_path, parquet_path)
-        csv_path.unlink()
+        with ParquetSink(parquet_path) as sink:
+            cur.copy_expert(move.decode(), sink, size=1 << 16)
+        clock.lap("move_rows")  # and write the Parquet file, meanwhile
+        facts = sink.facts
         if facts["rows"] == 0:
             return outcome
         _check_rows(parquet_path, facts, "the Parquet file written")  # before it leaves
-        clock.lap("write_parquet")
+        clock.lap("check_parquet")
         sha = sha256_file(parquet_path)
         key = archive_key(day, sha)
         if key in committed:
@@ -292,8 +292,8 @@ def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> di
         "objects_unlisted": len(unlisted),
         "partitions_dropped": sum(1 for r in results if r["partition_dropped"]),
         "keys": [r["key"] for r in results if r["key"]],
-        # where the time went, over all days: the DELETE ... RETURNING streamed to a spool,
-        # Parquet written and checked, the PUT, the proof, the commit
+        # where the time went, over all days: the DELETE ... RETURNING streamed into Parquet,
+        # the file checked, the PUT, the proof, the commit
         "phase_seconds": {name: round(took, 3) for name, took in phases.items()},
     }
     if failures:

@@ -7,7 +7,9 @@ in memory bounded by a few megabytes whatever the day's size. ``archive`` writes
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def record_end(data: bytes) -> int:
+def record_end(data: bytes | bytearray) -> int:
     """Just past the last line end of ``data`` that ends a CSV record, or 0 when none does.
 
     PostgreSQL's CSV quotes every field holding a quote, comma or line end, and doubles the
@@ -95,6 +97,72 @@ def uuid_bytes(texts: pa.StringArray) -> bytes:
 def csv_to_parquet(csv_path: Path, parquet_path: Path) -> dict[str, Any]:
     """Stream a day's CSV into Parquet (zstd) in batches; returns rows, min and max shown_at,
     and the sha256 of the ordered 16-byte impression ids."""
+    return blocks_to_parquet(csv_blocks(csv_path), parquet_path)
+
+
+class ParquetSink:
+    """A file to hand ``COPY ... TO STDOUT``: the CSV PostgreSQL sends is cut into blocks at
+    record ends and turned into Parquet by a thread while the server goes on sending (Arrow
+    releases the GIL), instead of after it. At most QUEUED blocks wait, so memory stays at a
+    few megabytes whatever the day's size. ``facts`` is what `csv_to_parquet` returns.
+
+        with ParquetSink(path) as sink:
+            cur.copy_expert("COPY (...) TO STDOUT WITH (FORMAT csv)", sink)
+    """
+
+    QUEUED = 4
+
+    def __init__(self, parquet_path: Path) -> None:
+        self.facts: dict[str, Any] = {}
+        self._pending = bytearray()
+        self._blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=self.QUEUED)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._convert, args=(parquet_path,), name="parquet", daemon=True
+        )
+
+    def __enter__(self) -> ParquetSink:
+        self._thread.start()
+        return self
+
+    def write(self, data: bytes) -> int:
+        self._pending += data
+        if len(self._pending) >= BATCH_BYTES:
+            cut = record_end(self._pending)
+            if cut:
+                self._put(bytes(self._pending[:cut]))
+                del self._pending[:cut]
+        return len(data)
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if error is None and self._pending:
+            self._put(bytes(self._pending))
+        self._pending.clear()
+        self._blocks.put(None)  # the converter ends: on the last block, or at once on error
+        self._thread.join()
+        if error is None and self._error is not None:
+            raise self._error
+
+    def _put(self, block: bytes) -> None:
+        if self._error is not None:  # fail the COPY: the converter gave up
+            raise self._error
+        self._blocks.put(block)
+
+    def _blocks_until_end(self) -> Iterator[bytes]:
+        while (block := self._blocks.get()) is not None:
+            yield block
+
+    def _convert(self, parquet_path: Path) -> None:
+        try:
+            self.facts = blocks_to_parquet(self._blocks_until_end(), parquet_path)
+        except BaseException as exc:  # handed to the COPY's thread; drain so it never blocks
+            self._error = exc
+            while self._blocks.get() is not None:
+                pass
+
+
+def blocks_to_parquet(blocks: Iterable[bytes], parquet_path: Path) -> dict[str, Any]:
+    """CSV blocks, each ending where a record ends, into Parquet (zstd) in batches."""
     read_options = pacsv.ReadOptions(column_names=[c[0] for c in COLUMNS])
     convert_options = pacsv.ConvertOptions(
         column_types={name: csv_type for name, _, csv_type, _ in COLUMNS},
@@ -105,7 +173,7 @@ def csv_to_parquet(csv_path: Path, parquet_path: Path) -> dict[str, Any]:
     parse_options = pacsv.ParseOptions(newlines_in_values=True)
     reader = (
         batch
-        for block in csv_blocks(csv_path)
+        for block in blocks
         for batch in pacsv.read_csv(
             pa.py_buffer(block),
             read_options=read_options,

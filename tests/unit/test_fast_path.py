@@ -91,6 +91,8 @@ def test_the_mock_apis_pages_take_the_fast_path_and_its_bad_records_go_to_the_ru
         {"shown_at": "2026-11-20T11:00:00Z"},
         {"placement": "caf\u00e9"},
         {"placement": "x" * 65},
+        {"placement": "feed,top"},  # CSV would quote these: the rules' rows are quoted
+        {"device": 'say "hi"'},
         {"device": ""},
         {"country": "de"},
         {"currency": "XXQ"},

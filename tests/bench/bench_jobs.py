@@ -338,6 +338,15 @@ def run_size(label: str, start: datetime, length: timedelta, runs: int) -> list[
             "jobs_seconds": extracted["seconds"] + loaded["seconds"],
             "peak_rss_mb": max(extracted["peak_rss_mb"], loaded["peak_rss_mb"]),
             "rows": loaded["rows_written"],
+            "phase_seconds": {
+                "containers": extracted["wall"]
+                + loaded["wall"]
+                - extracted["seconds"]
+                - loaded["seconds"],
+                "extract": extracted["seconds"],
+                **{f"extract.{k}": v for k, v in extracted.get("phase_seconds", {}).items()},
+                "load": loaded["seconds"],
+            },
         }
 
     e2e = repeat(api_load, lambda: reset(backups=(start, start + length)))
@@ -348,6 +357,7 @@ def run_size(label: str, start: datetime, length: timedelta, runs: int) -> list[
         "adpipe",
         median_of(e2e, rows),
         rows_per_s_without_containers=round(rows / inside),
+        phase_seconds=phases(e2e),
     )
     # the load alone, from the backup just made
     loads = repeat(lambda: job("load", *window))

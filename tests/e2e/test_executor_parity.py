@@ -64,7 +64,9 @@ def test_api_load_and_archive_leave_the_same_state_under_every_executor() -> Non
         manifests = helpers.backup_manifests(start, start + timedelta(hours=1))
         windows[start.isoformat()] = {"rows": rows, "md5": checksum, "manifests": manifests}
     run_id = f"parity-archive-{TODAY:%Y%m%d}"
-    run = airflow.run("archive", TODAY + timedelta(hours=3), run_id)
+    # yesterday 03:00: a logical date in the past at any hour of the day (the scheduler
+    # refuses a future one), and still 31 days after DAY, so the run moves it
+    run = airflow.run("archive", TODAY - timedelta(hours=21), run_id)
     assert run["state"] == "success", airflow.task_states("archive", run_id)
     archived = helpers.query(
         "SELECT rows, ids_sha256 FROM archive_manifest WHERE shown_date = %s "

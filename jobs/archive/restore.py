@@ -23,7 +23,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from adpipe.job import DataError
 from adpipe.storage import Bucket
-from adpipe.warehouse import IMPRESSION_COLUMNS, LineStream, copy_in, ensure_partitions, lock_days
+from adpipe.warehouse import TABLE_COLUMNS as COLUMNS
+from adpipe.warehouse import LineStream, copy_in, ensure_partitions, lock_days
 
 RESTORABLE = """
 SELECT archive_id, object_key, shown_date, rows FROM archive_manifest
@@ -33,7 +34,6 @@ ORDER BY shown_date, archive_id
 STAGE = (
     "CREATE TEMPORARY TABLE stage_restore (LIKE ad_impressions INCLUDING DEFAULTS) ON COMMIT DROP"
 )
-COLUMNS = (*IMPRESSION_COLUMNS, "load_run_id", "loaded_at")
 
 
 def _csv_lines(path: Path) -> Any:

@@ -21,6 +21,7 @@ from datetime import datetime
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
+from adpipe.warehouse import IMPRESSION_COLUMNS
 from impression_rules import CURRENCIES
 
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -36,20 +37,6 @@ EPOCH = "1970-01-01T00:00:00Z"  # stands in for a timestamp already left to the 
 INTEGERS = ("ad_id", "campaign_id", "advertiser_id", "cost_micros")
 TEXTS = ("placement", "device")
 CURRENCY_SET = pa.array(sorted(CURRENCIES))
-# the stage table's columns after the ordinal
-STAGE_ORDER = (
-    "impression_id",
-    "ad_id",
-    "campaign_id",
-    "advertiser_id",
-    "placement",
-    "device",
-    "country",
-    "shown_at",
-    "cost_micros",
-    "currency",
-    "clicked",
-)
 
 
 class Impression(msgspec.Struct):
@@ -138,7 +125,7 @@ def page_batch(body: bytes, start: datetime, end: datetime, first_ordinal: int) 
     left = pc.indices_nonzero(pc.invert(ok)).to_pylist()
     ordinals = pa.array(range(first_ordinal, first_ordinal + count), pa.int64())
     fields = [pc.cast(ordinals, pa.string())]
-    for name in STAGE_ORDER:
+    for name in IMPRESSION_COLUMNS:  # the stage table's columns after the ordinal
         column = columns[name]
         if column.type != pa.string():
             column = pc.cast(column, pa.string())  # integers; booleans as true/false

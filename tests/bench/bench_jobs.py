@@ -56,6 +56,7 @@ sys.path.insert(0, str(ROOT / "platform"))
 
 import extract  # noqa: E402
 import helpers  # noqa: E402
+from adpipe.warehouse import TABLE_COLUMNS  # noqa: E402
 
 helpers.load_env()
 
@@ -73,10 +74,7 @@ QUICK = {"20k": (datetime(2026, 8, 7, tzinfo=UTC), timedelta(seconds=72), 1)}
 BENCH_DAYS = (date(2026, 8, 1), date(2026, 8, 8))  # every size's window lies in these
 SLOW_ABOVE = 1_500_000  # insert_rows, dlt-merge and sql_to_s3 run on windows up to this
 # a constant: the statements below only ever name these columns
-COLUMNS = (
-    "impression_id, ad_id, campaign_id, advertiser_id, placement, device, country, shown_at, "
-    "cost_micros, currency, clicked, load_run_id, loaded_at"
-)
+COLUMNS = ", ".join(TABLE_COLUMNS)
 UTC_TEXT = """to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 EXPORT = (
     "COPY (SELECT "  # noqa: S608

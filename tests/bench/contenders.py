@@ -25,22 +25,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-# the rows' columns, as the CSV of make bench holds them and ad_impressions names them
-COLUMNS = (
-    "impression_id",
-    "ad_id",
-    "campaign_id",
-    "advertiser_id",
-    "placement",
-    "device",
-    "country",
-    "shown_at",
-    "cost_micros",
-    "currency",
-    "clicked",
-    "load_run_id",
-    "loaded_at",
-)
+from adpipe.warehouse import TABLE_COLUMNS
+
 DAY_ROWS = "SELECT * FROM ad_impressions WHERE shown_at >= %(day)s AND shown_at < %(next)s"
 
 
@@ -83,7 +69,9 @@ def insert_rows(path: str) -> Callable[[], Any]:
                 rows += 1
                 yield row
 
-        hook.insert_rows("ad_impressions", counted(), target_fields=COLUMNS, commit_every=5000)
+        hook.insert_rows(
+            "ad_impressions", counted(), target_fields=TABLE_COLUMNS, commit_every=5000
+        )
         return rows
 
     return work
@@ -111,7 +99,7 @@ def dlt_merge(path: str) -> Callable[[], Any]:
     def impressions() -> Iterator[Any]:
         reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(column_names=list(COLUMNS), block_size=4 << 20),
+            read_options=pacsv.ReadOptions(column_names=list(TABLE_COLUMNS), block_size=4 << 20),
             convert_options=pacsv.ConvertOptions(
                 column_types=types, true_values=["t"], false_values=["f"]
             ),

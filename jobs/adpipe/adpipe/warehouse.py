@@ -43,6 +43,7 @@ IMPRESSION_COLUMNS = (
     "currency",
     "clicked",
 )
+TABLE_COLUMNS = (*IMPRESSION_COLUMNS, "load_run_id", "loaded_at")  # every column, in order
 MIGRATION_LOCK = 4_242_001  # pg_advisory_xact_lock key for schema changes
 PARTITION_LOCK = 4_242_002  # taken by adpipe_ensure_partition (migration 0003)
 DAY_LOCK = 4_242_004  # pg_advisory_xact_lock(DAY_LOCK, days since 1970-01-01): one day's rows

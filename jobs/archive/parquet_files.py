@@ -67,22 +67,6 @@ def record_end(data: bytes | bytearray) -> int:
     return 0
 
 
-def csv_blocks(path: Path, size: int = BATCH_BYTES) -> Iterator[bytes]:
-    """The file in blocks of about ``size`` bytes, each ending where a record ends (text
-    fields may hold line ends). pyarrow's streaming CSV reader reads ahead without bound, so
-    a day would sit in memory; these blocks keep it to a few megabytes."""
-    rest = b""
-    with path.open("rb") as handle:
-        while data := handle.read(size):
-            data = rest + data
-            cut = record_end(data)
-            rest = data[cut:]
-            if cut:
-                yield data[:cut]
-    if rest:
-        yield rest
-
-
 def uuid_bytes(texts: pa.StringArray) -> bytes:
     """The 16-byte forms of PostgreSQL's uuid texts, in order, without a Python object per
     row: the array's character data is the texts back to back."""
@@ -94,17 +78,11 @@ def uuid_bytes(texts: pa.StringArray) -> bytes:
     return bytes.fromhex(data.translate(None, b"-").decode("ascii"))
 
 
-def csv_to_parquet(csv_path: Path, parquet_path: Path) -> dict[str, Any]:
-    """Stream a day's CSV into Parquet (zstd) in batches; returns rows, min and max shown_at,
-    and the sha256 of the ordered 16-byte impression ids."""
-    return blocks_to_parquet(csv_blocks(csv_path), parquet_path)
-
-
 class ParquetSink:
     """A file to hand ``COPY ... TO STDOUT``: the CSV PostgreSQL sends is cut into blocks at
     record ends and turned into Parquet by a thread while the server goes on sending (Arrow
     releases the GIL), instead of after it. At most QUEUED blocks wait, so memory stays at a
-    few megabytes whatever the day's size. ``facts`` is what `csv_to_parquet` returns.
+    few megabytes whatever the day's size. ``facts`` is what `blocks_to_parquet` returns.
 
         with ParquetSink(path) as sink:
             cur.copy_expert("COPY (...) TO STDOUT WITH (FORMAT csv)", sink)

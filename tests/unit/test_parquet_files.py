@@ -1,5 +1,5 @@
 """The archive's Parquet writing: streamed from COPY's CSV while it arrives, it gives the same
-file as from a spooled CSV, cuts blocks only where records end, and a failure surfaces
+file as the whole CSV in one block, cuts blocks only where records end, and a failure surfaces
 instead of hanging the COPY."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import parquet_files
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from parquet_files import ParquetSink, csv_to_parquet
+from parquet_files import ParquetSink, blocks_to_parquet
 
 
 def day_csv(rows: int) -> bytes:
@@ -42,19 +42,17 @@ def day_csv(rows: int) -> bytes:
     return out.getvalue().encode()
 
 
-def test_streamed_parquet_equals_the_spooled_one(tmp_path: Path, monkeypatch) -> None:
+def test_streamed_parquet_equals_the_one_from_the_whole_csv(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(parquet_files, "BATCH_BYTES", 4096)  # many blocks, cut mid-record
     data = day_csv(3000)
-    spooled = tmp_path / "day.csv"
-    spooled.write_bytes(data)
-    expected = csv_to_parquet(spooled, tmp_path / "spooled.parquet")
+    expected = blocks_to_parquet([data], tmp_path / "whole.parquet")  # one block, no cuts
     with ParquetSink(tmp_path / "streamed.parquet") as sink:
         for start in range(0, len(data), 157):  # COPY's writes are a row or less each
             sink.write(data[start : start + 157])
     assert sink.facts == expected
     assert expected["rows"] == 3000
     streamed = pq.read_table(tmp_path / "streamed.parquet")
-    assert streamed.equals(pq.read_table(tmp_path / "spooled.parquet"))
+    assert streamed.equals(pq.read_table(tmp_path / "whole.parquet"))
     assert streamed.column("placement")[0].as_py() == 'line\nbreak, "quoted"'
 
 

@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-env: ## Create .env from .env.example (fresh random secrets), or add settings it gained
+env: ## Create .env from .env.example (fresh random secrets) or add what it gained; write each job's own .env.<job>
 	@python3 platform/env.py
 
 engine: ## Make sure a Docker engine answers (on Debian as root: install and start dockerd)
@@ -109,14 +109,14 @@ soak: env ## Outside CI: 200 hourly api-load runs and their daily archives throu
 	@python3 platform/soak.py
 
 migrate: env ## Apply the warehouse's migrations as its owner (the stack does it at start)
-	@docker run --rm --network host --env-file .env adpipe/archive:dev migrate
+	@docker run --rm --network host --env-file .env.migrate adpipe/archive:dev migrate
 
 restore: env ## Restore archived days into ad_impressions: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD" >&2; exit 2; }
-	@docker run --rm --network host --env-file .env adpipe/archive:dev restore --from $(FROM) --to $(TO)
+	@docker run --rm --network host --env-file .env.archive adpipe/archive:dev restore --from $(FROM) --to $(TO)
 
 reconcile: env ## Per day: backup = postgres + archive + rejected + duplicates? FROM=... TO=... (default: 45 days)
-	@docker run --rm --network host --env-file .env adpipe/archive:dev \
+	@docker run --rm --network host --env-file .env.reconcile adpipe/archive:dev \
 	  reconcile --from $${FROM:-$$(date -u -d '45 days ago' +%F)} --to $${TO:-$$(date -u +%F)} $(if $(JSON),--json)
 
 clean: ## Stop the stack, delete its volumes (all data), the venv and the logs; .env and images stay

@@ -15,7 +15,7 @@ import time
 import urllib.error
 from datetime import UTC, datetime, timedelta
 
-from stack_client import ROOT, Airflow, load_env
+from stack_client import Airflow, job_argv, load_env
 
 HOURS = (8, 9)
 
@@ -32,21 +32,9 @@ def unsuccessful(airflow: Airflow, dag_id: str, run_ids: list[str]) -> list[str]
 
 
 def docker(args: list[str]) -> subprocess.CompletedProcess:
-    """``docker run`` of a job image with the stack's settings, as a user would."""
+    """``docker run`` of a job image with its own env file, as a user would."""
     return subprocess.run(  # noqa: S603 - fixed arguments
-        [  # noqa: S607 - docker from PATH, as in the Makefile
-            "docker",
-            "run",
-            "--rm",
-            "--network",
-            "host",
-            "--env-file",
-            str(ROOT / ".env"),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+        job_argv(args[0], args[1:]), capture_output=True, text=True, check=False
     )
 
 

@@ -1,9 +1,14 @@
-"""Create .env from .env.example, or add the settings .env.example gained since.
+"""Create .env from .env.example, or add the settings .env.example gained since; then write
+each job identity's own env file from it.
 
 Values ``generate`` become fresh random secrets, ``generate-name`` a compose project name
-(``adpipe-<6 hex>``); ``{NAME}`` in a value is filled with the
-value of the setting NAME (so a DSN carries the password generated for it). Existing values
-in .env are never changed.
+(``adpipe-<6 hex>``); ``{NAME}`` in a value is filled with the value of the setting NAME (so a
+DSN carries the password generated for it). Existing values in .env are never changed.
+
+``.env.<identity>`` (``adpipe.settings.ENV_FILES``: extract_backup, load, archive, reconcile,
+migrate) holds only what that identity's commands read, under the names they read: a job run
+by hand with ``docker run --env-file .env.load`` gets what the DAG gives it, nothing more.
+Each is rewritten from .env every time, mode 0600.
 """
 
 import base64
@@ -14,6 +19,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "jobs" / "adpipe"))
+from adpipe.settings import ENV_FILES  # noqa: E402 - the jobs' own table, standard library only
 
 
 def value(raw: str, known: dict[str, str]) -> str:
@@ -28,7 +35,39 @@ def value(raw: str, known: dict[str, str]) -> str:
     return re.sub(r"\{([A-Z0-9_]+)\}", lambda m: known[m.group(1)], raw)
 
 
+def write_private(target: Path, text: str) -> None:
+    """Write ``text`` to ``target``, readable by its owner only from its first byte."""
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    partial.replace(target)
+
+
+def write_job_files(known: dict[str, str]) -> None:
+    """Each identity's env file, its settings under the names its jobs read."""
+    for env in ENV_FILES.values():
+        lines = [f"# {env.name}: written by `make env` from .env; rewritten every time"]
+        for name in env.names:
+            read_as = env.settings.name(name)
+            if read_as in known:
+                lines.append(f"{read_as}={known[read_as]}")
+        write_private(ROOT / f".env.{env.name}", "\n".join(lines) + "\n")
+
+
 def main() -> int:
+    written = ensure_env()
+    known = dict(
+        line.partition("=")[::2]
+        for line in (ROOT / ".env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    write_job_files(known)
+    return written
+
+
+def ensure_env() -> int:
     example = (ROOT / ".env.example").read_text().splitlines()
     target = ROOT / ".env"
     settings = [
@@ -43,10 +82,8 @@ def main() -> int:
             for line in example
             for k in [line.partition("=")[0]]
         ]
-        # readable by its owner only from its first byte: it holds every secret of the stack
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write("\n".join(lines) + "\n")
+        # it holds every secret of the stack
+        write_private(target, "\n".join(lines) + "\n")
         print("env: wrote .env from .env.example")
         return 0
     target.chmod(0o600)

@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import backfill
-from stack_client import ROOT, load_env
+from stack_client import ROOT, job_argv, load_env
 
 HOURS = int(os.environ.get("SOAK_HOURS", "200"))
 GROWTH_LIMIT = 1.2
@@ -103,21 +103,10 @@ def main() -> int:
         stop.set()
         sampler.join()
     reconcile = subprocess.run(  # noqa: S603 - fixed arguments
-        [  # noqa: S607 - docker from PATH
-            "docker",
-            "run",
-            "--rm",
-            "--network",
-            "host",
-            "--env-file",
-            str(ROOT / ".env"),
+        job_argv(
             "adpipe/archive:dev",
-            "reconcile",
-            "--from",
-            days[0].isoformat(),
-            "--to",
-            days[-1].isoformat(),
-        ],
+            ["reconcile", "--from", days[0].isoformat(), "--to", days[-1].isoformat()],
+        ),
         capture_output=True,
         text=True,
         check=False,

@@ -36,9 +36,7 @@ address() {
 ports() {  # ports <service>: the TCP ports it listens on (all on 127.0.0.1)
   case "$1" in
     postgres) echo "$POSTGRES_PORT" ;;
-    # SeaweedFS: S3, master, volume, filer, and each one's gRPC port (+10000)
-    s3) for p in "$S3_PORT" $((S3_PORT + 333)) $((S3_PORT + 480)) $((S3_PORT + 888)); do
-          echo "$p $((p + 10000))"; done ;;
+    s3) echo "$S3_PORT" ;;  # SeaweedFS's other ports stay inside its container
     ad-api) echo "$AD_API_PORT" ;;
     airflow-api-server) echo "$AIRFLOW_PORT" ;;
     airflow-scheduler) echo 8974 ;;

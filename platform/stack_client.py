@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,33 @@ def load_env() -> None:
         if line.strip() and not line.lstrip().startswith("#") and "=" in line:
             key, _, value = line.partition("=")
             os.environ.setdefault(key.strip(), value.strip())
+
+
+# the archive image's commands that run as another identity than the archive's
+OTHER_IDENTITY = {"reconcile": "reconcile", "migrate": "migrate"}
+
+
+def job_env_file(image: str, args: Sequence[str]) -> Path:
+    """The env file `make env` wrote for the identity a job command runs as (.env.load, ...)."""
+    job = image.split("/")[-1].split(":")[0]
+    if job == "archive" and args:
+        job = OTHER_IDENTITY.get(args[0], job)
+    return ROOT / f".env.{job}"
+
+
+def job_argv(
+    image: str,
+    args: Sequence[str],
+    env: dict[str, str] | None = None,
+    options: Sequence[str] = ("--rm",),
+) -> list[str]:
+    """``docker run`` of a job image as the DAGs run it: host network, the job's own env file
+    (its identity and settings, nothing more), ``env`` on top."""
+    argv = ["docker", "run", *options, "--network", "host"]
+    argv += ["--env-file", str(job_env_file(image, args))]
+    for key, value in (env or {}).items():
+        argv += ["-e", f"{key}={value}"]
+    return [*argv, image, *args]
 
 
 def _request(method: str, url: str, payload: object = None, token: str = "") -> Any:

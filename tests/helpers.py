@@ -21,7 +21,14 @@ from typing import Any
 import boto3
 import psycopg2
 import pyarrow.parquet as pq
-from stack_client import ROOT, Airflow, load_env, login_status  # noqa: F401 - for the tests
+from stack_client import (  # noqa: F401 - for the tests
+    ROOT,
+    Airflow,
+    job_argv,
+    job_env_file,
+    load_env,
+    login_status,
+)
 
 ENV_FILE = ROOT / ".env"
 
@@ -36,19 +43,14 @@ def docker_run(
     entrypoint: str | None = None,
     remove: bool = True,
 ) -> subprocess.CompletedProcess:
-    """``docker run --rm --network host --env-file .env <image> <args>``, as a user would
-    (``remove=False`` keeps the container, and its log, after it ends)."""
-    cmd = ["docker", "run", *(["--rm"] if remove else []), "--network", "host"]
-    cmd += ["--env-file", str(ENV_FILE)]
-    if detach:
-        cmd.append("-d")
-    if name:
-        cmd += ["--name", name]
-    for key, value in (env or {}).items():
-        cmd += ["-e", f"{key}={value}"]
-    if entrypoint:
-        cmd += ["--entrypoint", entrypoint]
-    cmd += [image, *args]
+    """``docker run --rm --network host --env-file .env.<identity> <image> <args>``, as the
+    README tells a user (``remove=False`` keeps the container, and its log, after it ends)."""
+    options = [*(["--rm"] if remove else []), *(["-d"] if detach else [])]
+    options += [
+        *(["--name", name] if name else []),
+        *(["--entrypoint", entrypoint] if entrypoint else []),
+    ]
+    cmd = job_argv(image, args, env, options)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
 

@@ -6,12 +6,15 @@ task runs (never at parse time), so they never show among the rendered fields in
 connection maps by its type, keeping everything it says:
 
 - ``warehouse_load``, ``warehouse_archive`` and ``warehouse`` (postgres; the loader's, the
-  archiver's and the read-only role): WAREHOUSE_DSN, with every option the connection holds
-  (sslmode, ...)
+  archiver's and the read-only role): LOAD_WAREHOUSE_DSN, ARCHIVE_WAREHOUSE_DSN and
+  WAREHOUSE_DSN, with every option the connection holds (sslmode, ...)
 - ``s3_extract``, ``s3_load``, ``s3_archive``, ``s3_reconcile`` (aws; extra ``endpoint_url``,
-  ``region_name``, ``bucket``): each job's own S3 identity, as AWS_ACCESS_KEY_ID,
-  AWS_SECRET_ACCESS_KEY, S3_ENDPOINT_URL, AWS_DEFAULT_REGION, S3_BUCKET
+  ``region_name``, ``bucket``): each job's own S3 identity, as <JOB>_AWS_ACCESS_KEY_ID and
+  <JOB>_AWS_SECRET_ACCESS_KEY, and S3_ENDPOINT_URL, AWS_DEFAULT_REGION, S3_BUCKET
 - ``ad_api`` (http or https): AD_API_URL, scheme, port and path kept
+
+The credential names are the ones the job reads and the ones its env file (``make env``)
+holds, so a task and ``docker run --env-file .env.<job>`` hand a job the same identity.
 
 A task naming any other connection fails when the DAG is parsed.
 """
@@ -67,17 +70,21 @@ CONNECTIONS = frozenset(
 
 
 def connection_env(conn: Any) -> dict[str, str]:
-    """The job environment a connection stands for, chosen by the connection's type."""
+    """The job environment a connection stands for, chosen by the connection's type; the
+    credentials under the name of the identity the connection's id ends in (``s3_load``:
+    LOAD_AWS_ACCESS_KEY_ID)."""
     extra = conn.extra_dejson
+    identity = conn.conn_id.partition("_")[2].upper()
+    own = f"{identity}_" if identity else ""
     if conn.conn_type in ("postgres", "postgresql"):
         auth = f"{quote(conn.login or '', safe='')}:{quote(conn.password or '', safe='')}@"
         address = f"{conn.host}:{conn.port or 5432}/{quote(conn.schema or '', safe='')}"
         options = f"?{urlencode(extra)}" if extra else ""
-        return {"WAREHOUSE_DSN": f"postgresql://{auth}{address}{options}"}
+        return {f"{own}WAREHOUSE_DSN": f"postgresql://{auth}{address}{options}"}
     if conn.conn_type == "aws":
         env = {
-            "AWS_ACCESS_KEY_ID": conn.login or "",
-            "AWS_SECRET_ACCESS_KEY": conn.password or "",
+            f"{own}AWS_ACCESS_KEY_ID": conn.login or "",
+            f"{own}AWS_SECRET_ACCESS_KEY": conn.password or "",
             "AWS_DEFAULT_REGION": extra.get("region_name", "us-east-1"),
             "S3_BUCKET": extra.get("bucket", "ad-data"),
         }

@@ -1,11 +1,12 @@
 """### adpipe-smoke
 
 Runs ``check`` in each job image with the DockerOperator: proves the Airflow containers
-reach the Docker engine and every job image reaches PostgreSQL and S3 with the connections
-Airflow hands it. Manual only.
+reach the Docker engine and every job image reaches PostgreSQL and S3 with its own identity,
+from the connections Airflow hands it. Manual only.
 
 - **Owner**: adpipe
-- **Connections**: ``warehouse``, ``s3_extract``, ``s3_load``, ``s3_archive``
+- **Connections**: ``s3_extract``, ``warehouse_load``, ``s3_load``, ``warehouse_archive``,
+  ``s3_archive``
 """
 
 from datetime import UTC, datetime
@@ -23,10 +24,9 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=["adpipe", "smoke"],
 ):
-    for job in ("extract_backup", "load", "archive"):
-        job_task(
-            task_id=f"check_{job}",
-            job=job,
-            command=["check"],
-            connections=("warehouse", f"s3_{job.split('_')[0]}"),
-        )
+    for job, connections in (
+        ("extract_backup", ("s3_extract",)),
+        ("load", ("warehouse_load", "s3_load")),
+        ("archive", ("warehouse_archive", "s3_archive")),
+    ):
+        job_task(task_id=f"check_{job}", job=job, command=["check"], connections=connections)

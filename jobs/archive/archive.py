@@ -48,7 +48,7 @@ from adpipe.job import (
     check_day_range,
     day_range_arguments,
 )
-from adpipe.settings import LOGS, S3, WAREHOUSE, Settings
+from adpipe.settings import Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import lock_days, partition_name, service_error, session
 from adpipe.windows import ARCHIVE_TABLE_PREFIX as TABLE_PREFIX
@@ -339,7 +339,7 @@ def _with_lock(conn: Any, work: Any) -> dict[str, Any]:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.restore:
         check_day_range(args.first, args.last)
-    settings = Settings("archive")
+    settings = args.settings
     bucket = Bucket(settings)
     with session(
         settings.warehouse_dsn,
@@ -373,8 +373,8 @@ RUN = Command(
     __doc__ or "",
     main,
     _run_arguments,
-    (*WAREHOUSE, *S3, "ARCHIVE_RETENTION_DAYS", *LOGS),
+    env_file="archive",
 )
 RESTORE = Command(
-    "restore", "archive", restore_doc or "", main, _restore_arguments, (*WAREHOUSE, *S3, *LOGS)
+    "restore", "archive", restore_doc or "", main, _restore_arguments, env_file="archive"
 )

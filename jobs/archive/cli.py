@@ -18,4 +18,8 @@ from archive import RESTORE, RUN
 from reconcile import RECONCILE
 
 if __name__ == "__main__":
-    cli("archive", __doc__ or "", [RUN, RESTORE, RECONCILE, migrate.COMMAND, check.COMMAND])
+    cli(
+        "archive",
+        __doc__ or "",
+        [RUN, RESTORE, RECONCILE, migrate.COMMAND, check.command("archive")],
+    )

@@ -36,7 +36,6 @@ from typing import Any
 import pyarrow.parquet as pq
 from adpipe.backups import version_keys
 from adpipe.job import Command, DataError, check_day_range, day_range_arguments
-from adpipe.settings import LOGS, S3, WAREHOUSE, Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
 from adpipe.windows import backup_day_prefix, quarantine_day_prefix
@@ -207,7 +206,7 @@ def table(days: list[dict[str, Any]]) -> str:
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     check_day_range(args.first, args.last)
-    settings = Settings("reconcile")
+    settings = args.settings
     bucket = Bucket(settings)
     with session(
         settings.warehouse_dsn, "adpipe-reconcile", "reconcile only reads; rerun it", settings
@@ -244,5 +243,5 @@ RECONCILE = Command(
     __doc__ or "",
     main,
     _arguments,
-    (*WAREHOUSE, *S3, *LOGS),
+    env_file="reconcile",
 )

@@ -35,7 +35,6 @@ from urllib.parse import urlencode
 import urllib3
 from adpipe import backups, check
 from adpipe.job import Command, DataError, UpstreamError, check_window, cli, window_arguments
-from adpipe.settings import LOGS, S3, Settings
 from adpipe.storage import Bucket
 from adpipe.windows import backup_prefix, manifest_key, page_key
 from urllib3.exceptions import InvalidHeader, MaxRetryError
@@ -302,7 +301,7 @@ def _record_version(
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     check_window(args.start, args.end)
-    settings = Settings("extract")
+    settings = args.settings
     api = ApiClient(
         settings.ad_api_url,
         settings.page_size,
@@ -320,17 +319,8 @@ RUN = Command(
     __doc__ or "",
     main,
     window_arguments,
-    (
-        "AD_API_URL",
-        "EXTRACT_PAGE_SIZE",
-        "EXTRACT_MAX_PAGES",
-        "EXTRACT_MAX_PAGE_BYTES",
-        "EXTRACT_MAX_ATTEMPTS",
-        "EXTRACT_RETRY_AFTER_MAX_SECONDS",
-        *S3,
-        *LOGS,
-    ),
+    env_file="extract_backup",
 )
 
 if __name__ == "__main__":
-    cli("extract_backup", (__doc__ or "").splitlines()[0], [RUN, check.COMMAND])
+    cli("extract_backup", (__doc__ or "").splitlines()[0], [RUN, check.command("extract_backup")])

@@ -42,7 +42,7 @@ from typing import Any
 import fast_path
 from adpipe import backups, check
 from adpipe.job import Command, DataError, UpstreamError, check_window, cli, window_arguments
-from adpipe.settings import LOGS, S3, WAREHOUSE, Settings
+from adpipe.settings import Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import IMPRESSION_COLUMNS as COLUMNS
 from adpipe.warehouse import (
@@ -374,7 +374,7 @@ def _quarantine(bucket: Bucket, key: str, spool: Any, packed: Any, rejects: Any)
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     check_window(args.start, args.end)
-    settings = Settings("load")
+    settings = args.settings
     bucket = Bucket(settings)
     with session(
         settings.warehouse_dsn,
@@ -401,8 +401,8 @@ RUN = Command(
     __doc__ or "",
     main,
     arguments,
-    (*WAREHOUSE, *S3, "LOAD_MAX_REJECTED_SHARE", "LOAD_MAX_SHRINK_SHARE", *LOGS),
+    env_file="load",
 )
 
 if __name__ == "__main__":
-    cli("load", (__doc__ or "").splitlines()[0], [RUN, check.COMMAND])
+    cli("load", (__doc__ or "").splitlines()[0], [RUN, check.command("load")])

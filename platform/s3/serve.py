@@ -1,12 +1,18 @@
-"""The stack's S3 server: SeaweedFS (``weed server -s3``), every port on one loopback address.
+"""The stack's S3 server: SeaweedFS (``weed server -s3``) in a network namespace of its own.
+
+SeaweedFS's master, volume and filer servers, their gRPC ports and its S3 gateway's gRPC port
+take requests without credentials (a DELETE on the filer removes an object). So every port of
+SeaweedFS listens on the container's loopback, where nothing outside the container reaches,
+and one relay (socat) carries the S3 port alone to the container's network, where compose
+publishes it on the host's 127.0.0.1. The S3 port checks every request's signature.
 
 At start it writes the S3 identities from the environment (one per job, each limited to what
 that job needs, and the operator's) to a file only this user can read, starts SeaweedFS with
-telemetry off, creates the bucket when it is missing, and marks itself ready. Objects live in
-SeaweedFS's own on-disk format under /data: nothing is replayed at start.
+telemetry off, creates the bucket when it is missing, opens the relay and marks itself ready.
+Objects live in SeaweedFS's own on-disk format under /data: nothing is replayed at start.
 
-Environment: S3_HOST, S3_PORT, S3_BUCKET, and for each identity NAME in IDENTITIES the pair
-<PREFIX>AWS_ACCESS_KEY_ID / <PREFIX>AWS_SECRET_ACCESS_KEY.
+Environment: S3_PORT, S3_BUCKET, and for each identity the pair <PREFIX>AWS_ACCESS_KEY_ID /
+<PREFIX>AWS_SECRET_ACCESS_KEY.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ DATA = Path("/data")
 CONFIG = Path("/run/s3/identities.json")
 READY = Path("/tmp/s3-ready")  # noqa: S108 - inside the container, for the health check
 START_TIMEOUT = 120.0
+LOOPBACK = "127.0.0.1"  # the container's own: nothing outside the container reaches it
+# SeaweedFS's ports inside the container; each one's gRPC port is 10000 higher
+MASTER_PORT, VOLUME_PORT, FILER_PORT, GATEWAY_PORT = 9333, 9480, 9888, 8333
 VOLUME_MB = 1024  # one SeaweedFS volume; objects span several
 VOLUMES = 64  # volume slots: room for 64 GiB
 
@@ -79,13 +88,13 @@ def identities(buckets: list[str]) -> list[dict]:
 def wait_port(server: subprocess.Popen, host: str, port: int, deadline: float) -> None:
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            sys.exit(f"s3: SeaweedFS exited with {server.returncode} before it served S3")
+            sys.exit(f"s3: {server.args[0]} exited with {server.returncode} before it listened")
         try:
             socket.create_connection((host, port), timeout=1).close()
             return
         except OSError:
             time.sleep(0.5)
-    sys.exit(f"s3: SeaweedFS did not listen on {host}:{port} within {START_TIMEOUT:.0f} s")
+    sys.exit(f"s3: {server.args[0]} did not listen on {host}:{port} within {START_TIMEOUT:.0f} s")
 
 
 def shell(master: str, command: str) -> str:
@@ -115,13 +124,24 @@ def ensure_bucket(master: str, bucket: str, deadline: float) -> None:
     sys.exit(f"s3: the filer did not answer within {START_TIMEOUT:.0f} s")
 
 
+def relay(port: int) -> subprocess.Popen:
+    """The S3 port on every address of the container (compose publishes it on the host's
+    127.0.0.1), relayed to the gateway on loopback; nothing else leaves the container."""
+    return subprocess.Popen(  # noqa: S603 - fixed arguments
+        [  # noqa: S607
+            "socat",
+            "-b262144",  # 256 KiB reads: backups and archive objects are megabytes
+            f"TCP-LISTEN:{port},reuseaddr,fork,backlog=256",
+            f"TCP:{LOOPBACK}:{GATEWAY_PORT},nodelay",
+        ]
+    )
+
+
 def main() -> None:
-    host = os.environ.get("S3_HOST", "127.0.0.1")
     port = int(os.environ.get("S3_PORT", "9000"))
     bucket = os.environ.get("S3_BUCKET", "ad-data")
     # the bench's own bucket: `make bench` never writes where the data lives
     buckets = [bucket, os.environ.get("BENCH_S3_BUCKET", f"{bucket}-bench")]
-    master_port, volume_port, filer_port = port + 333, port + 480, port + 888
     CONFIG.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(CONFIG, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -131,12 +151,12 @@ def main() -> None:
         [  # noqa: S607
             "weed",
             "server",
-            f"-ip={host}",
-            f"-ip.bind={host}",
+            f"-ip={LOOPBACK}",
+            f"-ip.bind={LOOPBACK}",
             f"-dir={DATA}",
-            f"-master.port={master_port}",
-            f"-volume.port={volume_port}",
-            f"-filer.port={filer_port}",
+            f"-master.port={MASTER_PORT}",
+            f"-volume.port={VOLUME_PORT}",
+            f"-filer.port={FILER_PORT}",
             "-master.telemetry=false",
             # a fixed number of 1 GiB volumes: with 0 it sizes the slots by free disk at 30 GiB
             # each, and on a small disk has fewer than the 7 a new collection grows at once
@@ -145,18 +165,28 @@ def main() -> None:
             # stop in about a second, not the default ten
             "-volume.preStopSeconds=1",
             "-s3",
-            f"-s3.port={port}",
+            f"-s3.port={GATEWAY_PORT}",
             f"-s3.config={CONFIG}",
+            # the gateway's Iceberg and Lance catalogs: unauthenticated, and unused here
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
         ]
     )
-    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
+    children = [server]
+    signal.signal(signal.SIGTERM, lambda *_: [child.terminate() for child in children])
     deadline = time.monotonic() + START_TIMEOUT
-    wait_port(server, host, port, deadline)
+    wait_port(server, LOOPBACK, GATEWAY_PORT, deadline)
     for name in buckets:
-        ensure_bucket(f"{host}:{master_port}", name, deadline)
+        ensure_bucket(f"{LOOPBACK}:{MASTER_PORT}", name, deadline)
+    children.append(relay(port))
+    wait_port(children[-1], LOOPBACK, port, deadline)
     READY.touch()
-    print(f"s3: SeaweedFS serving s3://{bucket} on http://{host}:{port}", flush=True)
-    sys.exit(server.wait())
+    print(f"s3: SeaweedFS serving s3://{bucket} on port {port}, its other ports closed", flush=True)
+    while all(child.poll() is None for child in children):
+        time.sleep(1)
+    for child in children:
+        child.terminate()
+    sys.exit(max(child.wait() for child in children))
 
 
 if __name__ == "__main__":

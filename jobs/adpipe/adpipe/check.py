@@ -1,7 +1,8 @@
-"""check: proves a job image reaches its services. Connects to the warehouse and to the
-bucket, and reports both; the smoke DAG and `make test` run it through every job image.
+"""check: proves a job image reaches its services with its own identity. Connects to the
+warehouse (where the identity has a role) and to the bucket, and reports both; the smoke DAG
+and `make test` run it through every job image.
 
-    docker run --rm --network host --env-file .env adpipe/load:dev check
+    docker run --rm --network host --env-file .env.load adpipe/load:dev check
 """
 
 from __future__ import annotations
@@ -10,28 +11,27 @@ import argparse
 from typing import Any
 
 from adpipe.job import Command
-from adpipe.settings import LOGS, S3, WAREHOUSE, Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import connect
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    settings = Settings()
-    conn = connect(settings.warehouse_dsn, "adpipe-check")
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT current_database(), version()")
-            database, version = cur.fetchone()
-    finally:
-        conn.close()
+    settings = args.settings
+    found: dict[str, Any] = {}
+    if "WAREHOUSE_DSN" in args.env_file.names:
+        conn = connect(settings.warehouse_dsn, "adpipe-check", settings)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT current_database(), current_user, version()")
+                database, role, version = cur.fetchone()
+        finally:
+            conn.close()
+        found.update(warehouse=database, role=role, postgres=version.split(",")[0])
     bucket = Bucket(settings)
     bucket.check()
-    return {
-        "warehouse": database,
-        "postgres": version.split(",")[0],
-        "bucket": f"s3://{bucket.name}",
-    }
+    return {**found, "bucket": f"s3://{bucket.name}"}
 
 
-# the common identities (WAREHOUSE_DSN, AWS_*), as the smoke DAG hands them
-COMMAND = Command("check", "check", __doc__ or "", main, settings=(*WAREHOUSE[:1], *S3, *LOGS))
+def command(env_file: str) -> Command:
+    """The image's ``check``, with the identity of its job (``env_file``)."""
+    return Command("check", "check", __doc__ or "", main, env_file=env_file)

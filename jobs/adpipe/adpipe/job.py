@@ -21,7 +21,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NoReturn
 
@@ -122,7 +122,8 @@ class Command:
         doc: its whole description, shown by ``--help`` (a module docstring).
         main: does the work; returns the SUMMARY's counts or raises `JobError`.
         arguments: adds its arguments to its parser.
-        settings: the environment settings it reads, listed by ``--help``.
+        env_file: the identity whose settings it reads (a key of `adpipe.settings.ENV_FILES`);
+            ``main`` finds them as ``args.settings``, ``--help`` lists them.
     """
 
     name: str
@@ -130,12 +131,12 @@ class Command:
     doc: str
     main: Callable[[argparse.Namespace], dict[str, Any]]
     arguments: Callable[[argparse.ArgumentParser], Any] = lambda parser: parser
-    settings: Sequence[str] = field(default_factory=tuple)
+    env_file: str = ""
 
 
 def parser(prog: str, doc: str, commands: Sequence[Command]) -> argparse.ArgumentParser:
     """The image's parser: one subparser per command, each with its whole help."""
-    from adpipe.settings import describe  # settings imports this module
+    from adpipe.settings import ENV_FILES, LOGS, describe  # settings imports this module
 
     top = argparse.ArgumentParser(
         prog=prog,
@@ -150,7 +151,9 @@ def parser(prog: str, doc: str, commands: Sequence[Command]) -> argparse.Argumen
             command.name,
             help=_first_sentence(command.doc),
             description=command.doc,
-            epilog=describe(command.job, command.settings),
+            epilog=describe(
+                ENV_FILES[command.env_file].settings, (*ENV_FILES[command.env_file].names, *LOGS)
+            ),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         command.arguments(sub)
@@ -178,6 +181,10 @@ def cli(
         args_list.insert(0, commands[0].name)
     args = parser(prog, doc, commands).parse_args(args_list)
     command: Command = args.command
+    from adpipe.settings import ENV_FILES  # settings imports this module
+
+    args.env_file = ENV_FILES[command.env_file]
+    args.settings = args.env_file.settings
     run(command.job, command.main, args)
 
 

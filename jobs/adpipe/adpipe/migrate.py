@@ -10,12 +10,11 @@ import argparse
 from typing import Any
 
 from adpipe.job import Command
-from adpipe.settings import Settings
 from adpipe.warehouse import connect, migrate, service_error
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    settings = Settings()
+    settings = args.settings
     conn = connect(settings.warehouse_owner_dsn, "adpipe-migrate", settings)
     try:
         applied = migrate(conn)
@@ -33,5 +32,5 @@ COMMAND = Command(
     "migrate",
     __doc__ or "",
     main,
-    settings=("WAREHOUSE_OWNER_DSN", "WAREHOUSE_LOCK_TIMEOUT", "WAREHOUSE_STATEMENT_TIMEOUT"),
+    env_file="migrate",
 )

@@ -1,22 +1,22 @@
 """Settings from the environment: the names of .env.example, the same in every job.
 
-Credentials are read job-specific first: the load reads LOAD_WAREHOUSE_DSN and
-LOAD_AWS_ACCESS_KEY_ID before WAREHOUSE_DSN and AWS_ACCESS_KEY_ID, so `docker run --env-file
-.env` hands each job its own least-privilege identity."""
+Credentials belong to one identity each. A job reads its own, under the names .env gives
+them (the load: LOAD_WAREHOUSE_DSN, LOAD_AWS_ACCESS_KEY_ID, LOAD_AWS_SECRET_ACCESS_KEY), and
+no other: a missing one is a settings error naming it (exit 2), never a run with the
+operator's AWS_ACCESS_KEY_ID, which .env also holds. `make env` writes each identity's
+settings, and nothing more, to its own env file (`docker run --env-file .env.load ...`)."""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from adpipe.job import ConfigError
 
 # A PostgreSQL duration as lock_timeout and statement_timeout take it: 500ms, 30s, 5min, 1h
 DURATION = re.compile(r"[1-9][0-9]*(ms|s|min|h)")
-
-# Names a job reads with its own prefix first (LOAD_WAREHOUSE_DSN, then WAREHOUSE_DSN).
-OWN = frozenset({"WAREHOUSE_DSN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
 
 # Every setting a job reads: what it means, and its default where it has one. `--help` lists
 # a command's from here; .env.example holds the local values.
@@ -25,8 +25,8 @@ SETTINGS: dict[str, str] = {
     "WAREHOUSE_OWNER_DSN": "PostgreSQL DSN of the schema's owner; migrations only (required)",
     "WAREHOUSE_LOCK_TIMEOUT": "longest wait for a lock in PostgreSQL, then exit 4 (30s)",
     "WAREHOUSE_STATEMENT_TIMEOUT": "longest single statement, then exit 4 (30min)",
-    "AWS_ACCESS_KEY_ID": "the job's S3 identity (none: boto3's default chain)",
-    "AWS_SECRET_ACCESS_KEY": "its secret",
+    "AWS_ACCESS_KEY_ID": "the job's S3 access key (required)",
+    "AWS_SECRET_ACCESS_KEY": "its secret (required)",
     "S3_ENDPOINT_URL": "S3 endpoint (none: AWS)",
     "S3_BUCKET": "bucket (ad-data)",
     "AWS_DEFAULT_REGION": "region (us-east-1)",
@@ -53,15 +53,14 @@ S3 = (
 LOGS = ("ADPIPE_LOG_LEVEL", "ADPIPE_DEBUG")
 
 
-def describe(job: str, names: Sequence[str]) -> str:
-    """The settings part of a command's ``--help``: each name, with the job's own name first
-    where there is one, and what it means."""
+def describe(settings: Settings, names: Sequence[str]) -> str:
+    """The settings part of a command's ``--help``: each name as the command reads it, and
+    what it means."""
     if not names:
         return ""
-    lines = ["settings (environment; `docker run --env-file .env` passes them):"]
+    lines = ["settings (environment; `make env` writes them to the job's env file):"]
     for name in names:
-        shown = f"{job.upper()}_{name}, else {name}" if job and name in OWN else name
-        lines.append(f"  {shown}\n      {SETTINGS[name]}")
+        lines.append(f"  {settings.name(name)}\n      {SETTINGS[name]}")
     return "\n".join(lines)
 
 
@@ -70,7 +69,8 @@ def _get(name: str, default: str | None = None) -> str:
     if value is None or value == "":
         raise ConfigError(
             f"setting {name} is missing",
-            "set it in the environment (see .env.example; docker run --env-file .env)",
+            "set it in the environment: `make env` writes it to the job's env file "
+            "(docker run --env-file .env.<job>; see .env.example)",
         )
     if value == "generate":
         raise ConfigError(
@@ -112,23 +112,32 @@ def _duration(name: str, default: str) -> str:
 
 
 class Settings:
-    """Every setting a job reads. Required ones raise `ConfigError` when read and unset.
-    ``job`` (EXTRACT, LOAD, ARCHIVE, RECONCILE) names the job whose credentials come first."""
+    """Every setting a job reads, for one identity. Required ones raise `ConfigError` when read
+    and unset.
 
-    def __init__(self, job: str = "") -> None:
-        self.job = job.upper()
+    Args:
+        identity: whose S3 key the job reads (EXTRACT, LOAD, ARCHIVE, RECONCILE: the
+            ``<IDENTITY>_AWS_*`` pair); empty for the operator's tools (``AWS_*``).
+        role: whose warehouse DSN it reads (``<ROLE>_WAREHOUSE_DSN``); empty for the read-only
+            ``WAREHOUSE_DSN``; None: the identity's.
+    """
 
-    def _own(self, name: str, required: bool = True) -> str | None:
-        """The job's own ``<JOB>_<name>``, else the common ``name``."""
-        if self.job and os.environ.get(f"{self.job}_{name}"):
-            return _get(f"{self.job}_{name}")
-        if required or os.environ.get(name):
-            return _get(name)
-        return None
+    def __init__(self, identity: str = "", role: str | None = None) -> None:
+        self.identity = identity.upper()
+        self.role = self.identity if role is None else role.upper()
+
+    def name(self, setting: str) -> str:
+        """The name this identity reads ``setting`` under."""
+        prefix = {
+            "WAREHOUSE_DSN": self.role,
+            "AWS_ACCESS_KEY_ID": self.identity,
+            "AWS_SECRET_ACCESS_KEY": self.identity,
+        }.get(setting, "")
+        return f"{prefix}_{setting}" if prefix else setting
 
     @property
     def warehouse_dsn(self) -> str:
-        return self._own("WAREHOUSE_DSN") or ""
+        return _get(self.name("WAREHOUSE_DSN"))
 
     @property
     def warehouse_owner_dsn(self) -> str:
@@ -136,12 +145,12 @@ class Settings:
         return _get("WAREHOUSE_OWNER_DSN")
 
     @property
-    def aws_access_key_id(self) -> str | None:
-        return self._own("AWS_ACCESS_KEY_ID", required=False)
+    def aws_access_key_id(self) -> str:
+        return _get(self.name("AWS_ACCESS_KEY_ID"))
 
     @property
-    def aws_secret_access_key(self) -> str | None:
-        return self._own("AWS_SECRET_ACCESS_KEY", required=False)
+    def aws_secret_access_key(self) -> str:
+        return _get(self.name("AWS_SECRET_ACCESS_KEY"))
 
     @property
     def s3_endpoint_url(self) -> str | None:
@@ -205,3 +214,44 @@ class Settings:
     @property
     def retention_days(self) -> int:
         return _whole("ARCHIVE_RETENTION_DAYS", "30", 1, 100_000)
+
+
+@dataclass(frozen=True)
+class EnvFile:
+    """What one identity's env file holds: `make env` writes ``.env.<name>`` (mode 0600) with
+    these settings, under the names `Settings(identity, role)` reads, from .env."""
+
+    name: str
+    identity: str
+    role: str | None
+    names: tuple[str, ...]
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(self.identity, self.role)
+
+
+EXTRACT = (
+    "AD_API_URL",
+    "EXTRACT_PAGE_SIZE",
+    "EXTRACT_MAX_PAGES",
+    "EXTRACT_MAX_PAGE_BYTES",
+    "EXTRACT_MAX_ATTEMPTS",
+    "EXTRACT_RETRY_AFTER_MAX_SECONDS",
+)
+# one file per identity; each job's commands read exactly its file's settings (and LOGS)
+ENV_FILES = {
+    env.name: env
+    for env in (
+        EnvFile("extract_backup", "extract", None, (*S3, *EXTRACT)),
+        EnvFile(
+            "load",
+            "load",
+            None,
+            (*WAREHOUSE, *S3, "LOAD_MAX_REJECTED_SHARE", "LOAD_MAX_SHRINK_SHARE"),
+        ),
+        EnvFile("archive", "archive", None, (*WAREHOUSE, *S3, "ARCHIVE_RETENTION_DAYS")),
+        EnvFile("reconcile", "reconcile", "", (*WAREHOUSE, *S3)),
+        EnvFile("migrate", "", "", ("WAREHOUSE_OWNER_DSN", *WAREHOUSE[1:])),
+    )
+}

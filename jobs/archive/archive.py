@@ -20,8 +20,8 @@ left in place and the run fails naming it. A run whose database has no archive h
 the bucket holds archive objects of days it is not archiving (the wrong WAREHOUSE_DSN, a new
 or restored old database) refuses to start; a first run's own crashed upload is adopted.
 
-    docker run --rm --network host --env-file .env adpipe/archive:dev run --date 2026-11-20
-    docker run --rm --network host --env-file .env adpipe/archive:dev restore \\
+    docker run --rm --network host --env-file .env.archive adpipe/archive:dev run --date 2026-11-20
+    docker run --rm --network host --env-file .env.archive adpipe/archive:dev restore \\
         --from 2026-10-01 --to 2026-10-03
 """
 

@@ -5,10 +5,10 @@ cutoff from ``ad_impressions`` to ``s3://ad-data/archive/`` (the default command
 applies the warehouse's migrations as its owner; ``check`` proves the image reaches its
 services.
 
-    docker run --rm --network host --env-file .env adpipe/archive:dev run --date 2026-11-27
-    docker run --rm --network host --env-file .env adpipe/archive:dev restore \\
+    docker run --rm --network host --env-file .env.archive adpipe/archive:dev run --date 2026-11-27
+    docker run --rm --network host --env-file .env.archive adpipe/archive:dev restore \\
         --from 2026-10-01 --to 2026-10-03
-    docker run --rm --network host --env-file .env adpipe/archive:dev reconcile \\
+    docker run --rm --network host --env-file .env.reconcile adpipe/archive:dev reconcile \\
         --from 2026-11-01 --to 2026-11-27
 """
 

@@ -17,7 +17,7 @@ gone, and on an archive object that is missing or holds other rows than its mani
 says. Exits non-zero (3) on any of these, naming the day and what is wrong. Days are those
 of the windows' starts (api-load's windows are hours, so a window never spans two days).
 
-    docker run --rm --network host --env-file .env adpipe/archive:dev reconcile \\
+    docker run --rm --network host --env-file .env.reconcile adpipe/archive:dev reconcile \\
         --from 2026-11-01 --to 2026-11-27 [--json]
 """
 

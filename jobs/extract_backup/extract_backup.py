@@ -15,7 +15,7 @@ may have at most EXTRACT_MAX_PAGES pages of at most EXTRACT_MAX_PAGE_BYTES each,
 the API already sent fails the window. A page is compressed and put in a thread while the
 next is fetched: at most IN_FLIGHT + 1 pages are in memory.
 
-    docker run --rm --network host --env-file .env adpipe/extract_backup:dev run \\
+    docker run --rm --network host --env-file .env.extract_backup adpipe/extract_backup:dev run \\
         --start 2026-11-20T10:00:00Z --end 2026-11-20T11:00:00Z
 """
 

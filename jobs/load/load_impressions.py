@@ -17,7 +17,7 @@ window's committed rows (an empty source after a non-empty load always) loads no
 exits 3, unless run with ``--allow-shrink``. New days' partitions are made beforehand in a
 short transaction of their own.
 
-    docker run --rm --network host --env-file .env adpipe/load:dev run \\
+    docker run --rm --network host --env-file .env.load adpipe/load:dev run \\
         --start 2026-11-20T10:00:00Z --end 2026-11-20T11:00:00Z
 """
 

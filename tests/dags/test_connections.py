@@ -61,3 +61,29 @@ def test_a_job_tasks_xcom_is_its_summary_as_a_dict(output: object) -> None:
 @pytest.mark.parametrize("output", [None, b"", "no summary here", "SUMMARY {not json", "SUMMARY 3"])
 def test_output_without_a_summary_gives_no_xcom_rather_than_an_error(output: object) -> None:
     assert summary(output) is None
+
+
+@pytest.mark.parametrize(
+    ("conn", "env_file"),
+    [
+        (
+            Connection(conn_id="s3_extract", conn_type="aws", login="k", password="s"),
+            "extract_backup",
+        ),
+        (Connection(conn_id="s3_load", conn_type="aws", login="k", password="s"), "load"),
+        (Connection.from_uri("postgresql://u:p@h:5/w", conn_id="warehouse_load"), "load"),
+        (Connection(conn_id="s3_archive", conn_type="aws", login="k", password="s"), "archive"),
+        (Connection.from_uri("postgresql://u:p@h:5/w", conn_id="warehouse_archive"), "archive"),
+        (Connection(conn_id="s3_reconcile", conn_type="aws", login="k", password="s"), "reconcile"),
+        (Connection.from_uri("postgresql://u:p@h:5/w", conn_id="warehouse"), "reconcile"),
+    ],
+)
+def test_a_task_hands_a_job_its_identity_under_the_names_its_env_file_holds(
+    conn: Connection, env_file: str
+) -> None:
+    from adpipe.settings import ENV_FILES
+
+    env = ENV_FILES[env_file]
+    read_as = {env.settings.name(name) for name in env.names}
+    assert set(connection_env(conn)) <= read_as, (connection_env(conn), read_as)
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(connection_env(conn))

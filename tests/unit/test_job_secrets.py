@@ -46,6 +46,6 @@ def test_a_failing_connection_never_prints_the_dsn_or_its_password(dsn: str) -> 
 
 
 def test_a_setting_still_reading_generate_is_refused() -> None:
-    done = run_load(WAREHOUSE_DSN="generate")
+    done = run_load(LOAD_WAREHOUSE_DSN="generate")
     assert done.returncode == 2
-    assert "WAREHOUSE_DSN still reads 'generate'" in done.stderr
+    assert "setting LOAD_WAREHOUSE_DSN still reads 'generate'" in done.stderr

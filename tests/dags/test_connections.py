@@ -63,18 +63,19 @@ def test_output_without_a_summary_gives_no_xcom_rather_than_an_error(output: obj
     assert summary(output) is None
 
 
+def _aws(conn_id: str) -> Connection:
+    return Connection(conn_id=conn_id, conn_type="aws", login="key", extra={"endpoint_url": "x"})
+
+
 @pytest.mark.parametrize(
     ("conn", "env_file"),
     [
-        (
-            Connection(conn_id="s3_extract", conn_type="aws", login="k", password="s"),
-            "extract_backup",
-        ),
-        (Connection(conn_id="s3_load", conn_type="aws", login="k", password="s"), "load"),
+        (_aws("s3_extract"), "extract_backup"),
+        (_aws("s3_load"), "load"),
         (Connection.from_uri("postgresql://u:p@h:5/w", conn_id="warehouse_load"), "load"),
-        (Connection(conn_id="s3_archive", conn_type="aws", login="k", password="s"), "archive"),
+        (_aws("s3_archive"), "archive"),
         (Connection.from_uri("postgresql://u:p@h:5/w", conn_id="warehouse_archive"), "archive"),
-        (Connection(conn_id="s3_reconcile", conn_type="aws", login="k", password="s"), "reconcile"),
+        (_aws("s3_reconcile"), "reconcile"),
         (Connection.from_uri("postgresql://u:p@h:5/w", conn_id="warehouse"), "reconcile"),
     ],
 )

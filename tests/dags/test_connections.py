@@ -64,7 +64,7 @@ def test_output_without_a_summary_gives_no_xcom_rather_than_an_error(output: obj
 
 
 def _aws(conn_id: str) -> Connection:
-    return Connection(conn_id=conn_id, conn_type="aws", login="key", extra={"endpoint_url": "x"})
+    return Connection(conn_id=conn_id, conn_type="aws", login="key", extra='{"endpoint_url": "x"}')
 
 
 @pytest.mark.parametrize(

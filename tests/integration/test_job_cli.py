@@ -14,6 +14,7 @@ JOBS = Path(__file__).resolve().parents[2] / "jobs"
 sys.path[:0] = [str(JOBS / "archive"), str(JOBS / "load"), str(JOBS / "extract_backup")]
 
 from adpipe import check, migrate  # noqa: E402
+from adpipe.settings import ENV_FILES  # noqa: E402
 from archive import RESTORE, RUN  # noqa: E402
 from extract_backup import RUN as EXTRACT  # noqa: E402
 from load_impressions import RUN as LOAD  # noqa: E402
@@ -39,7 +40,8 @@ COMMANDS = [
     ("archive", RESTORE),
     ("archive", RECONCILE),
     ("archive", migrate.COMMAND),
-    ("archive", check.COMMAND),
+    ("archive", check.command("archive")),
+    ("load", check.command("load")),
     ("load", LOAD),
     ("extract_backup", EXTRACT),
 ]
@@ -50,8 +52,10 @@ def test_help_holds_the_whole_description_and_every_setting(job: str, command) -
     done = image(job, command.name, "--help")
     assert done.returncode == 0, done.stderr
     assert words(command.doc) in words(done.stdout)
-    for name in command.settings:
-        assert name in done.stdout, f"{job} {command.name} --help lacks {name}"
+    env = ENV_FILES[command.env_file]
+    for name in env.names:
+        read_as = env.settings.name(name)
+        assert f"\n  {read_as}\n" in done.stdout, f"{job} {command.name} --help lacks {read_as}"
     assert "usage:" in done.stdout and "SUMMARY" not in done.stdout
 
 
@@ -88,5 +92,5 @@ def test_the_default_command_is_run_so_existing_callers_keep_working() -> None:
     done = image("archive", "--date", "2026-11-27")
     # no settings in this container: the run itself fails on the first one it reads
     assert done.returncode == 2
-    assert "FAILED archive: setting ARCHIVE_WAREHOUSE_DSN is missing" in done.stderr
+    assert "FAILED archive: setting ARCHIVE_AWS_ACCESS_KEY_ID is missing" in done.stderr
     assert '"version": "0.1.0+' in done.stdout

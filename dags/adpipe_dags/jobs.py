@@ -27,8 +27,10 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import Asset, BaseHook
+from airflow.sdk.exceptions import AirflowFailException
 
 from adpipe_dags.notify import FailureNotifier
 
@@ -102,8 +104,15 @@ def connection_env(conn: Any) -> dict[str, str]:
     raise ValueError(f"connection {conn.conn_id!r} has a type no job reads: {conn.conn_type!r}")
 
 
+# A job's exit codes that no retry can change: 2, a wrong argument or setting; 3, data that
+# breaks the contract (the FAILED line names the command that resolves it). 1 and 4 (an
+# unexpected error, a service down) keep the task's retries.
+FINAL_EXIT_CODES = frozenset({2, 3})
+
+
 class JobOperator(DockerOperator):
-    """DockerOperator for adpipe job images: connection settings resolved at run time."""
+    """DockerOperator for adpipe job images: connection settings resolved at run time; a job
+    that exits 2 or 3 fails its task at once, without retries."""
 
     def __init__(self, *, connections: tuple[str, ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -112,7 +121,16 @@ class JobOperator(DockerOperator):
     def execute(self, context: Any) -> Any:
         for conn_id in self.connections:
             self._private_environment.update(connection_env(BaseHook.get_connection(conn_id)))
-        return summary(super().execute(context))
+        try:
+            return summary(super().execute(context))
+        except DockerContainerFailedException as exc:
+            failed = summary(exc.logs or [])
+            if failed and failed.get("exit_code") in FINAL_EXIT_CODES:
+                raise AirflowFailException(
+                    f"{self.task_id}: the job exited {failed['exit_code']}, which a retry cannot "
+                    f"change: {failed.get('error', '')} (the FAILED line above says what to do)"
+                ) from exc
+            raise
 
 
 def summary(output: Any) -> dict[str, Any] | None:

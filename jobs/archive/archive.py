@@ -39,6 +39,7 @@ from typing import Any
 
 import psycopg2
 import pyarrow as pa
+import repair
 from adpipe.job import (
     Command,
     ConfigError,
@@ -311,8 +312,10 @@ def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> di
             f"{' ...' if len(named) > 5 else ''}); every old day was archived "
             f"({summary['days_archived']} now)",
             "nothing was deleted: they may hold the only copy of their rows. Check that "
-            "WAREHOUSE_DSN is the right database; then compare them with archive_manifest "
-            "(lost manifest rows?) and restore their rows or move them out by hand",
+            "ARCHIVE_WAREHOUSE_DSN is the right database; if their manifest rows were lost, "
+            + "; ".join(f"archive adopt --date {d}" for d in by_day[:3] if d != "no day")
+            + " re-creates them from the objects (it refuses an object whose rows are "
+            f"already placed); any object it refuses: archive set-aside --key {named[0]}",
         )
     return summary
 
@@ -337,7 +340,8 @@ def _with_lock(conn: Any, work: Any) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    if args.restore:
+    """Every command of the archive identity, one at a time under the archive lock."""
+    if args.action == "restore":
         check_day_range(args.first, args.last)
     settings = args.settings
     bucket = Bucket(settings)
@@ -347,9 +351,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "the day in flight was rolled back; rerun",
         settings,
     ) as conn:
-        if args.restore:
-            return _with_lock(conn, lambda: restore(conn, bucket, args.first, args.last))
-        return _with_lock(conn, lambda: archive(conn, bucket, args.date, settings))
+        work = {
+            "run": lambda: archive(conn, bucket, args.date, settings),
+            "restore": lambda: restore(conn, bucket, args.first, args.last),
+            "adopt": lambda: repair.adopt(conn, bucket, args.date),
+            "set-aside": lambda: repair.set_aside(conn, bucket, args.key),
+        }[args.action]
+        return _with_lock(conn, work)
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -359,12 +367,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="the run's date (YYYY-MM-DD); whole days before date - ARCHIVE_RETENTION_DAYS move",
     )
-    parser.set_defaults(restore=False)
+    parser.set_defaults(action="run")
 
 
 def _restore_arguments(parser: argparse.ArgumentParser) -> None:
     day_range_arguments(parser)
-    parser.set_defaults(restore=True)
+    parser.set_defaults(action="restore")
 
 
 RUN = Command(
@@ -378,3 +386,4 @@ RUN = Command(
 RESTORE = Command(
     "restore", "archive", restore_doc or "", main, _restore_arguments, env_file="archive"
 )
+ADOPT, SET_ASIDE = repair.commands(main)

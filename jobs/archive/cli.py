@@ -1,6 +1,7 @@
 """archive: the archive image's commands. ``run`` moves whole days older than the retention
 cutoff from ``ad_impressions`` to ``s3://ad-data/archive/`` (the default command, so
 ``adpipe/archive:dev --date D`` still works); ``restore`` brings archived days back;
+``adopt`` and ``set-aside`` resolve an archive object the archive refuses to touch;
 ``reconcile`` checks that every record the API sent has exactly one place; ``migrate``
 applies the warehouse's migrations as its owner; ``check`` proves the image reaches its
 services.
@@ -14,12 +15,12 @@ services.
 
 from adpipe import check, migrate
 from adpipe.job import cli
-from archive import RESTORE, RUN
+from archive import ADOPT, RESTORE, RUN, SET_ASIDE
 from reconcile import RECONCILE
 
 if __name__ == "__main__":
     cli(
         "archive",
         __doc__ or "",
-        [RUN, RESTORE, RECONCILE, migrate.COMMAND, check.command("archive")],
+        [RUN, RESTORE, ADOPT, SET_ASIDE, RECONCILE, migrate.COMMAND, check.command("archive")],
     )

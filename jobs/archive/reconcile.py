@@ -4,9 +4,11 @@ what is really stored:
     backup      records in the day's backups (s3://ad-data/backup/): for each window, the
                 version its latest load recorded in load_runs, else its latest version
     postgres    rows of ad_impressions shown that day
-    archive     rows of the day's live archive objects (each object's Parquet footer is read
-                and checked against archive_manifest)
-    rejected    lines of the day's quarantine objects (s3://ad-data/quarantine/)
+    archive     rows of the day's live archive objects (each object is downloaded: its
+                SHA-256 must be the one archive_manifest records, and its Parquet footer
+                gives the rows)
+    rejected    lines of the quarantine object the latest load of each window recorded
+                (s3://ad-data/quarantine/; a load that never committed is not counted)
     duplicates  repeats dropped by the latest load of each window (load_runs)
 
 A day balances when backup = postgres + archive + rejected + duplicates and nothing is
@@ -14,8 +16,10 @@ wrong with it: a day also fails on an hour with no load at all between its first
 loaded hours (a missed window would otherwise balance as 0 = 0), on a backup manifest whose
 bytes no longer match the sha256 its load recorded, on a page its manifest lists that is
 gone, and on an archive object that is missing or holds other rows than its manifest row
-says. Exits non-zero (3) on any of these, naming the day and what is wrong. Days are those
-of the windows' starts (api-load's windows are hours, so a window never spans two days).
+says, or other bytes than were archived. Exits non-zero (3) on any of these, naming the day
+and what is wrong. Every count comes from one snapshot of the warehouse (REPEATABLE READ).
+Days are those of the windows' starts (api-load's windows are hours, so a window never spans
+two days).
 
     docker run --rm --network host --env-file .env.reconcile adpipe/archive:dev reconcile \\
         --from 2026-11-01 --to 2026-11-27 [--json]
@@ -29,16 +33,20 @@ import hashlib
 import json
 import sys
 import tempfile
+import zlib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from adpipe.backups import version_keys
 from adpipe.job import Command, DataError, check_day_range, day_range_arguments
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
-from adpipe.windows import backup_day_prefix, quarantine_day_prefix
+from adpipe.windows import backup_day_prefix
+from parquet_files import sha256_file
+from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
 FIELDS = ("backup", "postgres", "archive", "rejected", "duplicates")
 PG_ROWS = """
@@ -46,12 +54,12 @@ SELECT (shown_at AT TIME ZONE 'UTC')::date AS day, count(*) FROM ad_impressions
 WHERE shown_at >= %s AND shown_at < %s GROUP BY 1
 """
 ARCHIVED = """
-SELECT shown_date, object_key, rows FROM archive_manifest
+SELECT shown_date, object_key, rows, sha256 FROM archive_manifest
 WHERE shown_date BETWEEN %s AND %s AND restored_at IS NULL
 """
 LATEST_LOADS = """
 SELECT DISTINCT ON (window_start, window_end) window_start, window_end, duplicates,
-    manifest_key, manifest_sha256
+    manifest_key, manifest_sha256, quarantine_key
 FROM load_runs
 WHERE window_start >= %s AND window_start < %s
 ORDER BY window_start, window_end, load_run_id DESC
@@ -79,21 +87,34 @@ class Progress:
         sys.stderr.flush()
 
 
-def _count_lines(bucket: Bucket, key: str, workdir: Path) -> int:
+def _count_lines(bucket: Bucket, key: str, workdir: Path) -> int | None:
+    """Lines of a quarantine object (gzip JSON lines), or None when it is gone."""
     path = workdir / "quarantine.gz"
     with path.open("wb") as handle:
         if not bucket.download(key, handle):
-            return 0
-    with gzip.open(path, "rb") as lines:
-        return sum(1 for _ in lines)
+            return None
+    try:
+        with gzip.open(path, "rb") as lines:
+            return sum(1 for _ in lines)
+    except (OSError, EOFError, zlib.error):
+        raise DataError(
+            f"quarantine object s3://{bucket.name}/{key} is not gzip",
+            "put the load's original back from a copy of the bucket, or rerun the window's "
+            "load (make backfill DAG=api-load ... REPROCESS=completed) to write it anew",
+        ) from None
 
 
-def _parquet_rows(bucket: Bucket, key: str, workdir: Path) -> int | None:
+def _archived(bucket: Bucket, key: str, workdir: Path) -> tuple[int, str] | None:
+    """(rows, SHA-256) of an archive object, or None when it is gone."""
     path = workdir / "archive.parquet"
     with path.open("wb") as handle:
         if not bucket.download(key, handle):
             return None
-    return pq.ParquetFile(path).metadata.num_rows
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowInvalid, OSError):
+        rows = 0  # not Parquet: its SHA-256 differs from the one archived, which says so
+    return rows, sha256_file(path)
 
 
 def gaps(windows: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
@@ -125,9 +146,19 @@ def reconcile(conn: Any, bucket: Bucket, first: date, last: date) -> list[dict[s
         # window prefix -> the manifest its latest load read, and that manifest's sha256
         loaded: dict[str, tuple[str, str]] = {}
         spans: dict[date, list[tuple[datetime, datetime]]] = {}
-        for window_start, window_end, duplicates, manifest_key, manifest_sha in cur.fetchall():
+        quarantined: dict[date, list[str]] = {}
+        for (
+            window_start,
+            window_end,
+            duplicates,
+            manifest_key,
+            manifest_sha,
+            quarantine_key,
+        ) in cur.fetchall():
             day = window_start.astimezone(UTC).date()
             row(day)["duplicates"] += duplicates
+            if quarantine_key:
+                quarantined.setdefault(day, []).append(quarantine_key)
             loaded[manifest_key.rsplit("/", 1)[0] + "/"] = (manifest_key, manifest_sha)
             spans.setdefault(day, []).append((window_start, window_end))
         for day, windows_loaded in spans.items():
@@ -143,9 +174,9 @@ def reconcile(conn: Any, bucket: Bucket, first: date, last: date) -> list[dict[s
     progress = Progress(len(span))
     with tempfile.TemporaryDirectory(prefix="adpipe-reconcile-") as tmp:
         workdir = Path(tmp)
-        by_day: dict[date, list[tuple[str, int]]] = {}
-        for day, key, rows in archived:
-            by_day.setdefault(day, []).append((key, rows))
+        by_day: dict[date, list[tuple[str, int, str]]] = {}
+        for day, key, rows, sha256 in archived:
+            by_day.setdefault(day, []).append((key, rows, sha256.strip()))
         for day in span:
             windows: dict[str, list[str]] = {}
             for key in bucket.keys(backup_day_prefix(day)):
@@ -171,17 +202,25 @@ def reconcile(conn: Any, bucket: Bucket, first: date, last: date) -> list[dict[s
                         f"backup {key} lists {len(lost)} pages that are gone (first: {lost[0]})"
                     )
                 row(day)["backup"] += int(manifest.get("records", 0))
-            for key in bucket.keys(quarantine_day_prefix(day)):
-                row(day)["rejected"] += _count_lines(bucket, key, workdir)
-            for key, rows in by_day.get(day, []):
-                found = _parquet_rows(bucket, key, workdir)
+            for key in quarantined.get(day, []):
+                lines = _count_lines(bucket, key, workdir)
+                if lines is None:
+                    row(day)["problems"].append(f"quarantine object {key} is missing")
+                row(day)["rejected"] += lines or 0
+            for key, rows, sha256 in by_day.get(day, []):
+                found = _archived(bucket, key, workdir)
                 if found is None:
                     row(day)["problems"].append(f"archive object {key} is missing")
-                elif found != rows:
+                elif found[1] != sha256:
                     row(day)["problems"].append(
-                        f"archive object {key} holds {found} rows, the manifest says {rows}"
+                        f"archive object {key} holds other bytes than were archived (SHA-256 "
+                        f"{found[1][:16]}..., archive_manifest records {sha256[:16]}...)"
                     )
-                row(day)["archive"] += found or 0
+                elif found[0] != rows:
+                    row(day)["problems"].append(
+                        f"archive object {key} holds {found[0]} rows, the manifest says {rows}"
+                    )
+                row(day)["archive"] += found[0] if found else 0
             progress.step(day.isoformat())
 
     result = []
@@ -211,6 +250,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     with session(
         settings.warehouse_dsn, "adpipe-reconcile", "reconcile only reads; rerun it", settings
     ) as conn:
+        # one snapshot for every query: a load committing meanwhile is counted whole or not
+        conn.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
         days = reconcile(conn, bucket, args.first, args.last)
     print(json.dumps(days, indent=1) if args.json else table(days), flush=True)
     off = [d for d in days if not d["balanced"]]

@@ -1,11 +1,12 @@
 """restore: archived days back into ``ad_impressions``.
 
-For each archive object of the days asked for: read it (batch by batch), COPY its rows into a
-temporary table, insert them with ON CONFLICT DO NOTHING (so a second restore changes
-nothing), mark its manifest row restored, commit; then remove the object from the archive, so
-the archive prefix and the table never hold the same row. That delete is safe because the
-commit before it holds every row of the object (the staged count equals the manifest's) in
-the table, and the manifest row says so. A restored day older than the
+For each archive object of the days asked for: download it and prove it is the object that
+was archived (its SHA-256, row count and ids digest equal its archive_manifest row), COPY its
+rows into a temporary table, insert them, check that every one went in (a row already in the
+table means the day holds it twice: nothing is inserted), mark its manifest row restored,
+commit; then remove the object from the archive, so the archive prefix and the table never
+hold the same row. That delete is safe because the commit before it holds every row of the
+object in the table, counted, and the manifest row says so. A restored day older than the
 retention cutoff is archived again by the next archive run.
 """
 
@@ -25,9 +26,10 @@ from adpipe.job import DataError
 from adpipe.storage import Bucket
 from adpipe.warehouse import TABLE_COLUMNS as COLUMNS
 from adpipe.warehouse import LineStream, copy_in, ensure_partitions, lock_days
+from parquet_files import ids_sha256, sha256_file
 
 RESTORABLE = """
-SELECT archive_id, object_key, shown_date, rows FROM archive_manifest
+SELECT archive_id, object_key, shown_date, rows, sha256, ids_sha256 FROM archive_manifest
 WHERE shown_date BETWEEN %s AND %s AND restored_at IS NULL
 ORDER BY shown_date, archive_id
 """
@@ -49,6 +51,31 @@ def _csv_lines(path: Path) -> Any:
         yield out.getvalue().decode()
 
 
+def _check_object(
+    path: Path, key: str, recorded: tuple[int, str, str], bucket: str, day: date
+) -> None:
+    """`DataError` unless the downloaded object is the one archived: the bytes its manifest
+    row's SHA-256 names, and (so a forged file of the right size cannot pass) its rows'
+    count and ids digest."""
+    rows, sha256, ids = recorded
+    found = sha256_file(path)
+    problem = ""
+    if found != sha256.strip():
+        problem = f"its SHA-256 is {found}, archive_manifest records {sha256.strip()}"
+    else:
+        count, digest = ids_sha256(path)
+        if (count, digest) != (rows, ids.strip()):
+            problem = f"it holds {count} rows with other ids than the {rows} archived"
+    if problem:
+        raise DataError(
+            f"archive object s3://{bucket}/{key} is not the object that was archived ({problem}); "
+            "nothing was restored or deleted",
+            f"put the original back from a copy of the bucket, or set this one aside and reload "
+            f"day {day} from its backups: archive set-aside --key {key}, then make backfill "
+            f"DAG=api-load FROM={day}T00:00 TO={day}T23:00 REPROCESS=completed",
+        )
+
+
 def restore(conn: Any, bucket: Bucket, first: date, last: date) -> dict[str, Any]:
     with conn, conn.cursor() as cur:
         cur.execute(RESTORABLE, (first, last))
@@ -57,13 +84,17 @@ def restore(conn: Any, bucket: Bucket, first: date, last: date) -> dict[str, Any
     days = set()
     with tempfile.TemporaryDirectory(prefix="adpipe-restore-") as tmp:
         path = Path(tmp) / "object.parquet"
-        for archive_id, key, day, rows in objects:
+        for archive_id, key, day, rows, sha256, ids in objects:
             with path.open("wb") as handle:
                 if not bucket.download(key, handle):
                     raise DataError(
-                        f"archive object s3://{bucket.name}/{key} is missing",
-                        "the manifest lists it; inspect the bucket",
+                        f"archive object s3://{bucket.name}/{key} is missing; nothing of it "
+                        "was restored",
+                        f"put the object back from a copy of the bucket, or reload day {day} "
+                        f"from its backups: archive set-aside --key {key}, then make backfill "
+                        f"DAG=api-load FROM={day}T00:00 TO={day}T23:00 REPROCESS=completed",
                     )
+            _check_object(path, key, (rows, sha256, ids), bucket.name, day)
             ensure_partitions(conn, day, day)
             with conn, conn.cursor() as cur:
                 lock_days(cur, day, day)  # no load of the day checks or writes meanwhile
@@ -80,6 +111,14 @@ def restore(conn: Any, bucket: Bucket, first: date, last: date) -> dict[str, Any
                 cur.execute(
                     "INSERT INTO ad_impressions SELECT * FROM stage_restore ON CONFLICT DO NOTHING"
                 )
+                if cur.rowcount != rows:
+                    raise DataError(
+                        f"{rows - cur.rowcount} of the {rows} rows of archive object "
+                        f"s3://{bucket.name}/{key} are in ad_impressions already: day {day} "
+                        "would hold them twice; nothing was restored or deleted",
+                        f"see which (make psql: ids of day {day}), remove the copies that "
+                        "should not be there, then rerun the restore",
+                    )
                 restored_rows += cur.rowcount
                 cur.execute(
                     "UPDATE archive_manifest SET restored_at = now() WHERE archive_id = %s",

@@ -26,7 +26,10 @@ import gzip
 import hashlib
 import json
 import logging
+import re
+import threading
 import time
+import zlib
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +38,7 @@ from urllib.parse import urlencode
 import urllib3
 from adpipe import backups, check
 from adpipe.job import Command, DataError, UpstreamError, check_window, cli, window_arguments
+from adpipe.pages import MAX_NESTING, nesting
 from adpipe.storage import Bucket
 from adpipe.windows import backup_prefix, manifest_key, page_key
 from urllib3.exceptions import InvalidHeader, MaxRetryError
@@ -55,9 +59,13 @@ class ApiRetry(Retry):
     hint at all, so the backoff applies instead of a crash."""
 
     def parse_retry_after(self, retry_after: str) -> float:
+        # a number of seconds too long to parse (Python refuses integers of 4,300+ digits)
+        # asks for the longest wait there is: the cap
+        if re.fullmatch(r"\s*[0-9]{10,}\s*", retry_after):
+            return float(self.retry_after_max)
         try:
             return super().parse_retry_after(retry_after)
-        except InvalidHeader:
+        except (InvalidHeader, ValueError, OverflowError):
             return 0.0
 
 
@@ -73,8 +81,10 @@ class ApiClient:
         retry_after_max: int = 60,
         max_page_bytes: int = 64 << 20,
         timeout: float = 30.0,
+        page_deadline: float = 120.0,
     ) -> None:
         self.base_url = base_url
+        self.page_deadline = page_deadline
         self.page_size = page_size
         self.max_page_bytes = max_page_bytes
         self.retries = 0
@@ -102,10 +112,16 @@ class ApiClient:
             query["cursor"] = cursor
         url = f"{self.base_url}/v1/impressions?{urlencode(query)}"
         retry: Retry = self._retry
+        # urllib3's read timeout bounds each read, not a body sent a byte at a time: a timer
+        # shuts the response down at the page's deadline, whatever it is waiting for
+        deadline = time.monotonic() + self.page_deadline
         try:
             while True:
                 response = self._http.request("GET", url, retries=retry, preload_content=False)
                 retry = response.retries or retry
+                cut = threading.Timer(max(0.0, deadline - time.monotonic()), response.shutdown)
+                cut.daemon = True
+                cut.start()
                 try:
                     if response.status != 200:
                         problem = f"HTTP {response.status}: {response.read(200)!r}"
@@ -114,13 +130,22 @@ class ApiClient:
                             f"attempts ({problem})",
                             "check the window, the ad API (AD_API_URL), then rerun",
                         )
-                    return self._body(response, number)
-                except (urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError) as exc:
+                    body = self._body(response, number)
+                    self._check_deadline(deadline, number)
+                    return body
+                except (
+                    urllib3.exceptions.ProtocolError,
+                    urllib3.exceptions.TimeoutError,
+                    OSError,
+                ) as exc:
+                    self._check_deadline(deadline, number)
                     # a body cut short: one more attempt under the same policy and budget
                     retry = retry.increment("GET", url, error=exc)
                     log.warning("page %d: %s; retrying", number, exc)
                     retry.sleep()
+                    self._check_deadline(deadline, number)
                 finally:
+                    cut.cancel()
                     response.release_conn()
         except MaxRetryError as exc:
             raise UpstreamError(
@@ -130,6 +155,14 @@ class ApiClient:
             ) from None
         finally:
             self.retries += len(retry.history)
+
+    def _check_deadline(self, deadline: float, number: int) -> None:
+        if time.monotonic() >= deadline:
+            raise UpstreamError(
+                f"ad API did not deliver page {number} within EXTRACT_PAGE_DEADLINE_SECONDS "
+                f"({self.page_deadline:.0f} s); nothing of the window was recorded",
+                "check the ad API (AD_API_URL), then rerun; raise the deadline for a slow API",
+            )
 
     def _body(self, response: Any, number: int) -> bytes:
         chunks, size = [], 0
@@ -155,7 +188,8 @@ def read_page(body: bytes, number: int) -> tuple[int, str | None]:
         payload = json.loads(body)
     except RecursionError:
         raise DataError(
-            f"page {number} nests deeper than the JSON parser allows (about 1,000 levels)",
+            f"page {number} nests deeper than {MAX_NESTING} levels (deeper than the JSON "
+            "parser reaches); nothing of the window was recorded",
             "the ad API answered outside its contract; report it",
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -166,6 +200,12 @@ def read_page(body: bytes, number: int) -> tuple[int, str | None]:
     if not isinstance(payload, dict) or not isinstance(payload.get("impressions"), list):
         raise DataError(
             f"page {number} has no 'impressions' list", "the ad API answered outside its contract"
+        )
+    if nesting(payload) > MAX_NESTING:
+        raise DataError(
+            f"page {number} nests deeper than {MAX_NESTING} levels; nothing of the window was "
+            "recorded",
+            "the ad API answered outside its contract; report it",
         )
     cursor = payload.get("next_cursor")
     if cursor is not None and not (isinstance(cursor, str) and cursor):
@@ -187,6 +227,17 @@ def _back_up(bucket: Bucket, key: str, body: bytes, digest: str, count: int) -> 
     return len(packed) if new else 0
 
 
+def _intact(bucket: Bucket, key: str, digest: str) -> bool:
+    """Whether the stored page still holds the bytes its name promises."""
+    packed = bucket.get(key)
+    if packed is None:
+        return False
+    try:
+        return hashlib.sha256(gzip.decompress(packed)).hexdigest() == digest
+    except (OSError, EOFError, zlib.error):
+        return False
+
+
 def extract(
     start: datetime, end: datetime, api: ApiClient, bucket: Bucket, max_pages: int = 10_000
 ) -> dict[str, Any]:
@@ -201,6 +252,8 @@ def extract(
     fetching = waiting = 0.0
     in_flight: list[Future[int]] = []
     sizes: list[int] = []  # bytes each new page took in S3; 0 when one was there already
+    ours: set[str] = set()  # pages this run put (not yet readable while in flight)
+    repaired = 0  # damaged stored pages this run wrote a repaired copy of
 
     def settle(room: int) -> None:
         """Wait until at most ``room`` puts are in flight; the first failed one fails the
@@ -237,11 +290,19 @@ def extract(
                     )
                 cursors.add(cursor)
             digest = hashlib.sha256(body).hexdigest()
-            key = page_key(prefix, digest)
+            key, copy = page_key(prefix, digest), 0
+            # a page stored by an earlier run is checked before it is trusted: a damaged one
+            # stays (backups are never overwritten) and a repaired copy goes beside it
+            while key in existing and key not in ours and not _intact(bucket, key, digest):
+                log.warning("stored page %s is damaged; writing a repaired copy", key)
+                repaired += 1
+                copy += 1
+                key = page_key(prefix, digest, copy)
             if key not in existing:
                 settle(IN_FLIGHT - 1)
                 in_flight.append(pool.submit(_back_up, bucket, key, body, digest, count))
                 existing.add(key)
+                ours.add(key)
             pages.append({"key": key, "records": count, "bytes": len(body), "sha256": digest})
             records += count
             raw_bytes += len(body)
@@ -268,6 +329,7 @@ def extract(
         "records": records,
         "bytes_received": raw_bytes,
         "pages_written": written,
+        "pages_repaired": repaired,
         "bytes_stored": stored_bytes,
         "api_retries": api.retries,
         "version": version.number,
@@ -308,6 +370,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         max_attempts=settings.max_attempts,
         retry_after_max=settings.retry_after_max,
         max_page_bytes=settings.max_page_bytes,
+        page_deadline=settings.page_deadline,
     )
     bucket = Bucket(settings)
     return extract(args.start, args.end, api, bucket, settings.max_pages)

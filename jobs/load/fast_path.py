@@ -10,8 +10,9 @@ goes to the rules whole.
 
 msgspec decodes the page into typed fields in C; pyarrow checks the columns and joins
 them into CSV lines. Nothing a line holds needs quoting: texts with a quote or a comma are
-the rules' (rare), and timestamps go as the API wrote them (checked here, parsed by
-PostgreSQL; Arrow's parse decides the window).
+the rules' (rare). A timestamp goes as the UTC instant Arrow parsed from the API's text, the
+instant the rules compute, never the API's text itself: PostgreSQL takes offsets only up to
+15:59, RFC 3339 allows 23:59.
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ def page_batch(body: bytes, start: datetime, end: datetime, first_ordinal: int) 
     accepted = pc.sum(ok).as_py() or 0
     left = pc.indices_nonzero(pc.invert(ok)).to_pylist()
     ordinals = pa.array(range(first_ordinal, first_ordinal + count), pa.int64())
+    # the UTC instant as text PostgreSQL reads: "2026-11-20 10:00:00.000000Z"
+    columns["shown_at"] = pc.cast(shown_at, pa.string())
     fields = [pc.cast(ordinals, pa.string())]
     for name in IMPRESSION_COLUMNS:  # the stage table's columns after the ordinal
         column = columns[name]

@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import json
 import re
+import reprlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+
+from adpipe.pages import MAX_NESTING, nesting
 
 BIGINT_MAX = 2**63 - 1
 MAX_TEXT = 64
 COUNTRY = re.compile(r"[A-Z]{2}")
 DIGITS = re.compile(r"[0-9]{1,19}")
+# a UUID in its canonical 8-4-4-4-12 hex form (either case); uuid.UUID alone also takes
+# braces, "urn:uuid:", signs, spaces and hyphens anywhere, and folds them onto other ids
+CANONICAL_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 # ISO 4217 active codes
 CURRENCIES = frozenset(
     """
@@ -48,6 +56,8 @@ def parse_page(body: bytes) -> list[Any]:
         raise Rejected(f"page is not JSON: {exc}") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("impressions"), list):
         raise Rejected("page has no 'impressions' list")
+    if nesting(payload) > MAX_NESTING:
+        raise Rejected(f"page nests deeper than {MAX_NESTING} levels")
     return payload["impressions"]
 
 
@@ -60,7 +70,7 @@ def _integer(record: dict[str, Any], name: str) -> int:
             raise Rejected(f"{name} is not an integer: {value[:40]!r}")
         value = int(value)
     if not isinstance(value, int):
-        raise Rejected(f"{name} is not an integer: {value!r:.40}")
+        raise Rejected(f"{name} is not an integer: {reprlib.repr(value)[:40]}")
     if not 0 <= value <= BIGINT_MAX:
         raise Rejected(f"{name} is out of range: {value}")
     return value
@@ -82,12 +92,11 @@ def normalise(record: Any, start: datetime, end: datetime) -> tuple[Any, ...]:
     raw_id = record.get("impression_id")
     if raw_id is None:
         raise Rejected("impression_id is missing")
-    try:
-        impression_id = uuid.UUID(raw_id) if isinstance(raw_id, str) and len(raw_id) == 36 else None
-    except ValueError:
-        impression_id = None
-    if impression_id is None:
-        raise Rejected(f"impression_id is not a UUID: {str(raw_id)[:40]!r}")
+    if not isinstance(raw_id, str) or not CANONICAL_UUID.fullmatch(raw_id):
+        raise Rejected(
+            f"impression_id is not a UUID in canonical form: {reprlib.repr(raw_id)[:40]}"
+        )
+    impression_id = uuid.UUID(raw_id)
 
     raw_shown = record.get("shown_at")
     if not isinstance(raw_shown, str):

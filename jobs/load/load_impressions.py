@@ -33,6 +33,7 @@ import logging
 import reprlib
 import tempfile
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -84,18 +85,23 @@ WHERE m.restored_at IS NULL AND m.min_shown_at < %(end)s AND m.max_shown_at >= %
                                          AND r.window_end > %(start)s)
 LIMIT 1
 """
+NEXT_RUN_ID = "SELECT nextval(pg_get_serial_sequence('load_runs', 'load_run_id'))"
+# the run's audit row, written once and complete: the loader may not update it (migration 0004)
 INSERT_RUN = """
-INSERT INTO load_runs (window_start, window_end, manifest_key, manifest_sha256, pages,
-    received, valid, rejected, duplicates, rows_written, rows_replaced, quarantine_key,
+INSERT INTO load_runs (load_run_id, window_start, window_end, manifest_key, manifest_sha256,
+    pages, received, valid, rejected, duplicates, rows_written, rows_replaced, quarantine_key,
     started_at)
-VALUES (%s, %s, %s, %s, %s, 0, 0, 0, 0, 0, 0, %s, %s)
-RETURNING load_run_id
+VALUES (%(run_id)s, %(start)s, %(end)s, %(manifest_key)s, %(manifest_sha256)s, %(pages)s,
+    %(received)s, %(valid)s, %(rejected)s, %(duplicates)s, %(rows_written)s,
+    %(rows_replaced)s, %(quarantine_key)s, %(started_at)s)
 """
-FINISH_RUN = """
-UPDATE load_runs SET received = %s, valid = %s, rejected = %s, duplicates = %s,
-    rows_written = %s, rows_replaced = %s, finished_at = now()
-WHERE load_run_id = %s
-"""
+
+
+# what resolves a damaged or missing backup page: the extract checks the pages it finds and
+# writes a repaired copy as a new backup version, which the next load reads
+REPAIR = (
+    "rerun extract_backup for this window (make backfill, or its docker run line), then the load"
+)
 
 
 class Counts:
@@ -147,21 +153,16 @@ def page_bodies(bucket: Bucket, manifest: dict) -> Iterator[tuple[int, bytes]]:
 def _page_body(bucket: Bucket, page: dict) -> bytes:
     packed = bucket.get(page["key"])
     if packed is None:
-        raise DataError(
-            f"backup page s3://{bucket.name}/{page['key']} is missing",
-            "rerun extract_backup for this window",
-        )
+        raise DataError(f"backup page s3://{bucket.name}/{page['key']} is missing", REPAIR)
     try:
         body = gzip.decompress(packed)
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):
+        body = None
+    if body is None or hashlib.sha256(body).hexdigest() != page["sha256"]:
         raise DataError(
-            f"backup page s3://{bucket.name}/{page['key']} is not gzip",
-            "rerun extract_backup for this window",
-        ) from None
-    if hashlib.sha256(body).hexdigest() != page["sha256"]:
-        raise DataError(
-            f"backup page s3://{bucket.name}/{page['key']} does not match the manifest's sha256",
-            "rerun extract_backup for this window",
+            f"backup page s3://{bucket.name}/{page['key']} is damaged: it "
+            + ("does not decompress" if body is None else "does not match the manifest's sha256"),
+            REPAIR,
         )
     return body
 
@@ -201,6 +202,7 @@ def copy_input(
             counts.received += batch.records
             counts.valid += batch.accepted
             raws = fast_path.raw_records(body) if batch.left else []
+            # a record the typed decoder read has scalar fields: it parses without recursion
             left = ((position, json.loads(raws[position])) for position in batch.left)
         for position, record in left:
             try:
@@ -236,9 +238,7 @@ def load(
     allow_shrink: bool = False,
 ) -> dict[str, Any]:
     started_at = datetime.now(UTC)
-    manifest_key, manifest_sha, manifest = read_manifest(bucket, start, end)
     counts = Counts()
-    reject_key = quarantine_key(start, end)
     columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
     first_day, last_day = window_days(start, end)
     ensure_partitions(conn, first_day, last_day)
@@ -249,8 +249,13 @@ def load(
         conn,
         conn.cursor() as cur,
     ):
-        # one load of a window at a time, whichever backup version each reads
+        # one load of a window at a time; the manifest is read under the lock, so of two
+        # loads of the window the later one always loads the later backup version
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (backup_prefix(start, end),))
+        manifest_key, manifest_sha, manifest = read_manifest(bucket, start, end)
+        cur.execute(NEXT_RUN_ID)
+        run_id = cur.fetchone()[0]
+        reject_key = quarantine_key(start, end, run_id)
         # the stage lives in the session's temp buffers and is sorted by id once: room for
         # both in memory up to about a million rows, on disk beyond
         cur.execute("SET LOCAL temp_buffers = %s", (STAGE_MEMORY,))
@@ -264,6 +269,7 @@ def load(
         limit = settings.max_rejected_share
         if counts.received and counts.rejected > limit * counts.received:
             conn.rollback()
+            # this run's own key: the committed run's quarantine stays as it was
             _quarantine(bucket, reject_key, spool, packed, rejects)
             raise DataError(
                 f"{counts.rejected} of {counts.received} records rejected "
@@ -288,19 +294,6 @@ def load(
                 f"partition {missing[0]} was dropped while the load ran (an archive emptied it)",
                 "nothing was committed; rerun the load",
             )
-        cur.execute(
-            INSERT_RUN,
-            (
-                start,
-                end,
-                manifest_key,
-                manifest_sha,
-                len(manifest["pages"]),
-                reject_key if counts.rejected else None,
-                started_at,
-            ),
-        )
-        run_id = cur.fetchone()[0]
         began = time.monotonic()
         cur.execute(DELETE_WINDOW, (start, end))
         replaced = cur.rowcount
@@ -310,15 +303,28 @@ def load(
         _check_shrink(replaced, written, settings.max_shrink_share, allow_shrink, manifest_key)
         duplicates = counts.valid - written
         cur.execute(
-            FINISH_RUN,
-            (counts.received, counts.valid, counts.rejected, duplicates, written, replaced, run_id),
+            INSERT_RUN,
+            {
+                "run_id": run_id,
+                "start": start,
+                "end": end,
+                "manifest_key": manifest_key,
+                "manifest_sha256": manifest_sha,
+                "pages": len(manifest["pages"]),
+                "received": counts.received,
+                "valid": counts.valid,
+                "rejected": counts.rejected,
+                "duplicates": duplicates,
+                "rows_written": written,
+                "rows_replaced": replaced,
+                "quarantine_key": reject_key if counts.rejected else None,
+                "started_at": started_at,
+            },
         )
-        # the quarantine lands before the commit: a committed load always has its rejects,
-        # and no stale rejects of an earlier load of the window
+        # the quarantine lands before the commit, under this run's key: a committed load
+        # always has its rejects, and its run row names them
         if counts.rejected:
             _quarantine(bucket, reject_key, spool, packed, rejects)
-        else:
-            bucket.delete([reject_key])
         began = time.monotonic()
     committing = time.monotonic() - began
     return {

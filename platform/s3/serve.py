@@ -56,7 +56,17 @@ def grants(bucket: str) -> list[tuple[str, str, list[str]]]:
                 f"Write:{bucket}/quarantine/*",
             ],
         ),
-        ("archive", "ARCHIVE_", [f"Read:{bucket}/archive/*", f"Write:{bucket}/archive/*"]),
+        (
+            "archive",
+            "ARCHIVE_",
+            [
+                f"Read:{bucket}/archive/*",
+                f"Write:{bucket}/archive/*",
+                # `archive set-aside` moves an object it cannot vouch for here
+                f"Read:{bucket}/set-aside/*",
+                f"Write:{bucket}/set-aside/*",
+            ],
+        ),
         ("reconcile", "RECONCILE_", [f"Read:{bucket}"]),
     ]
 

@@ -68,3 +68,25 @@ def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> 
     assert helpers.window_checksum(start, end)[0] == len(unique) > 0
 
     assert helpers.backup_pages(start, end) == pages
+
+
+def test_a_task_whose_job_exits_3_fails_at_once_without_retries() -> None:
+    airflow = helpers.Airflow()
+    # an hour of a day older than the retention: loaded by a first run, then archived, so a
+    # second run's load refuses it (exit 3: loading it again would hold its rows twice)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=47)
+    first = airflow.run("api-load", hour, f"e2e-exit3-first-{uuid.uuid4().hex[:8]}")
+    assert first["state"] == "success"
+    day = datetime.fromisoformat(first["data_interval_start"]).date()
+    today = datetime.now(UTC).date().isoformat()
+    archived = helpers.summary(helpers.docker_run("adpipe/archive:dev", "run", "--date", today))
+    assert archived["exit_code"] == 0, archived
+    try:
+        run_id = f"e2e-exit3-{uuid.uuid4().hex[:8]}"
+        run = airflow.run("api-load", hour, run_id, timeout=300)
+        assert run["state"] == "failed"
+        task = airflow.api("GET", f"/dags/api-load/dagRuns/{run_id}/taskInstances/load_impressions")
+        # the DAG's default is 3 retries: a job's exit 3 uses none of them
+        assert (task["state"], task["try_number"]) == ("failed", 1), task
+    finally:
+        helpers.restore_days(day.isoformat(), day.isoformat())

@@ -162,7 +162,7 @@ def test_an_archive_run_against_an_empty_database_refuses_and_deletes_nothing(
     assert objects_rows([k for k in after if k.endswith(".parquet")]) == rows_before
 
 
-def test_an_archive_run_after_a_day_lost_its_manifest_rows_leaves_its_objects(
+def test_an_archive_run_after_a_day_lost_its_manifest_rows_leaves_its_objects_and_adopt_resolves_it(
     archived_days: dict[date, int],
 ) -> None:
     day = A_FIRST + timedelta(days=1)
@@ -176,25 +176,72 @@ def test_an_archive_run_after_a_day_lost_its_manifest_rows_leaves_its_objects(
     )
     day_keys = sorted(row[0] for row in saved if row[10] is None)
     assert day_keys
+    facts = "object_key, rows, bytes, sha256, ids_sha256, min_shown_at, max_shown_at"
+    live = f"SELECT {facts} FROM archive_manifest WHERE shown_date = %s AND restored_at IS NULL"  # noqa: S608
+    before_loss = sorted(helpers.query(live, (day,)))
     helpers.query("DELETE FROM archive_manifest WHERE shown_date = %s", (day,))
+    adopted = None
     try:
         before = helpers.keys("archive/")
         result = archive(A_RUN)
         assert result["exit_code"] == 3, result["stderr"]
         assert "left in place" in result["stderr"] and day_keys[0] in result["stderr"]
+        assert f"archive adopt --date {day}" in result["stderr"]  # the command that resolves it
         assert "Traceback" not in result["stderr"]
         assert helpers.keys("archive/") == before
         assert objects_rows(day_keys) == archived_days[day]  # every row still in an object
+        adopted = run_job("archive", "adopt", "--date", day.isoformat())
+        assert adopted["exit_code"] == 0, adopted["stderr"]
+        assert adopted["objects_adopted"] == len(day_keys)
+        # the manifest rows re-created from the objects say what the lost ones said
+        assert sorted(helpers.query(live, (day,))) == before_loss
     finally:
-        marks = ", ".join(["%s"] * 11)
-        for row in saved:
-            helpers.query(
-                f"INSERT INTO archive_manifest ({columns}) VALUES ({marks})",  # noqa: S608
-                row,
-            )
+        if not adopted or adopted["exit_code"]:  # put the history back by hand, as the owner
+            marks = ", ".join(["%s"] * 11)
+            helpers.query("DELETE FROM archive_manifest WHERE shown_date = %s", (day,))
+            for row in saved:
+                helpers.query(
+                    f"INSERT INTO archive_manifest ({columns}) VALUES ({marks})",  # noqa: S608
+                    row,
+                )
     again = archive(A_RUN)
     assert again["exit_code"] == 0, again["stderr"]
     assert again["objects_unlisted"] == 0
+    assert helpers.query(
+        "SELECT count(*) FROM archive_actions WHERE action = 'adopt' AND shown_date = %s", (day,)
+    ) == [(len(day_keys),)]
+
+
+def test_adopt_refuses_an_object_whose_rows_are_in_the_table(
+    archived_days: dict[date, int],
+) -> None:
+    day = A_FIRST
+    helpers.restore_days(day.isoformat(), day.isoformat())  # the rows back, the object gone
+    rearchived = archive(A_RUN)
+    assert rearchived["exit_code"] == 0, rearchived["stderr"]
+    (copy_key,) = helpers.query(
+        "SELECT object_key FROM archive_manifest WHERE shown_date = %s AND restored_at IS NULL",
+        (day,),
+    )[0]
+    copy = helpers.get(copy_key)
+    helpers.restore_days(day.isoformat(), day.isoformat())
+    # an object listed by no manifest row, holding rows that are in the table
+    helpers.s3().put_object(Bucket=helpers.bucket(), Key=copy_key, Body=copy)
+    try:
+        refused = run_job("archive", "adopt", "--date", day.isoformat())
+        assert refused["exit_code"] == 3, refused["stderr"]
+        assert "are in ad_impressions" in refused["stderr"]
+        assert f"archive set-aside --key {copy_key}" in refused["stderr"]
+        assert helpers.query(
+            "SELECT count(*) FROM archive_manifest WHERE object_key = %s AND restored_at IS NULL",
+            (copy_key,),
+        ) == [(0,)]
+    finally:
+        # a copy of rows the table holds: redundant, removed as the operator
+        helpers.s3().delete_object(Bucket=helpers.bucket(), Key=copy_key)
+    done = archive(A_RUN)
+    assert done["exit_code"] == 0, done["stderr"]
+    assert len(pg_rows(day)) == 0
 
 
 # --- 2. backups are immutable, and a load never shrinks a window silently -----------------

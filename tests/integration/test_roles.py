@@ -38,6 +38,14 @@ def attempt(dsn_setting: str, statement: str) -> str:
         ("LOAD_WAREHOUSE_DSN", "DELETE FROM archive_manifest"),
         ("LOAD_WAREHOUSE_DSN", "UPDATE archive_manifest SET restored_at = now()"),
         ("LOAD_WAREHOUSE_DSN", "DELETE FROM load_runs"),
+        # history is insert-only: a committed run keeps its window, manifest and counts
+        ("LOAD_WAREHOUSE_DSN", "UPDATE load_runs SET window_start = window_start - interval '1d'"),
+        ("LOAD_WAREHOUSE_DSN", "UPDATE load_runs SET manifest_sha256 = repeat('0', 64)"),
+        ("LOAD_WAREHOUSE_DSN", "UPDATE load_runs SET rows_written = rows_written + 1"),
+        ("ARCHIVE_WAREHOUSE_DSN", "UPDATE archive_manifest SET sha256 = repeat('0', 64)"),
+        ("ARCHIVE_WAREHOUSE_DSN", "UPDATE archive_manifest SET rows = rows + 1"),
+        ("ARCHIVE_WAREHOUSE_DSN", "UPDATE archive_manifest SET object_key = 'elsewhere'"),
+        ("ARCHIVE_WAREHOUSE_DSN", "DELETE FROM load_runs"),
         ("LOAD_WAREHOUSE_DSN", "CREATE TABLE ad_impressions_29991231 (x int)"),
         ("LOAD_WAREHOUSE_DSN", "SELECT adpipe_drop_empty_partition('2999-12-31')"),
         (
@@ -72,6 +80,25 @@ def test_a_jobs_role_is_refused_what_it_must_not_do(role: str, statement: str) -
 )
 def test_a_jobs_role_may_read_what_its_checks_need(role: str, statement: str) -> None:
     assert attempt(role, statement) == "ok"
+
+
+def test_an_object_marked_restored_stays_restored_for_the_archiver() -> None:
+    import helpers
+
+    (archive_id,) = helpers.query(
+        "INSERT INTO archive_manifest (object_key, shown_date, rows, bytes, sha256, ids_sha256,"
+        " min_shown_at, max_shown_at, run_date, restored_at) VALUES ('archive/probe', "
+        "'2999-12-31', 1, 1, repeat('0', 64), repeat('0', 64), now(), now(), '2999-12-31', now())"
+        " RETURNING archive_id"
+    )[0]
+    try:
+        reopened = attempt(
+            "ARCHIVE_WAREHOUSE_DSN",
+            "UPDATE archive_manifest SET restored_at = NULL WHERE object_key = 'archive/probe'",
+        )
+        assert reopened == "InsufficientPrivilege"
+    finally:
+        helpers.query("DELETE FROM archive_manifest WHERE archive_id = %s", (archive_id,))
 
 
 def test_no_role_of_the_stack_but_the_superuser_is_one() -> None:

@@ -53,7 +53,8 @@ Only when enabled (``AD_API_FAULTS=1``, or ``make_server(..., faults=True)``; th
 has none): ``POST /_faults`` with ``{"plan": [...]}`` queues faults; each
 ``/v1/impressions`` request consumes the next one: ``"429:<s>"`` (Retry-After s, 0 for no
 hint), ``"500"``, ``"slow:<s>"`` (answers after s seconds), ``"cut"`` (promises the full
-body, sends half, closes), ``"garbage"`` (200 with a body that is not JSON). ``GET /_faults``
+body, sends half, closes), ``"drip:<s>"`` (sends the body one byte every s seconds),
+``"garbage"`` (200 with a body that is not JSON). ``GET /_faults``
 shows what is left, ``DELETE /_faults`` clears it.
 """
 
@@ -403,6 +404,22 @@ class Handler(BaseHTTPRequestHandler):
             return
         if fault == "garbage":
             self._send(200, b"<html>upstream proxy error</html>")
+        elif fault and fault.startswith("drip"):
+            # the whole body, one byte every <s> seconds: each read gets something, so only a
+            # deadline over the whole page stops the client
+            pause = float(fault.partition(":")[2] or "2")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for index in range(len(body)):
+                    self.wfile.write(body[index : index + 1])
+                    self.wfile.flush()
+                    time.sleep(pause)
+            except OSError:  # the client gave up: what a deadline is for
+                pass
+            self.close_connection = True
         elif fault == "cut":
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

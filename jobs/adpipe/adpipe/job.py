@@ -64,7 +64,12 @@ def parse_utc(value: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {value!r}") from None
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(f"needs a UTC offset or Z: {value!r}")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(
+            f"is outside the years 1 to 9999 in UTC: {value!r}"
+        ) from None
 
 
 def window_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -229,6 +234,7 @@ def run(
         )
         if os.environ.get("ADPIPE_DEBUG") == "1":
             log.exception("traceback")
+    summary["exit_code"] = code
     summary["seconds"] = round(time.monotonic() - started, 3)
     summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print("SUMMARY " + json.dumps(summary, default=str, sort_keys=False), flush=True)

@@ -36,6 +36,7 @@ SETTINGS: dict[str, str] = {
     "EXTRACT_MAX_PAGE_BYTES": "largest page body read (64 MiB)",
     "EXTRACT_MAX_ATTEMPTS": "requests per page on 429, 5xx and lost connections (8)",
     "EXTRACT_RETRY_AFTER_MAX_SECONDS": "longest Retry-After obeyed, in seconds (60)",
+    "EXTRACT_PAGE_DEADLINE_SECONDS": "longest time one page may take, retries included (120)",
     "LOAD_MAX_REJECTED_SHARE": "largest share of rejected records before nothing loads (0.01)",
     "LOAD_MAX_SHRINK_SHARE": "largest share of a window's rows a reload may drop (0.5)",
     "ARCHIVE_RETENTION_DAYS": "days kept in PostgreSQL before the archive moves them (30)",
@@ -203,6 +204,11 @@ class Settings:
         return _whole("EXTRACT_RETRY_AFTER_MAX_SECONDS", "60", 0, 3600)
 
     @property
+    def page_deadline(self) -> int:
+        """Seconds one page may take, its retries and a slow body included."""
+        return _whole("EXTRACT_PAGE_DEADLINE_SECONDS", "120", 1, 3600)
+
+    @property
     def max_rejected_share(self) -> float:
         return _share("LOAD_MAX_REJECTED_SHARE", "0.01")
 
@@ -238,6 +244,7 @@ EXTRACT = (
     "EXTRACT_MAX_PAGE_BYTES",
     "EXTRACT_MAX_ATTEMPTS",
     "EXTRACT_RETRY_AFTER_MAX_SECONDS",
+    "EXTRACT_PAGE_DEADLINE_SECONDS",
 )
 # one file per identity; each job's commands read exactly its file's settings (and LOGS)
 ENV_FILES = {

@@ -5,7 +5,6 @@ and a bounded number of retries."""
 from __future__ import annotations
 
 import base64
-import functools
 import io
 from collections.abc import Callable, Iterator
 from typing import IO, Any
@@ -141,14 +140,26 @@ class Bucket:
             raise self._fail("LIST", prefix, exc) from exc
 
     def delete(self, keys: list[str]) -> None:
+        """Delete the keys; `UpstreamError` naming the first key S3 refused, whether it
+        refused the request or (HTTP 200) some of its keys."""
         for start in range(0, len(keys), 1000):
             chunk = keys[start : start + 1000]
             objects = {"Objects": [{"Key": k} for k in chunk], "Quiet": True}
-            self._call(
-                "DELETE",
-                chunk[0],
-                functools.partial(self._client.delete_objects, Bucket=self.name, Delete=objects),
-            )
+            answer: dict[str, Any] = {}
+
+            def send(objects: dict[str, Any] = objects, answer: dict[str, Any] = answer) -> None:
+                answer.update(self._client.delete_objects(Bucket=self.name, Delete=objects))
+
+            self._call("DELETE", chunk[0], send)
+            refused = answer.get("Errors") or []
+            if refused:
+                first = refused[0]
+                raise UpstreamError(
+                    f"S3 refused to delete {len(refused)} of {len(chunk)} keys (first: "
+                    f"s3://{self.name}/{first.get('Key')}: {first.get('Code')} "
+                    f"{first.get('Message', '')})",
+                    "check the identity's rights, then rerun",
+                )
 
     def check(self) -> None:
         """Raise `UpstreamError` unless the bucket answers this identity (a one-key listing:

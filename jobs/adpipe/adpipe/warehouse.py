@@ -25,7 +25,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-from adpipe.job import ConfigError, UpstreamError
+from adpipe.job import ConfigError, DataError, UpstreamError
 from adpipe.settings import Settings
 
 # The columns of ad_impressions that come from the ad API, in table order; load metadata
@@ -143,6 +143,14 @@ def session(
         yield conn
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         raise service_error(exc, settings, lost_hint) from None
+    except (psycopg2.IntegrityError, psycopg2.DataError) as exc:
+        # a constraint or a value PostgreSQL refused: the data, not the service (exit 3)
+        words = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(
+            f"PostgreSQL refused the data: {words}",
+            "nothing was committed; the constraint or value it names is what to look at "
+            "(make psql ROLE=owner: \\d+ on the table)",
+        ) from None
     finally:
         conn.close()
 

@@ -9,6 +9,8 @@ complete backup of the window is a numbered manifest version listing its pages i
 
 An extract that receives the same bytes as the window's latest version writes nothing; one
 that receives other bytes writes the new pages beside the old ones and a new version last.
+A stored page that no longer holds its bytes (a flipped bit) is left as it is; the extract
+writes a repaired copy beside it (``page-<sha256>.copy1.json.gz``) and a new version naming it.
 The window's current backup is its highest version; ``manifest.json`` (the layout before
 versions) counts as version 0.
 """
@@ -18,10 +20,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
-# The bucket's three areas; every job identity's rights follow them (platform/s3/serve.py)
+# The bucket's areas; every job identity's rights follow them (platform/s3/serve.py)
 BACKUP_PREFIX = "backup/"
 QUARANTINE_PREFIX = "quarantine/"
 ARCHIVE_PREFIX = "archive/"
+SET_ASIDE_PREFIX = "set-aside/"  # objects `archive set-aside` moved out of archive/
 LEGACY_MANIFEST = "manifest.json"
 MANIFEST = re.compile(r"manifest-([0-9]{6})\.json")
 ARCHIVE_TABLE_PREFIX = f"{ARCHIVE_PREFIX}ad_impressions/"
@@ -50,9 +53,11 @@ def backup_day_prefix(day: date) -> str:
     return f"{BACKUP_PREFIX}impressions/date={day:%Y-%m-%d}/"
 
 
-def page_key(prefix: str, sha256: str) -> str:
-    """A page, named by the sha256 of the bytes the API sent."""
-    return f"{prefix}page-{sha256}.json.gz"
+def page_key(prefix: str, sha256: str, copy: int = 0) -> str:
+    """A page, named by the sha256 of the bytes the API sent; ``copy`` n > 0 names the n-th
+    repaired copy, written when the stored page under the earlier name is damaged (a backup
+    is never overwritten)."""
+    return f"{prefix}page-{sha256}{f'.copy{copy}' if copy else ''}.json.gz"
 
 
 def manifest_key(prefix: str, version: int) -> str:
@@ -68,13 +73,11 @@ def manifest_version(key: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def quarantine_key(start: datetime, end: datetime) -> str:
-    """Where load writes a window's rejected records, one JSON object a line, gzip."""
-    return f"{QUARANTINE_PREFIX}impressions/{window_path(start, end)}rejected.jsonl.gz"
-
-
-def quarantine_day_prefix(day: date) -> str:
-    return f"{QUARANTINE_PREFIX}impressions/date={day:%Y-%m-%d}/"
+def quarantine_key(start: datetime, end: datetime, load_run_id: int) -> str:
+    """Where one load run writes the window's rejected records, one JSON object a line, gzip.
+    Each run has its own: a run that never commits cannot replace a committed run's rejects,
+    and ``load_runs.quarantine_key`` names the committed one."""
+    return f"{QUARANTINE_PREFIX}impressions/{window_path(start, end)}run-{load_run_id}.jsonl.gz"
 
 
 def archive_day_prefix(day: date) -> str:
@@ -94,3 +97,8 @@ def archive_key_day(key: str) -> date | None:
         return date.fromisoformat(part.removeprefix("shown_date="))
     except ValueError:
         return None
+
+
+def set_aside_key(key: str) -> str:
+    """Where `archive set-aside` moves an archive object: the same key under set-aside/."""
+    return f"{SET_ASIDE_PREFIX}{key}"

@@ -1,0 +1,223 @@
+"""adopt and set-aside: what resolves an archive object the archive refuses to touch.
+
+``archive adopt --date D`` re-creates the archive_manifest rows of day D's objects that no
+row lists (the rows were lost: a warehouse restored from an older backup), from the objects
+themselves: rows, SHA-256, ids digest, first and last ``shown_at``. It adopts an object only
+when it is a readable archive file of that day and none of its ids is in ``ad_impressions``
+or in another archived object of the day, so no row is counted twice; it refuses otherwise
+and changes nothing.
+
+``archive set-aside --key K`` moves one object out of ``archive/``: copies it to
+``s3://ad-data/set-aside/<K>`` (S3 checks the copy's SHA-256 on receipt, and a HEAD or a read
+back proves it), records the move, then deletes the original. That delete is safe because
+the verified copy holds the same bytes and the commit before it records where. A listed
+object set aside is marked in archive_manifest (``restored_at``, ``set_aside_key``): its
+day's rows are then neither in the table nor the archive, and come back by reloading the
+day's windows from their backups (``make backfill ... REPROCESS=completed``).
+
+Both are recorded in ``archive_actions``.
+
+    docker run --rm --network host --env-file .env.archive adpipe/archive:dev adopt \\
+        --date 2026-10-18
+    docker run --rm --network host --env-file .env.archive adpipe/archive:dev set-aside \\
+        --key archive/ad_impressions/shown_date=2026-10-18/part-0123.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import tempfile
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from adpipe.job import Command, ConfigError, DataError, UpstreamError
+from adpipe.storage import Bucket
+from adpipe.windows import (
+    ARCHIVE_TABLE_PREFIX,
+    archive_day_prefix,
+    archive_key_day,
+    set_aside_key,
+)
+from parquet_files import ids_sha256, sha256_file
+
+LIVE_KEYS = """
+SELECT object_key FROM archive_manifest WHERE shown_date = %s AND restored_at IS NULL
+"""
+ADOPT = """
+INSERT INTO archive_manifest (object_key, shown_date, rows, bytes, sha256, ids_sha256,
+    min_shown_at, max_shown_at, run_date)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, current_date)
+"""
+RECORD = """
+INSERT INTO archive_actions (action, object_key, moved_to, shown_date, rows, sha256, listed)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+"""
+IDS_STAGE = "CREATE TEMPORARY TABLE {name} (impression_id uuid NOT NULL) ON COMMIT DROP"
+IDS_IN_TABLE = "SELECT count(*) FROM ad_impressions a JOIN candidate c USING (impression_id)"
+IDS_IN_ARCHIVE = "SELECT count(*) FROM candidate c JOIN listed l USING (impression_id)"
+
+
+def _download(bucket: Bucket, key: str, path: Path) -> None:
+    with path.open("wb") as handle:
+        if not bucket.download(key, handle):
+            raise DataError(f"s3://{bucket.name}/{key} is gone", "list the prefix and rerun")
+
+
+def _facts(path: Path, key: str, day: date) -> dict[str, Any]:
+    """What a manifest row says of an archive file, read from the file; `DataError` when it
+    is not an archive file of ``day``."""
+    refuse = f"archive set-aside --key {key}"
+    try:
+        parquet = pq.ParquetFile(path)
+        rows, ids = ids_sha256(path)
+        shown = parquet.read(columns=["shown_at"]).column(0)
+    except (pa.ArrowException, OSError, KeyError, IndexError):
+        raise DataError(f"{key} is not an archive Parquet file; not adopted", refuse) from None
+    if rows == 0 or shown.type != pa.timestamp("us", tz="UTC"):
+        raise DataError(f"{key} is not an archive file of impressions; not adopted", refuse)
+    low, high = pc.min_max(shown).values()
+    low, high = low.as_py(), high.as_py()
+    first = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    if low.date() != day or high.date() != day or low < first:
+        raise DataError(f"{key} holds rows shown outside {day}; not adopted", refuse)
+    return {"rows": rows, "ids_sha256": ids, "min": low, "max": high}
+
+
+def _stage_ids(cur: Any, table: str, path: Path) -> None:
+    """The file's impression ids, into the temporary table ``table``."""
+    cur.execute(IDS_STAGE.format(name=table))
+    for batch in pq.ParquetFile(path).iter_batches(columns=["impression_id"], batch_size=65_536):
+        text = "".join(f"{raw.hex()}\n" for raw in batch.column(0).storage.to_pylist())
+        cur.copy_expert(f"COPY {table} FROM STDIN", io.BytesIO(text.encode()))
+
+
+def adopt(conn: Any, bucket: Bucket, day: date) -> dict[str, Any]:
+    with conn, conn.cursor() as cur:
+        cur.execute(LIVE_KEYS, (day,))
+        listed = {row[0] for row in cur.fetchall()}
+    orphans = sorted(k for k in bucket.keys(archive_day_prefix(day)) if k not in listed)
+    adopted = []
+    with tempfile.TemporaryDirectory(prefix="adpipe-adopt-") as tmp:
+        path, other = Path(tmp) / "object.parquet", Path(tmp) / "listed.parquet"
+        for key in orphans:
+            _download(bucket, key, path)
+            facts = _facts(path, key, day)
+            sha = sha256_file(path)
+            with conn, conn.cursor() as cur:
+                _stage_ids(cur, "candidate", path)
+                cur.execute(IDS_IN_TABLE)
+                in_table = cur.fetchone()[0]
+                cur.execute(IDS_STAGE.format(name="listed"))
+                for listed_key in sorted(listed):
+                    _download(bucket, listed_key, other)
+                    _stage_ids(cur, "listed_one", other)
+                    cur.execute(
+                        "INSERT INTO listed SELECT * FROM listed_one; DROP TABLE listed_one"
+                    )
+                cur.execute(IDS_IN_ARCHIVE)
+                in_archive = cur.fetchone()[0]
+                if in_table or in_archive:
+                    raise DataError(
+                        f"{key}: {in_table} of its {facts['rows']} ids are in ad_impressions "
+                        f"and {in_archive} in the day's other archive objects; adopting it "
+                        "would count them twice; nothing was adopted",
+                        f"archive set-aside --key {key} (its bytes are kept under set-aside/)",
+                    )
+                cur.execute(
+                    ADOPT,
+                    (
+                        key,
+                        day,
+                        facts["rows"],
+                        path.stat().st_size,
+                        sha,
+                        facts["ids_sha256"],
+                        facts["min"],
+                        facts["max"],
+                    ),
+                )
+                cur.execute(RECORD, ("adopt", key, None, day, facts["rows"], sha, False))
+            listed.add(key)
+            adopted.append(key)
+    return {"date": day.isoformat(), "objects_adopted": len(adopted), "keys": adopted}
+
+
+def set_aside(conn: Any, bucket: Bucket, key: str) -> dict[str, Any]:
+    if not key.startswith(ARCHIVE_TABLE_PREFIX) or key.endswith("/"):
+        raise ConfigError(
+            f"--key {key!r} is not an object under {ARCHIVE_TABLE_PREFIX}",
+            "name one object of the archive (the FAILED line of the archive run names it)",
+        )
+    target = set_aside_key(key)
+    with tempfile.TemporaryDirectory(prefix="adpipe-set-aside-") as tmp:
+        path = Path(tmp) / "object"
+        _download(bucket, key, path)
+        sha = sha256_file(path)
+        checksum = base64.b64encode(bytes.fromhex(sha)).decode()
+        with path.open("rb") as body:
+            # a copy already there from a set-aside that died before its delete is verified too
+            bucket.put_new(target, body, "application/octet-stream", ChecksumSHA256=checksum)
+        stored = bucket.stored_sha256(target)
+        if stored is None:
+            copy = Path(tmp) / "copy"
+            _download(bucket, target, copy)
+            stored = sha256_file(copy)
+        if stored != sha:
+            raise UpstreamError(
+                f"the copy at s3://{bucket.name}/{target} does not hold {key}'s bytes; the "
+                "original was left in place",
+                f"inspect s3://{bucket.name}/{target}, then rerun",
+            )
+    day = archive_key_day(key)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE archive_manifest SET restored_at = now(), set_aside_key = %s "
+            "WHERE object_key = %s AND restored_at IS NULL RETURNING rows",
+            (target, key),
+        )
+        found = cur.fetchone()
+        cur.execute(
+            RECORD,
+            ("set-aside", key, target, day, found[0] if found else None, sha, bool(found)),
+        )
+    # the verified copy holds these bytes and the commit above says where: the original is
+    # redundant now
+    bucket.delete([key])
+    return {
+        "key": key,
+        "moved_to": f"s3://{bucket.name}/{target}",
+        "sha256": sha,
+        "was_listed": bool(found),
+        "reload": (
+            f"make backfill DAG=api-load FROM={day}T00:00 TO={day}T23:00 REPROCESS=completed"
+            if found and day
+            else None
+        ),
+    }
+
+
+def _adopt_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--date", type=date.fromisoformat, required=True, help="the day (YYYY-MM-DD)"
+    )
+    parser.set_defaults(action="adopt")
+
+
+def _set_aside_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key", required=True, help="the archive object's key")
+    parser.set_defaults(action="set-aside")
+
+
+def commands(main: Any) -> list[Command]:
+    """The two commands, run by the archive's ``main`` under the archive lock."""
+    doc = __doc__ or ""
+    return [
+        Command("adopt", "archive", doc, main, _adopt_arguments, env_file="archive"),
+        Command("set-aside", "archive", doc, main, _set_aside_arguments, env_file="archive"),
+    ]

@@ -119,9 +119,16 @@ reconcile: env ## Per day: backup = postgres + archive + rejected + duplicates? 
 	@docker run --rm --network host --env-file .env.reconcile adpipe/archive:dev \
 	  reconcile --from $${FROM:-$$(date -u -d '45 days ago' +%F)} --to $${TO:-$$(date -u +%F)} $(if $(JSON),--json)
 
+accept-gap: env ## Accept hours no load will fill (reconcile stops naming them): make accept-gap FROM=2026-11-20T03:00 TO=2026-11-20T05:00 REASON="API outage"
+	@test -n "$(FROM)" -a -n "$(TO)" -a -n "$(REASON)" || { echo "usage: make accept-gap FROM=... TO=... REASON=... (the first and last hour, UTC)" >&2; exit 2; }
+	@set -a; . ./.env; set +a; printf '%s\n' "SET TimeZone = 'UTC';" \
+	  "INSERT INTO accepted_gaps (gap_start, gap_end, reason) VALUES (:'first', (:'last')::timestamptz + interval '1 hour', :'reason') RETURNING *;" | \
+	  bash platform/compose.sh exec -T -e PGDSN="$$WAREHOUSE_OWNER_DSN" postgres \
+	  sh -c 'exec psql "$$PGDSN" -v ON_ERROR_STOP=1 -v first="$$1" -v last="$$2" -v reason="$$3"' sh "$(FROM)" "$(TO)" "$(REASON)"
+
 clean: ## Stop the stack, delete its volumes (all data), the venv and the logs; .env and images stay
 	-@bash platform/compose.sh down -v --remove-orphans >/dev/null 2>&1
 	@rm -rf $(VENV) .state/uv .state/*.log
 	@echo "clean: stack volumes, venv and logs removed (.env kept)"
 
-.PHONY: help env engine venv lock lock-check images build-jobs start stop status logs airflow psql backfill test test-celery test-fast lint fmt bench soak migrate restore reconcile demo browser clean
+.PHONY: accept-gap help env engine venv lock lock-check images build-jobs start stop status logs airflow psql backfill test test-celery test-fast lint fmt bench soak migrate restore reconcile demo browser clean

@@ -2,8 +2,9 @@
 each job identity's own env file from it.
 
 Values ``generate`` become fresh random secrets, ``generate-name`` a compose project name
-(``adpipe-<6 hex>``); ``{NAME}`` in a value is filled with the value of the setting NAME (so a
-DSN carries the password generated for it). Existing values in .env are never changed.
+(``adpipe-<6 hex>``), ``next-hour`` the first full hour after now (UTC); ``{NAME}`` in a
+value is filled with the value of the setting NAME (so a DSN carries the password generated
+for it). Existing values in .env are never changed.
 
 ``.env.<identity>`` (``adpipe.settings.ENV_FILES``: extract_backup, load, archive, reconcile,
 migrate) holds only what that identity's commands read, under the names they read: a job run
@@ -16,6 +17,7 @@ import os
 import re
 import secrets
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +28,9 @@ from adpipe.settings import ENV_FILES  # noqa: E402 - the jobs' own table, stand
 def value(raw: str, known: dict[str, str]) -> str:
     if raw == "generate":
         return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    if raw == "next-hour":  # the first full hour after now, in UTC
+        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        return hour.strftime("%Y-%m-%dT%H:%M:%SZ")
     if raw == "generate-name":
         # a checkout that named its project before .env did keeps that name (and its volumes)
         earlier = ROOT / ".state" / "compose-project"

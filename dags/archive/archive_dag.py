@@ -26,7 +26,7 @@ deletes those rows in the same transaction that records the verified object in
 import os
 from datetime import UTC, datetime, timedelta
 
-from adpipe_dags.jobs import ARCHIVE, DEFAULT_ARGS, TABLE, job_task, paused
+from adpipe_dags.jobs import ARCHIVE, DEFAULT_ARGS, TABLE, job_task, paused, settings_env
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 with DAG(
@@ -62,7 +62,8 @@ with DAG(
             "{{ data_interval_end.strftime('%Y-%m-%d') }}",
         ],
         connections=("s3_reconcile", "warehouse"),
-        retries=1,  # a second look, in case a load was committing; an imbalance stays one
+        environment=settings_env("RECONCILE_EXPECT_FROM"),
+        retries=1,  # a second look after a service failed (exit 4); an imbalance fails at once
         retry_delay=timedelta(seconds=30),
     )
     archive_days >> reconcile_days

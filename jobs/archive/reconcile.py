@@ -12,8 +12,13 @@ what is really stored:
     duplicates  repeats dropped by the latest load of each window (load_runs)
 
 A day balances when backup = postgres + archive + rejected + duplicates and nothing is
-wrong with it: a day also fails on an hour with no load at all between its first and last
-loaded hours (a missed window would otherwise balance as 0 = 0), on a backup manifest whose
+wrong with it. Every hour of the range is expected loaded from RECONCILE_EXPECT_FROM (`make
+env` sets it to the hour .env was made, so a new environment is not flagged for the days
+before it existed; unset: the first hour ever loaded) up to the last hour that ended an hour
+ago; a day also fails on each such hour no load covered (a missed window would otherwise
+balance as 0 = 0) and on one between its first and last loaded hours, unless the hour was
+accepted as lost (``make accept-gap``); a day with none names the whole day. It also fails on
+a backup manifest whose
 bytes no longer match the sha256 its load recorded, on a page its manifest lists that is
 gone, and on an archive object that is missing or holds other rows than its manifest row
 says, or other bytes than were archived. Exits non-zero (3) on any of these, naming the day
@@ -64,6 +69,10 @@ FROM load_runs
 WHERE window_start >= %s AND window_start < %s
 ORDER BY window_start, window_end, load_run_id DESC
 """
+FIRST_LOAD = "SELECT min(window_start) FROM load_runs"
+ACCEPTED = "SELECT gap_start, gap_end FROM accepted_gaps WHERE gap_end > %s AND gap_start < %s"
+HOUR = timedelta(hours=1)
+GRACE = timedelta(hours=1)  # an hour is expected loaded once it ended this long ago
 
 
 class Progress:
@@ -117,18 +126,83 @@ def _archived(bucket: Bucket, key: str, workdir: Path) -> tuple[int, str] | None
     return rows, sha256_file(path)
 
 
-def gaps(windows: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    """The stretches between the first window's start and the last one's end that no window
-    covers: hours nobody loaded, which would otherwise balance as 0 = 0."""
-    holes, reached = [], None
-    for start, end in sorted(windows):
-        if reached is not None and start > reached:
-            holes.append((reached, start))
-        reached = end if reached is None else max(reached, end)
-    return holes
+def _merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    merged: list[tuple[datetime, datetime]] = []
+    for low, high in sorted(spans):
+        if merged and low <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return merged
 
 
-def reconcile(conn: Any, bucket: Bucket, first: date, last: date) -> list[dict[str, Any]]:
+def _covered(hour: datetime, spans: list[tuple[datetime, datetime]]) -> bool:
+    return any(low <= hour and hour + HOUR <= high for low, high in spans)
+
+
+def missing_hours(
+    start: datetime,
+    end: datetime,
+    loaded: list[tuple[datetime, datetime]],
+    accepted: list[tuple[datetime, datetime]],
+    expect_from: datetime | None,
+    now: datetime,
+) -> list[datetime]:
+    """The hours of ``[start, end)`` no load covered and no accepted gap excuses: every hour
+    from ``expect_from`` that ended at least GRACE before ``now``, and any between a day's
+    first and last loaded hours."""
+    loads, excused = _merged(loaded), _merged(accepted)
+    expected: set[datetime] = set()
+    if expect_from is not None:
+        hour = max(start, expect_from.replace(minute=0, second=0, microsecond=0))
+        while hour < end and hour + HOUR <= now - GRACE:
+            expected.add(hour)
+            hour += HOUR
+    by_day: dict[date, list[tuple[datetime, datetime]]] = {}
+    for low, high in loaded:
+        by_day.setdefault(low.astimezone(UTC).date(), []).append((low, high))
+    for windows in by_day.values():
+        hour = min(low for low, _ in windows).replace(minute=0, second=0, microsecond=0)
+        last = max(high for _, high in windows)
+        while hour + HOUR <= last:
+            expected.add(hour)
+            hour += HOUR
+    return sorted(h for h in expected if not _covered(h, loads) and not _covered(h, excused))
+
+
+def describe_gaps(day: date, hours: list[datetime]) -> list[str]:
+    """One problem line per run of missing hours of ``day``, with the commands that resolve
+    it; the whole day as one."""
+    if len(hours) == 24:
+        spans = [(hours[0], hours[-1])]
+        what = [f"no load at all on {day} (24 hours)"]
+    else:
+        spans = []
+        for hour in hours:
+            if spans and hour == spans[-1][1] + HOUR:
+                spans[-1] = (spans[-1][0], hour)
+            else:
+                spans.append((hour, hour))
+        what = [
+            f"no load for {low:%H:%M}-{(high + HOUR):%H:%M} UTC".replace("-00:00", "-24:00")
+            for low, high in spans
+        ]
+    return [
+        f"{text} (a missed window: make backfill DAG=api-load FROM={low:%Y-%m-%dT%H:%M} "
+        f"TO={high:%Y-%m-%dT%H:%M}; an outage with no data to fetch: make accept-gap "
+        f"FROM={low:%Y-%m-%dT%H:%M} TO={high:%Y-%m-%dT%H:%M} REASON=...)"
+        for text, (low, high) in zip(what, spans, strict=True)
+    ]
+
+
+def reconcile(
+    conn: Any,
+    bucket: Bucket,
+    first: date,
+    last: date,
+    expect_from: datetime | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
     end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
     days: dict[date, dict[str, Any]] = {}
@@ -145,7 +219,7 @@ def reconcile(conn: Any, bucket: Bucket, first: date, last: date) -> list[dict[s
         cur.execute(LATEST_LOADS, (start, end))
         # window prefix -> the manifest its latest load read, and that manifest's sha256
         loaded: dict[str, tuple[str, str]] = {}
-        spans: dict[date, list[tuple[datetime, datetime]]] = {}
+        spans: list[tuple[datetime, datetime]] = []
         quarantined: dict[date, list[str]] = {}
         for (
             window_start,
@@ -160,13 +234,19 @@ def reconcile(conn: Any, bucket: Bucket, first: date, last: date) -> list[dict[s
             if quarantine_key:
                 quarantined.setdefault(day, []).append(quarantine_key)
             loaded[manifest_key.rsplit("/", 1)[0] + "/"] = (manifest_key, manifest_sha)
-            spans.setdefault(day, []).append((window_start, window_end))
-        for day, windows_loaded in spans.items():
-            row(day)["problems"] += [
-                f"no load for {low:%H:%M}-{high:%H:%M} UTC, between the day's first and last "
-                "loaded hours (a missed window: backfill it)"
-                for low, high in gaps(windows_loaded)
-            ]
+            spans.append((window_start, window_end))
+        if expect_from is None:
+            cur.execute(FIRST_LOAD)
+            expect_from = cur.fetchone()[0]
+        cur.execute(ACCEPTED, (start, end))
+        accepted = cur.fetchall()
+        gap_days: dict[date, list[datetime]] = {}
+        for hour in missing_hours(
+            start, end, spans, accepted, expect_from, now or datetime.now(UTC)
+        ):
+            gap_days.setdefault(hour.astimezone(UTC).date(), []).append(hour)
+        for day, hours in gap_days.items():
+            row(day)["problems"] += describe_gaps(day, hours)
         cur.execute(ARCHIVED, (first, last))
         archived = cur.fetchall()
 
@@ -252,7 +332,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     ) as conn:
         # one snapshot for every query: a load committing meanwhile is counted whole or not
         conn.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
-        days = reconcile(conn, bucket, args.first, args.last)
+        days = reconcile(conn, bucket, args.first, args.last, settings.expect_from)
     print(json.dumps(days, indent=1) if args.json else table(days), flush=True)
     off = [d for d in days if not d["balanced"]]
     if off:

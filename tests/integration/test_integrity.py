@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -142,7 +143,11 @@ def test_restore_refuses_an_object_whose_row_is_in_the_table_already(archived: d
     helpers.query(
         "INSERT INTO ad_impressions SELECT %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0",
         (
-            str(uuid.UUID(bytes=one["impression_id"])),
+            str(
+                ident
+                if isinstance(ident := one["impression_id"], uuid.UUID)
+                else uuid.UUID(bytes=ident)
+            ),
             *(
                 one[c]
                 for c in (
@@ -363,3 +368,75 @@ def test_a_partition_made_under_any_timezone_and_datestyle_starts_at_utc_midnigh
         ]
     finally:
         helpers.query("DROP TABLE IF EXISTS ad_impressions_29991230")
+
+
+G_DAY = date(2021, 3, 1)  # loaded 03:00-21:00; the day after: nothing; the day after that: whole
+
+
+def test_reconcile_names_every_missing_hour_and_a_day_with_none_until_accepted(
+    small_api: str,
+) -> None:
+    helpers.load_window(moment(G_DAY, 3), moment(G_DAY, 21), env={"AD_API_URL": small_api})
+    third = G_DAY + timedelta(days=2)
+    helpers.load_window(
+        moment(third), moment(third) + timedelta(days=1), env={"AD_API_URL": small_api}
+    )
+    since = {"RECONCILE_EXPECT_FROM": moment(G_DAY).isoformat()}
+    done = docker_run(
+        "adpipe/archive:dev",
+        "reconcile",
+        "--from",
+        G_DAY.isoformat(),
+        "--to",
+        third.isoformat(),
+        "--json",
+        env=since,
+    )
+    assert done.returncode == 3, done.stderr
+    days = {d["day"]: d for d in json.loads(done.stdout.split("SUMMARY")[0])}
+    first = [p for p in days[G_DAY.isoformat()]["problems"] if p.startswith("no load")]
+    assert [p.split(" (")[0] for p in first] == [
+        "no load for 00:00-03:00 UTC",
+        "no load for 21:00-24:00 UTC",
+    ]
+    assert "make backfill DAG=api-load FROM=2021-03-01T00:00 TO=2021-03-01T02:00" in first[0]
+    empty = (G_DAY + timedelta(days=1)).isoformat()
+    assert days[empty]["problems"][0].startswith(f"no load at all on {empty} (24 hours)")
+    assert days[third.isoformat()]["balanced"], days[third.isoformat()]
+
+    # the outage had nothing to fetch: accepted, as the owner, with the command the line names
+    for low, high in (
+        ("2021-03-01T00:00", "2021-03-01T02:00"),
+        ("2021-03-01T21:00", "2021-03-02T23:00"),
+    ):
+        accepted = subprocess.run(
+            [
+                "make",
+                "--no-print-directory",
+                "accept-gap",
+                f"FROM={low}",
+                f"TO={high}",
+                "REASON=integrity test: an outage with no data",
+            ],
+            cwd=helpers.ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    try:
+        again = helpers.summary(
+            docker_run(
+                "adpipe/archive:dev",
+                "reconcile",
+                "--from",
+                G_DAY.isoformat(),
+                "--to",
+                third.isoformat(),
+                env=since,
+            )
+        )
+        assert again["exit_code"] == 0, again["stderr"]
+    finally:
+        helpers.query("DELETE FROM accepted_gaps WHERE reason LIKE 'integrity test:%%'")

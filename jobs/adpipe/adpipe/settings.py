@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from adpipe.job import ConfigError
 
@@ -40,6 +41,8 @@ SETTINGS: dict[str, str] = {
     "LOAD_MAX_REJECTED_SHARE": "largest share of rejected records before nothing loads (0.01)",
     "LOAD_MAX_SHRINK_SHARE": "largest share of a window's rows a reload may drop (0.5)",
     "ARCHIVE_RETENTION_DAYS": "days kept in PostgreSQL before the archive moves them (30)",
+    "RECONCILE_EXPECT_FROM": "first hour every hour is expected loaded, ISO 8601 (none: the "
+    "first hour ever loaded)",
     "ADPIPE_LOG_LEVEL": "log level on stderr (INFO)",
     "ADPIPE_DEBUG": "1 prints a traceback with an unexpected failure",
 }
@@ -218,6 +221,23 @@ class Settings:
         return _share("LOAD_MAX_SHRINK_SHARE", "0.5")
 
     @property
+    def expect_from(self) -> datetime | None:
+        """The first hour reconcile expects every hour loaded from; None: the first ever."""
+        text = os.environ.get("RECONCILE_EXPECT_FROM", "").strip()
+        if not text:
+            return None
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise ConfigError(
+                f"setting RECONCILE_EXPECT_FROM is not an ISO 8601 time with an offset: {text!r}",
+                "write it as 2026-11-20T00:00:00Z",
+            )
+        return moment.astimezone(UTC)
+
+    @property
     def retention_days(self) -> int:
         return _whole("ARCHIVE_RETENTION_DAYS", "30", 1, 100_000)
 
@@ -258,7 +278,7 @@ ENV_FILES = {
             (*WAREHOUSE, *S3, "LOAD_MAX_REJECTED_SHARE", "LOAD_MAX_SHRINK_SHARE"),
         ),
         EnvFile("archive", "archive", None, (*WAREHOUSE, *S3, "ARCHIVE_RETENTION_DAYS")),
-        EnvFile("reconcile", "reconcile", "", (*WAREHOUSE, *S3)),
+        EnvFile("reconcile", "reconcile", "", (*WAREHOUSE, *S3, "RECONCILE_EXPECT_FROM")),
         EnvFile("migrate", "", "", ("WAREHOUSE_OWNER_DSN", *WAREHOUSE[1:])),
     )
 }

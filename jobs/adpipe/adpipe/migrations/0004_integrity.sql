@@ -52,3 +52,18 @@ GRANT SELECT ON archive_actions TO adpipe_reader;
 -- caller's TimeZone or DateStyle they could name another instant. Pinned here.
 ALTER FUNCTION adpipe_ensure_partition(date) SET TimeZone = 'UTC';
 ALTER FUNCTION adpipe_ensure_partition(date) SET DateStyle = 'ISO, YMD';
+
+-- Hours no load will ever fill (an outage of the ad API with nothing to fetch afterwards),
+-- accepted by an operator (`make accept-gap`, as the owner) so reconcile stops naming them.
+-- Nobody but the owner writes here; reconcile reads it.
+CREATE TABLE accepted_gaps (
+    gap_id       bigserial   PRIMARY KEY,
+    gap_start    timestamptz NOT NULL,
+    gap_end      timestamptz NOT NULL,
+    reason       text        NOT NULL CHECK (reason <> ''),
+    accepted_by  text        NOT NULL DEFAULT current_user,
+    accepted_at  timestamptz NOT NULL DEFAULT now(),
+    CHECK (gap_end > gap_start)
+);
+REVOKE ALL ON accepted_gaps FROM PUBLIC;
+GRANT SELECT ON accepted_gaps TO adpipe_reader;

@@ -253,7 +253,7 @@ def extract(
     in_flight: list[Future[int]] = []
     sizes: list[int] = []  # bytes each new page took in S3; 0 when one was there already
     ours: set[str] = set()  # pages this run put (not yet readable while in flight)
-    repaired = 0  # damaged stored pages this run wrote a repaired copy of
+    repaired = 0  # pages whose stored copy was damaged: an intact copy (new or found) stands in
 
     def settle(room: int) -> None:
         """Wait until at most ``room`` puts are in flight; the first failed one fails the
@@ -294,10 +294,10 @@ def extract(
             # a page stored by an earlier run is checked before it is trusted: a damaged one
             # stays (backups are never overwritten) and a repaired copy goes beside it
             while key in existing and key not in ours and not _intact(bucket, key, digest):
-                log.warning("stored page %s is damaged; writing a repaired copy", key)
-                repaired += 1
+                log.warning("stored page %s is damaged; the next copy stands for it", key)
                 copy += 1
                 key = page_key(prefix, digest, copy)
+            repaired += copy > 0
             if key not in existing:
                 settle(IN_FLIGHT - 1)
                 in_flight.append(pool.submit(_back_up, bucket, key, body, digest, count))

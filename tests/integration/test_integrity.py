@@ -183,6 +183,7 @@ def test_restore_refuses_an_object_whose_row_is_in_the_table_already(archived: d
 def test_a_load_that_fails_its_gate_leaves_the_committed_rows_and_quarantine() -> None:
     start = moment(Q_DAY, 10)
     end = start + timedelta(hours=1)
+    helpers.restore_days(Q_DAY.isoformat(), Q_DAY.isoformat())  # an earlier session's archive
     helpers.load_window(start, end)
     first = helpers.query(
         "SELECT load_run_id, quarantine_key, rejected FROM load_runs WHERE window_start = %s "
@@ -217,6 +218,7 @@ def test_a_load_that_fails_its_gate_leaves_the_committed_rows_and_quarantine() -
 def test_a_flipped_bit_in_a_backup_page_is_named_and_the_extract_repairs_it() -> None:
     start = moment(B_DAY, 10)
     end = start + timedelta(hours=1)
+    helpers.restore_days(B_DAY.isoformat(), B_DAY.isoformat())  # an earlier session's archive
     helpers.load_window(start, end)
     rows = helpers.window_checksum(start, end)
     manifest = json.loads(helpers.get(helpers.backup_manifests(start, end)[-1]))
@@ -302,6 +304,11 @@ def test_a_start_outside_the_years_1_to_9999_is_an_argument_error(image: str) ->
 
 def test_a_check_violation_in_postgresql_is_a_data_error() -> None:
     start = moment(V_DAY, 10)
+    helpers.restore_days(V_DAY.isoformat(), V_DAY.isoformat())  # an earlier session's archive
+    helpers.query(
+        "DELETE FROM ad_impressions WHERE shown_at >= %s AND shown_at < %s",
+        (start, start + timedelta(hours=1)),
+    )
     extracted = job("extract_backup", *window(start))
     assert extracted["exit_code"] == 0, extracted["stderr"]
     # on the day's own partition, so no other day's load meets it
@@ -376,8 +383,9 @@ G_DAY = date(2021, 3, 1)  # loaded 03:00-21:00; the day after: nothing; the day 
 def test_reconcile_names_every_missing_hour_and_a_day_with_none_until_accepted(
     small_api: str,
 ) -> None:
-    helpers.load_window(moment(G_DAY, 3), moment(G_DAY, 21), env={"AD_API_URL": small_api})
     third = G_DAY + timedelta(days=2)
+    helpers.restore_days(G_DAY.isoformat(), third.isoformat())  # an earlier session's archive
+    helpers.load_window(moment(G_DAY, 3), moment(G_DAY, 21), env={"AD_API_URL": small_api})
     helpers.load_window(
         moment(third), moment(third) + timedelta(days=1), env={"AD_API_URL": small_api}
     )

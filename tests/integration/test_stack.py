@@ -205,3 +205,27 @@ def test_each_job_image_runs_as_a_non_root_user(job: str) -> None:
         check=True,
     )
     assert done.stdout.strip() not in ("", "0")
+
+
+def test_make_start_stops_in_seconds_naming_docker_desktops_setting_without_host_networking() -> (
+    None
+):
+    import os
+    import time
+
+    # the probe container listens, the host looks elsewhere: what a VM without host
+    # networking (Docker Desktop before the setting) looks like from the host
+    began = time.monotonic()
+    done = subprocess.run(
+        ["bash", str(helpers.ROOT / "platform" / "stack.sh"), "start"],
+        env={**os.environ, "HOST_NETWORK_REACH_PORT": "18998"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    took = time.monotonic() - began
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Enable host networking" in done.stderr and "Docker Desktop" in done.stderr
+    assert took < 20, took
+    assert helpers.stack("running").returncode == 0  # the running stack was left alone

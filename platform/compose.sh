@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# docker compose (v2) when present, else docker-compose (v1.29, Debian 12).
+# docker compose: Compose v2, the one tested path (`make engine` installs the plugin where it
+# is missing; Debian 12 packages only v1.29, which this project no longer uses).
 #
 # The compose project is named once per checkout (COMPOSE_PROJECT_NAME=adpipe-<6 hex> in .env,
 # which plain `docker compose` reads too), so two clones on one machine never share volumes:
@@ -21,7 +22,8 @@ esac
 # scheduler) joins it, instead of running as root.
 DOCKER_GID="$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)"
 export DOCKER_GID
-if docker compose version >/dev/null 2>&1; then
-  exec docker compose -p "$project" -f docker-compose.yml ${profiles[@]+"${profiles[@]}"} "$@"
+if ! docker compose version >/dev/null 2>&1; then
+  echo "compose: Docker Compose v2 is missing (\`docker compose version\` fails); \`make engine\` installs it" >&2
+  exit 1
 fi
-exec docker-compose -p "$project" -f docker-compose.yml ${profiles[@]+"${profiles[@]}"} "$@"
+exec docker compose -p "$project" -f docker-compose.yml ${profiles[@]+"${profiles[@]}"} "$@"

@@ -67,10 +67,38 @@ check_ports() {  # a port held by anything but this stack's own service fails th
   fi
 }
 
+host_network() {  # a container on the host network must reach, and be reached on, 127.0.0.1
+  local port="${HOST_NETWORK_PROBE_PORT:-18999}" reach="${HOST_NETWORK_REACH_PORT:-}" cid ok=0 line
+  reach="${reach:-$port}"
+  cid="$(docker run -d --rm --network host --entrypoint python3 adpipe/ad-api:dev -c "
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $port))
+s.listen(1)
+s.settimeout(15)
+c, _ = s.accept()
+c.sendall(b'adpipe-host-network\\n')
+c.close()")" || { echo "stack: docker run failed; is the engine up? (make engine)" >&2; exit 1; }
+  for _ in $(seq 1 20); do
+    line="$( (exec 3<>"/dev/tcp/127.0.0.1/$reach" && read -r -t 2 l <&3 && echo "$l") 2>/dev/null || true)"
+    [ "$line" = adpipe-host-network ] && { ok=1; break; }
+    sleep 0.25
+  done
+  docker rm -f "$cid" >/dev/null 2>&1 || true
+  if [ "$ok" != 1 ]; then
+    echo "stack: a container on the host network did not answer on this host's 127.0.0.1:$reach." >&2
+    echo "  Every service here uses host networking. Docker Desktop supports it from 4.34, switched on in" >&2
+    echo "  Settings > Resources > Network > \"Enable host networking\"; turn it on, then run make start again." >&2
+    exit 1
+  fi
+}
+
 case "${1:-status}" in
   start)
     t0=$SECONDS
     check_ports
+    host_network
     if [ "$EXECUTOR" != celery ]; then  # a previous celery start's broker and workers go
       bash platform/compose.sh --profile celery rm -s -f "${celery_services[@]}" >/dev/null 2>&1 || true
     fi

@@ -16,7 +16,7 @@ help: ## List every target with what it does
 env: ## Create .env from .env.example (fresh random secrets) or add what it gained; write each job's own .env.<job>
 	@python3 platform/env.py
 
-engine: ## Make sure a Docker engine answers (on Debian as root: install and start dockerd)
+engine: ## Make sure a Docker engine answers with Compose v2 (installs the plugin; on Debian as root, dockerd too)
 	@bash platform/engine.sh
 
 $(UV):

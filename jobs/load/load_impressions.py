@@ -97,11 +97,16 @@ VALUES (%(run_id)s, %(start)s, %(end)s, %(manifest_key)s, %(manifest_sha256)s, %
 """
 
 
-# what resolves a damaged or missing backup page: the extract checks the pages it finds and
-# writes a repaired copy as a new backup version, which the next load reads
-REPAIR = (
-    "rerun extract_backup for this window (make backfill, or its docker run line), then the load"
-)
+def repair_hint(manifest: dict) -> str:
+    """What resolves a damaged or missing backup page: the window's extract checks the pages
+    it finds and writes a repaired copy as a new backup version, which the load then reads."""
+    window = manifest.get("window") or {}
+    start, end = window.get("start", "<start>"), window.get("end", "<end>")
+    return (
+        f"rerun the window through Airflow: make backfill DAG=api-load FROM={start[:16]} "
+        f"TO={start[:16]} REPROCESS=completed (or by hand: extract_backup run --start {start} "
+        f"--end {end}, then load run with the same window)"
+    )
 
 
 class Counts:
@@ -138,10 +143,11 @@ def page_bodies(bucket: Bucket, manifest: dict) -> Iterator[tuple[int, bytes]]:
     PREFETCH pages are fetched, unpacked and checked in threads while one is loaded (S3,
     zlib and sha256 release the GIL), so at most PREFETCH + 1 pages are in memory."""
     pages = list(enumerate(manifest["pages"], start=1))
+    hint = repair_hint(manifest)
     with ThreadPoolExecutor(max_workers=PREFETCH, thread_name_prefix="prefetch") as pool:
         ahead: deque[tuple[int, Future[bytes]]] = deque()
         for number, page in pages:
-            ahead.append((number, pool.submit(_page_body, bucket, page)))
+            ahead.append((number, pool.submit(_page_body, bucket, page, hint)))
             if len(ahead) > PREFETCH:
                 done, body = ahead.popleft()
                 yield done, body.result()
@@ -150,10 +156,10 @@ def page_bodies(bucket: Bucket, manifest: dict) -> Iterator[tuple[int, bytes]]:
             yield done, body.result()
 
 
-def _page_body(bucket: Bucket, page: dict) -> bytes:
+def _page_body(bucket: Bucket, page: dict, hint: str) -> bytes:
     packed = bucket.get(page["key"])
     if packed is None:
-        raise DataError(f"backup page s3://{bucket.name}/{page['key']} is missing", REPAIR)
+        raise DataError(f"backup page s3://{bucket.name}/{page['key']} is missing", hint)
     try:
         body = gzip.decompress(packed)
     except (OSError, EOFError, zlib.error):
@@ -162,7 +168,7 @@ def _page_body(bucket: Bucket, page: dict) -> bytes:
         raise DataError(
             f"backup page s3://{bucket.name}/{page['key']} is damaged: it "
             + ("does not decompress" if body is None else "does not match the manifest's sha256"),
-            REPAIR,
+            hint,
         )
     return body
 
@@ -301,22 +307,25 @@ def load(
         written = cur.rowcount
         replacing = time.monotonic() - began
         _check_shrink(replaced, written, settings.max_shrink_share, allow_shrink, manifest_key)
-        duplicates = counts.valid - written
+        # the run's counts, as load_runs records them and the SUMMARY reports them
+        tally = {
+            "pages": len(manifest["pages"]),
+            "received": counts.received,
+            "valid": counts.valid,
+            "rejected": counts.rejected,
+            "duplicates": counts.valid - written,
+            "rows_written": written,
+            "rows_replaced": replaced,
+        }
         cur.execute(
             INSERT_RUN,
             {
+                **tally,
                 "run_id": run_id,
                 "start": start,
                 "end": end,
                 "manifest_key": manifest_key,
                 "manifest_sha256": manifest_sha,
-                "pages": len(manifest["pages"]),
-                "received": counts.received,
-                "valid": counts.valid,
-                "rejected": counts.rejected,
-                "duplicates": duplicates,
-                "rows_written": written,
-                "rows_replaced": replaced,
                 "quarantine_key": reject_key if counts.rejected else None,
                 "started_at": started_at,
             },
@@ -330,13 +339,7 @@ def load(
     return {
         "window": [start.isoformat(), end.isoformat()],
         "load_run_id": run_id,
-        "pages": len(manifest["pages"]),
-        "received": counts.received,
-        "valid": counts.valid,
-        "rejected": counts.rejected,
-        "duplicates": duplicates,
-        "rows_written": written,
-        "rows_replaced": replaced,
+        **tally,
         "manifest": f"s3://{bucket.name}/{manifest_key}",
         "quarantine": f"s3://{bucket.name}/{reject_key}" if counts.rejected else None,
         # where the time went: COPY into the stage (of it, reading pages from S3 and checking

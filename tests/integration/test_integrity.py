@@ -18,6 +18,7 @@ import psycopg2
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from adpipe.warehouse import IMPRESSION_COLUMNS
 from helpers import docker_run, pg_rows
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -148,21 +149,7 @@ def test_restore_refuses_an_object_whose_row_is_in_the_table_already(archived: d
                 if isinstance(ident := one["impression_id"], uuid.UUID)
                 else uuid.UUID(bytes=ident)
             ),
-            *(
-                one[c]
-                for c in (
-                    "ad_id",
-                    "campaign_id",
-                    "advertiser_id",
-                    "placement",
-                    "device",
-                    "country",
-                    "shown_at",
-                    "cost_micros",
-                    "currency",
-                    "clicked",
-                )
-            ),
+            *(one[name] for name in IMPRESSION_COLUMNS[1:]),
         ),
     )
     try:
@@ -230,7 +217,9 @@ def test_a_flipped_bit_in_a_backup_page_is_named_and_the_extract_repairs_it() ->
     refused = job("load", *window(start))
     assert refused["exit_code"] == 3, refused["stderr"]
     assert f"backup page s3://{helpers.bucket()}/{page} is damaged" in refused["stderr"]
-    assert "rerun extract_backup" in refused["stderr"]
+    assert (
+        "make backfill DAG=api-load FROM=2022-06-03T10:00 TO=2022-06-03T10:00" in refused["stderr"]
+    )
 
     repaired = job("extract_backup", *window(start))
     assert repaired["exit_code"] == 0, repaired["stderr"]

@@ -311,13 +311,25 @@ def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> di
             f"place (days: {', '.join(by_day[:10])}; keys: {', '.join(named[:5])}"
             f"{' ...' if len(named) > 5 else ''}); every old day was archived "
             f"({summary['days_archived']} now)",
-            "nothing was deleted: they may hold the only copy of their rows. Check that "
-            "ARCHIVE_WAREHOUSE_DSN is the right database; if their manifest rows were lost, "
-            + "; ".join(f"archive adopt --date {d}" for d in by_day[:3] if d != "no day")
-            + " re-creates them from the objects (it refuses an object whose rows are "
-            f"already placed); any object it refuses: archive set-aside --key {named[0]}",
+            _unlisted_hint(by_day, named[0]),
         )
     return summary
+
+
+def _unlisted_hint(days: list[str], first_key: str) -> str:
+    """The commands that resolve unlisted archive objects, for a FAILED line."""
+    adopt = [f"archive adopt --date {day}" for day in days[:3] if day != "no day"]
+    return (
+        "nothing was deleted: they may hold the only copy of their rows. Check that "
+        "ARCHIVE_WAREHOUSE_DSN is the right database; "
+        + (
+            f"if their manifest rows were lost, {'; '.join(adopt)} re-creates them from the "
+            "objects (it refuses an object whose rows are already placed); "
+            if adopt
+            else ""
+        )
+        + f"an object adopt refuses, or of unknown content: archive set-aside --key {first_key}"
+    )
 
 
 def _with_lock(conn: Any, work: Any) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import argparse
 import base64
 import io
 import tempfile
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -73,18 +73,22 @@ def _facts(path: Path, key: str, day: date) -> dict[str, Any]:
     """What a manifest row says of an archive file, read from the file; `DataError` when it
     is not an archive file of ``day``."""
     refuse = f"archive set-aside --key {key}"
+    low = high = None
     try:
         parquet = pq.ParquetFile(path)
         rows, ids = ids_sha256(path)
-        shown = parquet.read(columns=["shown_at"]).column(0)
+        for batch in parquet.iter_batches(columns=["shown_at"], batch_size=65_536):
+            shown = batch.column(0)
+            if shown.type != pa.timestamp("us", tz="UTC"):
+                raise KeyError("shown_at")
+            first, last = pc.min_max(shown).values()
+            low = first.as_py() if low is None else min(low, first.as_py())
+            high = last.as_py() if high is None else max(high, last.as_py())
     except (pa.ArrowException, OSError, KeyError, IndexError):
         raise DataError(f"{key} is not an archive Parquet file; not adopted", refuse) from None
-    if rows == 0 or shown.type != pa.timestamp("us", tz="UTC"):
+    if rows == 0 or low is None or high is None:
         raise DataError(f"{key} is not an archive file of impressions; not adopted", refuse)
-    low, high = pc.min_max(shown).values()
-    low, high = low.as_py(), high.as_py()
-    first = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    if low.date() != day or high.date() != day or low < first:
+    if low.date() != day or high.date() != day:
         raise DataError(f"{key} holds rows shown outside {day}; not adopted", refuse)
     return {"rows": rows, "ids_sha256": ids, "min": low, "max": high}
 

@@ -135,7 +135,7 @@ def _weed_shell(where: list[str], master: str) -> subprocess.CompletedProcess:
     """``s3.bucket.list`` through ``weed shell`` run by ``where`` (bounded: the shell waits
     for a master forever)."""
     return subprocess.run(
-        [*where, "timeout", "15", "weed", "shell", f"-master={master}"],
+        [*where, "timeout", "6", "weed", "shell", f"-master={master}"],
         input="s3.bucket.list\n",
         capture_output=True,
         text=True,

@@ -75,6 +75,8 @@ def test_a_task_whose_job_exits_3_fails_at_once_without_retries() -> None:
     # an hour of a day older than the retention: loaded by a first run, then archived, so a
     # second run's load refuses it (exit 3: loading it again would hold its rows twice)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=47)
+    earlier = (hour - timedelta(hours=1)).date().isoformat()  # a session before archived it
+    helpers.restore_days(earlier, hour.date().isoformat())
     first = airflow.run("api-load", hour, f"e2e-exit3-first-{uuid.uuid4().hex[:8]}")
     assert first["state"] == "success"
     day = datetime.fromisoformat(first["data_interval_start"]).date()

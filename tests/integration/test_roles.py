@@ -82,21 +82,32 @@ def test_a_jobs_role_may_read_what_its_checks_need(role: str, statement: str) ->
     assert attempt(role, statement) == "ok"
 
 
-def test_an_object_marked_restored_stays_restored_for_the_archiver() -> None:
+@pytest.mark.parametrize(
+    ("restored", "statement"),
+    [
+        # a restored object stays restored
+        (True, "UPDATE archive_manifest SET restored_at = NULL WHERE object_key = 'archive/probe'"),
+        # set aside only as it leaves the archive
+        (
+            False,
+            "UPDATE archive_manifest SET set_aside_key = 'x' WHERE object_key = 'archive/probe'",
+        ),
+    ],
+)
+def test_the_archiver_changes_an_object_only_as_it_leaves_the_archive(
+    restored: bool, statement: str
+) -> None:
     import helpers
 
     (archive_id,) = helpers.query(
         "INSERT INTO archive_manifest (object_key, shown_date, rows, bytes, sha256, ids_sha256,"
         " min_shown_at, max_shown_at, run_date, restored_at) VALUES ('archive/probe', "
-        "'2999-12-31', 1, 1, repeat('0', 64), repeat('0', 64), now(), now(), '2999-12-31', now())"
-        " RETURNING archive_id"
+        "'2999-12-31', 1, 1, repeat('0', 64), repeat('0', 64), now(), now(), '2999-12-31', "
+        "CASE WHEN %s THEN now() END) RETURNING archive_id",
+        (restored,),
     )[0]
     try:
-        reopened = attempt(
-            "ARCHIVE_WAREHOUSE_DSN",
-            "UPDATE archive_manifest SET restored_at = NULL WHERE object_key = 'archive/probe'",
-        )
-        assert reopened == "InsufficientPrivilege"
+        assert attempt("ARCHIVE_WAREHOUSE_DSN", statement) == "InsufficientPrivilege"
     finally:
         helpers.query("DELETE FROM archive_manifest WHERE archive_id = %s", (archive_id,))
 

@@ -8,13 +8,18 @@ REVOKE UPDATE, DELETE ON archive_manifest FROM adpipe_archiver;
 GRANT UPDATE (restored_at) ON archive_manifest TO adpipe_archiver;
 
 -- restored_at goes from NULL to a time and never back: an object marked restored had its
--- rows put back and was deleted; listing it again would count its rows twice
+-- rows put back and was deleted; listing it again would count its rows twice. set_aside_key
+-- is written only in that same step (`archive set-aside`).
 CREATE FUNCTION adpipe_restored_once() RETURNS trigger
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 BEGIN
     IF OLD.restored_at IS NOT NULL THEN
         RAISE EXCEPTION 'archive_manifest row % was restored at %; it stays so',
             OLD.archive_id, OLD.restored_at USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NEW.restored_at IS NULL AND NEW.set_aside_key IS NOT NULL THEN
+        RAISE EXCEPTION 'archive_manifest row % can be set aside only as it leaves the archive',
+            OLD.archive_id USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN NEW;
 END

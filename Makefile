@@ -72,12 +72,8 @@ browser: ## Install Debian's chromium for the UI test when missing (root on Debi
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } || \
 	  { echo "browser: install chromium (Debian: apt-get install chromium) for the UI test" >&2; exit 1; }
 
-test: venv env lock-check images browser ## Every test tier, then the Celery tier (CELERY=0 skips it); starts the stack when needed, stops it after
-	@started=0; if ! $(STACK) running 2>/dev/null; then $(STACK) start; started=1; fi; \
-	rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
-	if [ $$rc = 0 ] && [ "$(CELERY)" != 0 ]; then \
-	  $(MAKE) --no-print-directory test-celery AFTER=$$([ $$started = 1 ] && echo stop || echo start) || rc=$$?; \
-	elif [ $$started = 1 ]; then $(STACK) stop >/dev/null 2>&1; fi; exit $$rc
+test: venv env lock-check ## Every test tier, then the Celery tier (CELERY=0 skips it); starts the stack when needed, stops it after
+	@CELERY=$(CELERY) PYTEST_ARGS="$(PYTEST_ARGS)" bash platform/test.sh
 
 test-celery: venv env lock-check images ## The Celery tier alone: the stack on EXECUTOR=celery, same end state as LocalExecutor, a worker killed mid-task
 	@was=0; if $(STACK) running 2>/dev/null; then was=1; fi; rc=0; \

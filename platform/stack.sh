@@ -6,9 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 compose() { bash platform/compose.sh "$@"; }
-executor_override="${EXECUTOR:-}"
+# .env's settings, except these, where a value in the environment wins (the Celery tier
+# starts its stack with shorter timers this way)
+overridable=(EXECUTOR TASK_HEARTBEAT_TIMEOUT JOB_RETRY_DELAY_SECONDS)
+given=()
+for name in "${overridable[@]}"; do [ -z "${!name:-}" ] || given+=("$name=${!name}"); done
 set -a; . ./.env; set +a
-EXECUTOR="${executor_override:-${EXECUTOR:-local}}"
+for setting in ${given[@]+"${given[@]}"}; do export "${setting?}"; done
+EXECUTOR="${EXECUTOR:-local}"
 export EXECUTOR
 services=(postgres s3 ad-api airflow-api-server airflow-scheduler airflow-dag-processor airflow-triggerer)
 celery_services=(redis airflow-worker-1 airflow-worker-2)

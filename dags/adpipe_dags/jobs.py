@@ -37,7 +37,8 @@ from adpipe_dags.notify import FailureNotifier
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "adpipe",
     "retries": 3,
-    "retry_delay": timedelta(minutes=1),
+    # the first retry waits this long (doubling after, with jitter); JOB_RETRY_DELAY_SECONDS
+    "retry_delay": timedelta(seconds=int(os.environ.get("ADPIPE_JOB_RETRY_DELAY_SECONDS", "60"))),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=20),
     "execution_timeout": timedelta(minutes=30),

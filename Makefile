@@ -75,6 +75,12 @@ browser: ## Install Debian's chromium for the UI test when missing (root on Debi
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } || \
 	  { echo "browser: install chromium (Debian: apt-get install chromium) for the UI test" >&2; exit 1; }
 
+query: export QUERY_SQL = $(value SQL)
+query: export QUERY_FORMAT = $(FORMAT)
+query: export QUERY_OUT = $(OUT)
+query: venv env ## Query the table and the archive as one read-only table, impressions (SQL="..."; none: a shell; FORMAT=csv|parquet OUT=path)
+	@$(PY) platform/query.py
+
 test: venv env lock-check ## Every test tier, then the Celery tier (CELERY=0 skips it); starts the stack when needed, stops it after
 	@CELERY=$(CELERY) PYTEST_ARGS="$(PYTEST_ARGS)" bash platform/test.sh
 
@@ -131,4 +137,4 @@ clean: ## Stop the stack, delete its volumes (all data), the venv and the logs; 
 	@rm -rf $(VENV) .state/uv .state/*.log
 	@echo "clean: stack volumes, venv and logs removed (.env kept)"
 
-.PHONY: accept-gap help env engine venv lock lock-check images build-jobs start stop status logs airflow psql backfill test test-celery test-fast lint fmt bench soak migrate restore reconcile demo browser clean
+.PHONY: accept-gap query help env engine venv lock lock-check images build-jobs start stop status logs airflow psql backfill test test-celery test-fast lint fmt bench soak migrate restore reconcile demo browser clean

@@ -68,6 +68,8 @@ def grants(bucket: str) -> list[tuple[str, str, list[str]]]:
             ],
         ),
         ("reconcile", "RECONCILE_", [f"Read:{bucket}"]),
+        # `make query` reads the archive and nothing else
+        ("query", "QUERY_", [f"Read:{bucket}/archive/*"]),
     ]
 
 

@@ -1,0 +1,189 @@
+"""`make query`: every impression, live or archived, as one read-only table, `impressions`.
+
+    make query SQL="select shown_date, count(*) from impressions group by 1 order by 1"
+    make query SQL="select * from impressions where shown_date = '2026-10-18'" \
+        FORMAT=csv OUT=day.csv
+    make query                     # a shell: statements end with ;  (Ctrl-D leaves)
+
+DuckDB, in memory in the host venv, unions two sources:
+- `ad_impressions` in PostgreSQL, attached read-only as the reader role (WAREHOUSE_DSN);
+- every archived Parquet object that archive_manifest lists as live (not restored, not set
+  aside), read from s3://<bucket>/archive/ with the query identity (QUERY_AWS_*), which may
+  read archive/ and nothing else. `shown_date` is the objects' Hive partition, so a filter on
+  it reads only that day's objects.
+
+A row is never in both: the archive deletes a day's rows in the transaction that records
+its object in archive_manifest, and restore marks the object restored in the transaction
+that inserts its rows. The manifest and the table are read in one PostgreSQL snapshot, so
+the view counts each row once even while an archive or a restore runs.
+
+Nothing is written anywhere: the warehouse is attached READ_ONLY (and the role may only
+read), the S3 identity may only read, and once the view is made the session may touch no
+file but OUT and no object outside archive/ (DuckDB's external access is off and locked).
+Extensions load from the PyPI wheels by path; DuckDB never downloads anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import urllib.parse
+from pathlib import Path
+
+import duckdb
+import psycopg2.extensions
+from stack_client import load_env
+
+EXTENSIONS = ("duckdb_extension_postgres_scanner", "duckdb_extension_httpfs")
+COLUMNS = (
+    "impression_id, ad_id, campaign_id, advertiser_id, placement, device, country, shown_at, "
+    "cost_micros, currency, clicked, load_run_id, loaded_at"
+)
+LIVE = (
+    "SELECT " + COLUMNS + ", CAST(shown_at AS DATE) AS shown_date, 'postgres' AS source "
+    "FROM warehouse.public.ad_impressions"
+)
+ARCHIVED = COLUMNS + ", shown_date, 'archive' AS source"  # shown_date: the Hive partition
+FORMATS = ("table", "csv", "parquet")
+
+
+class QueryError(Exception):
+    """A refusal the user can act on: printed as one line, exit 2."""
+
+
+def literal(text: str) -> str:
+    """A SQL string literal (DuckDB's ATTACH, SECRET and COPY take no bound parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def connect(out: Path | None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB holding the `impressions` view, locked to reading."""
+    db = duckdb.connect(
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    )
+    for package in EXTENSIONS:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            raise QueryError(f"{package} is not installed: run `make venv`")
+        (path,) = Path(spec.origin).parent.rglob("*.duckdb_extension")
+        db.execute(f"LOAD {literal(str(path))}")
+    db.execute("SET TimeZone = 'UTC'")
+
+    # the reader role; its password through libpq's environment, never in a SQL string
+    dsn = psycopg2.extensions.parse_dsn(os.environ["WAREHOUSE_DSN"])
+    os.environ["PGPASSWORD"] = dsn.pop("password", "")
+    libpq = " ".join(f"{key}={value}" for key, value in dsn.items())
+    db.execute(f"ATTACH {literal(libpq)} AS warehouse (TYPE postgres, READ_ONLY)")
+
+    endpoint = urllib.parse.urlsplit(os.environ["S3_ENDPOINT_URL"])
+    key, secret = (
+        os.environ.get(f"QUERY_AWS_{n}", "") for n in ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY")
+    )
+    if not key or not secret:
+        raise QueryError(
+            "QUERY_AWS_ACCESS_KEY_ID and QUERY_AWS_SECRET_ACCESS_KEY are missing: run `make env`"
+        )
+    db.execute(
+        "CREATE SECRET archive (TYPE s3, KEY_ID {}, SECRET {}, REGION {}, ENDPOINT {}, "
+        "URL_STYLE 'path', USE_SSL {})".format(
+            literal(key),
+            literal(secret),
+            literal(os.environ["AWS_DEFAULT_REGION"]),
+            literal(endpoint.netloc),
+            "true" if endpoint.scheme == "https" else "false",
+        )
+    )
+    archive = f"s3://{os.environ['S3_BUCKET']}/archive/"
+    db.execute(f"SET allowed_directories = [{literal(archive)}]")
+    if out is not None:
+        db.execute(f"SET allowed_paths = [{literal(str(out.resolve()))}]")
+    db.execute("SET enable_external_access = false")
+    db.execute("SET lock_configuration = true")
+    return db
+
+
+def define_view(db: duckdb.DuckDBPyConnection) -> None:
+    """`impressions` over the table and the objects the manifest lists as live now."""
+    bucket = f"s3://{os.environ['S3_BUCKET']}/"
+    keys = [
+        bucket + key
+        for (key,) in db.execute(
+            "SELECT object_key FROM warehouse.public.archive_manifest "
+            "WHERE restored_at IS NULL ORDER BY object_key"
+        ).fetchall()
+    ]
+    view = db.sql(LIVE)
+    if keys:
+        view = view.union(db.read_parquet(keys, hive_partitioning=True).select(ARCHIVED))
+    view.create_view("impressions", replace=True)
+
+
+def run(db: duckdb.DuckDBPyConnection, sql: str, fmt: str, out: Path) -> None:
+    """One statement in one transaction: the manifest and the table in one PostgreSQL
+    snapshot, held no longer than the statement."""
+    db.execute("BEGIN TRANSACTION")
+    try:
+        define_view(db)
+        if fmt == "table":
+            relation = db.sql(sql)
+            if relation is not None:
+                relation.show(max_width=200, max_rows=200)
+        else:
+            db.execute(
+                f"COPY ({sql.rstrip().rstrip(';')}) TO {literal(str(out.resolve()))} "
+                # written in place: a temporary file beside OUT is not a path it may touch
+                f"(FORMAT {fmt}, USE_TMP_FILE false{', HEADER' if fmt == 'csv' else ''})"
+            )
+            print(f"query: wrote {out} ({fmt})", file=sys.stderr)
+    finally:
+        db.execute("ROLLBACK")
+
+
+def shell(db: duckdb.DuckDBPyConnection) -> None:
+    print("impressions: the table and the archive as one; statements end with ; (Ctrl-D leaves)")
+    buffer = ""
+    while True:
+        try:
+            line = input("impressions> " if not buffer else "          ...> ")
+        except EOFError:
+            print()
+            return
+        buffer += line + "\n"
+        if buffer.rstrip().endswith(";"):
+            try:
+                run(db, buffer, "table", Path())
+            except duckdb.Error as exc:
+                print(f"error: {exc}")
+            buffer = ""
+
+
+def main() -> int:
+    load_env()
+    sql = os.environ.get("QUERY_SQL", "").strip()
+    fmt = os.environ.get("QUERY_FORMAT", "").strip() or "table"
+    out_text = os.environ.get("QUERY_OUT", "").strip()
+    try:
+        if fmt not in FORMATS:
+            raise QueryError(f"FORMAT must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        if (fmt == "table") != (not out_text):
+            raise QueryError(
+                "FORMAT=csv or FORMAT=parquet goes with OUT=<path>, and OUT with one of them"
+            )
+        out = Path(out_text) if out_text else None
+        db = connect(out)
+        if not sql and out is None and sys.stdin.isatty():
+            shell(db)
+        else:
+            run(db, sql or sys.stdin.read(), fmt, out or Path())
+    except QueryError as exc:
+        print(f"FAILED query: {exc}", file=sys.stderr)
+        return 2
+    except duckdb.Error as exc:
+        print(f"FAILED query: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

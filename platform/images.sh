@@ -94,16 +94,21 @@ s3_image() { build adpipe/s3:dev platform/s3 platform/s3/Dockerfile --build-arg 
 ad_api_image() {
   build adpipe/ad-api:dev dags/api_load/scripts platform/ad-api/Dockerfile --build-arg "BASE_IMAGE=$PY_BASE"
 }
-job() {  # job <name>: one stage of jobs/Dockerfile, tagged :dev and with the git revision
+job() {  # job <name> <command file>: the job stage of jobs/Dockerfile, tagged :dev and with the git revision
   local tags=()  # a docker tag cannot hold the version's "+"
   [ "$revision" = unknown ] || tags+=(-t "adpipe/$1:$revision")
-  build "adpipe/$1:dev" jobs jobs/Dockerfile --target "$1" --build-arg "BASE_IMAGE=$PY_BASE" \
+  build "adpipe/$1:dev" jobs jobs/Dockerfile --target job --build-arg "BASE_IMAGE=$PY_BASE" \
+    --build-arg "JOB=$1" --build-arg "ENTRY=$2" \
     --build-arg "REVISION=$revision" --build-arg "VERSION=$version+$revision" ${tags[@]+"${tags[@]}"}
 }
-load_job() { job load; }
-archive_job() { job archive; }
-# the first job image builds the stages the other two share; those two then build together
-jobs_chain() { job extract_backup && in_parallel load_job archive_job; }
+extract_job() { job extract_backup extract_backup.py; }
+load_job() { job load load_impressions.py; }
+archive_job() { job archive cli.py; }
+# the shared base once (its layers are then cached), then the three jobs side by side
+jobs_chain() {
+  build adpipe/job-base:dev jobs jobs/Dockerfile --target base --build-arg "BASE_IMAGE=$PY_BASE" &&
+    in_parallel extract_job load_job archive_job
+}
 python_chain() {  # everything on the Python base
   standin "$PY_BASE" python || return 1
   local parts=()

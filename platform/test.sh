@@ -32,7 +32,8 @@ if [ -n "$fast" ]; then
   cat .state/test-fast.log
   say "tests/dags and tests/unit: exit $rc"
   if [ $rc != 0 ]; then stop_after; exit $rc; fi
-  "${pytest[@]}" tests/integration tests/e2e || rc=$?
+  # the slowest tests named at the end, so a run shows where its minutes went
+  "${pytest[@]}" tests/integration tests/e2e --durations=15 || rc=$?
 else
   "${pytest[@]}" "${args[@]}" || rc=$?
 fi

@@ -10,8 +10,10 @@ PY := $(VENV)/bin/python
 STACK := bash platform/stack.sh
 PYTEST_ARGS ?=
 # The Celery tier's stack notices a dead worker and retries its task sooner than .env's
-# defaults (60 s each), so its kill test waits less; the mechanism is the same
-CELERY_TIMERS := TASK_HEARTBEAT_TIMEOUT=30 JOB_RETRY_DELAY_SECONDS=5
+# defaults (60 s each), and a run is late after 1 minute, not 20, alerting the tier's own
+# webhook (tests/celery/test_deadline.py), so its tests wait less; the mechanisms are the same
+CELERY_TIMERS := TASK_HEARTBEAT_TIMEOUT=30 JOB_RETRY_DELAY_SECONDS=5 API_LOAD_DEADLINE_MINUTES=1 \
+  ALERT_WEBHOOK=http://127.0.0.1:18097/alerts
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -92,7 +94,7 @@ test-celery: venv env lock-check images ## The Celery tier alone: the stack on E
 	fi; \
 	if [ $$rc = 0 ]; then export EXECUTOR=celery $(CELERY_TIMERS); $(STACK) start && \
 	  $(VENV)/bin/pytest tests/e2e/test_executor_parity.py tests/celery $(PYTEST_ARGS) || rc=$$?; \
-	  unset EXECUTOR TASK_HEARTBEAT_TIMEOUT JOB_RETRY_DELAY_SECONDS; fi; \
+	  unset EXECUTOR TASK_HEARTBEAT_TIMEOUT JOB_RETRY_DELAY_SECONDS API_LOAD_DEADLINE_MINUTES ALERT_WEBHOOK; fi; \
 	after="$(AFTER)"; [ -n "$$after" ] || { [ $$was = 1 ] && after=start || after=stop; }; \
 	if [ $$after = start ]; then $(STACK) start >/dev/null; else $(STACK) stop >/dev/null 2>&1; fi; exit $$rc
 

@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 compose() { bash platform/compose.sh "$@"; }
 # .env's settings, except these, where a value in the environment wins (the Celery tier
-# starts its stack with shorter timers this way)
-overridable=(EXECUTOR TASK_HEARTBEAT_TIMEOUT JOB_RETRY_DELAY_SECONDS)
+# starts its stack with shorter timers, and a webhook of its own, this way)
+overridable=(EXECUTOR TASK_HEARTBEAT_TIMEOUT JOB_RETRY_DELAY_SECONDS API_LOAD_DEADLINE_MINUTES
+  ALERT_WEBHOOK)
 given=()
 for name in "${overridable[@]}"; do [ -z "${!name:-}" ] || given+=("$name=${!name}"); done
 set -a; . ./.env; set +a

@@ -29,10 +29,10 @@ from urllib.parse import quote, urlencode
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.sdk import Asset, BaseHook
+from airflow.sdk import Asset, AsyncCallback, BaseHook, DeadlineAlert, DeadlineReference
 from airflow.sdk.exceptions import AirflowFailException
 
-from adpipe_dags.notify import FailureNotifier
+from adpipe_dags.notify import FailureNotifier, deadline_missed
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "adpipe",
@@ -50,6 +50,18 @@ DEFAULT_ARGS: dict[str, Any] = {
 BACKUP = Asset(name="ad_impressions_backup", uri="s3://ad-data/backup/impressions/")
 TABLE = Asset(name="ad_impressions", uri="postgres://warehouse/warehouse/public/ad_impressions")
 ARCHIVE = Asset(name="ad_impressions_archive", uri="s3://ad-data/archive/ad_impressions/")
+
+
+def deadline(setting: str, default_minutes: float) -> DeadlineAlert:
+    """A run still not done ``ADPIPE_<setting>`` minutes after it was queued (an hourly or
+    nightly run is queued as its window or day ends; a backfill's as it is triggered) makes
+    the triggerer call ``deadline_missed`` once, naming the window or day."""
+    minutes = float(os.environ.get(f"ADPIPE_{setting}") or default_minutes)
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=minutes),
+        callback=AsyncCallback(deadline_missed),
+    )
 
 
 def paused() -> bool:
@@ -110,6 +122,23 @@ def connection_env(conn: Any) -> dict[str, str]:
 # unexpected error, a service down) keep the task's retries.
 FINAL_EXIT_CODES = frozenset({2, 3})
 
+# What an asset event says of its run, taken from the job's SUMMARY: the window (api-load) or
+# day (archive), the rows, and the backup manifest or archive objects it wrote or read. The
+# UI's asset view and GET /api/v2/assets/events show them.
+EVENT_FIELDS = (
+    "window",
+    "date",
+    "records",
+    "rows_written",
+    "rows_replaced",
+    "rows_archived",
+    "days_archived",
+    "load_run_id",
+    "manifest",
+    "quarantine",
+    "keys",
+)
+
 
 class JobOperator(DockerOperator):
     """DockerOperator for adpipe job images: connection settings resolved at run time; a job
@@ -123,7 +152,7 @@ class JobOperator(DockerOperator):
         for conn_id in self.connections:
             self._private_environment.update(connection_env(BaseHook.get_connection(conn_id)))
         try:
-            return summary(super().execute(context))
+            result = summary(super().execute(context))
         except DockerContainerFailedException as exc:
             failed = summary(exc.logs or [])
             if failed and failed.get("exit_code") in FINAL_EXIT_CODES:
@@ -132,6 +161,11 @@ class JobOperator(DockerOperator):
                     f"change: {failed.get('error', '')} (the FAILED line above says what to do)"
                 ) from exc
             raise
+        if result:
+            extra = {field: result[field] for field in EVENT_FIELDS if field in result}
+            for outlet in self.outlets:
+                context["outlet_events"][outlet].extra = extra
+        return result
 
 
 def summary(output: Any) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ passes the load's ``--allow-shrink``).
 import os
 from datetime import UTC, datetime
 
-from adpipe_dags.jobs import BACKUP, DEFAULT_ARGS, TABLE, job_task, paused, settings_env
+from adpipe_dags.jobs import BACKUP, DEFAULT_ARGS, TABLE, deadline, job_task, paused, settings_env
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 WINDOW = [
@@ -46,6 +46,7 @@ with DAG(
     max_active_runs=4,
     is_paused_upon_creation=paused(),
     default_args=DEFAULT_ARGS,
+    deadline=deadline("API_LOAD_DEADLINE_MINUTES", 20),
     tags=["adpipe", "api-load"],
 ):
     extract_backup = job_task(

@@ -26,7 +26,7 @@ deletes those rows in the same transaction that records the verified object in
 import os
 from datetime import UTC, datetime, timedelta
 
-from adpipe_dags.jobs import ARCHIVE, DEFAULT_ARGS, TABLE, job_task, paused, settings_env
+from adpipe_dags.jobs import ARCHIVE, DEFAULT_ARGS, TABLE, deadline, job_task, paused, settings_env
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 with DAG(
@@ -38,6 +38,7 @@ with DAG(
     max_active_runs=1,
     is_paused_upon_creation=paused(),
     default_args=DEFAULT_ARGS,
+    deadline=deadline("ARCHIVE_DEADLINE_MINUTES", 120),
     tags=["adpipe", "archive"],
 ):
     archive_days = job_task(

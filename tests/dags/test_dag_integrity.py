@@ -107,3 +107,15 @@ def test_product_dags_run_once_the_stack_is_up_and_a_setting_keeps_them_paused(
     assert paused_at_creation() == {"api-load": False, "archive": False, "adpipe-smoke": True}
     monkeypatch.setenv("ADPIPE_DAGS_PAUSED", "true")
     assert paused_at_creation() == {"api-load": True, "archive": True, "adpipe-smoke": True}
+
+
+@pytest.mark.parametrize(("dag_id", "minutes"), [("api-load", 20), ("archive", 120)])
+def test_each_product_dag_alerts_once_when_a_run_is_late(dag_id: str, minutes: int) -> None:
+    """The deadline counts from when the run was queued (a backfill of an old hour is late
+    only if it is slow, never for being old) and calls the notifier's deadline callback."""
+    dag = _bag(DAGS).dags[dag_id]
+    deadlines = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    (alert,) = deadlines
+    assert type(alert.reference).__name__ == "DagRunQueuedAtDeadline"
+    assert alert.interval.total_seconds() == minutes * 60
+    assert alert.callback.path == "adpipe_dags.notify.deadline_missed"

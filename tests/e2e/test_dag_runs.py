@@ -46,6 +46,24 @@ def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> 
     assert summary["job"] == "load" and summary["status"] == "ok", summary
     assert summary["version"].startswith("0.") and "+" in summary["version"]
     assert summary["rows_written"] == helpers.window_checksum(start, end)[0]
+    # the run's asset events carry its window, rows and backup version, read back by REST
+    events = {
+        name: [
+            e
+            for e in airflow.api(
+                "GET", f"/assets/events?source_run_id={run_id}&order_by=-timestamp"
+            )["asset_events"]
+            if e["name"] == asset
+        ]
+        for name, asset in (("backup", "ad_impressions_backup"), ("table", "ad_impressions"))
+    }
+    (table_event,) = events["table"]
+    assert table_event["extra"]["window"] == summary["window"], table_event
+    assert table_event["extra"]["rows_written"] == summary["rows_written"]
+    assert table_event["extra"]["manifest"] == summary["manifest"]
+    (backup_event,) = events["backup"]
+    assert backup_event["extra"]["manifest"] == summary["manifest"], backup_event
+    assert backup_event["extra"]["records"] > 0
 
     pages = helpers.api_pages(start, end)
     unique: set[str] = set()

@@ -1,0 +1,87 @@
+"""Deadline alerts, on the Celery tier's stack (`make test-celery` starts it with
+API_LOAD_DEADLINE_MINUTES=1 and ALERT_WEBHOOK pointing at the receiver here): an api-load run
+still going at its deadline makes the notifier POST once, naming its window; a run done in
+time makes none. The late run is held past its deadline the way a slow source would hold it:
+its load waits on the day's lock (the archive's), tries again, and finishes once it goes."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import helpers
+import pytest
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+RECEIVER_PORT = 18097  # the Makefile's CELERY_TIMERS point ALERT_WEBHOOK here
+DAY_LOCK = 4_242_004  # adpipe.warehouse.DAY_LOCK: the archive's exclusive hold on a day
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@contextmanager
+def receiver() -> Iterator[list[dict[str, Any]]]:
+    """A webhook on 127.0.0.1 recording every alert POSTed to it."""
+    posts: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            posts.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", RECEIVER_PORT), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield posts
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def deadline_alerts(posts: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
+    return [p for p in posts if p.get("alert") == "deadline" and p.get("run_id") == run_id]
+
+
+def test_a_run_past_its_deadline_alerts_once_naming_its_window_and_one_in_time_none() -> None:
+    airflow = helpers.Airflow()
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=11)
+    stamp = int(time.time())
+    on_time, late = f"deadline-on-time-{stamp}", f"deadline-late-{stamp}"
+    late_start = day + timedelta(hours=15)
+    with receiver() as posts:
+        run = airflow.run("api-load", day + timedelta(hours=17), on_time)
+        assert run["state"] == "success", airflow.task_states("api-load", on_time)
+
+        holder = helpers.warehouse()
+        holder.autocommit = False
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (DAY_LOCK, (day - EPOCH).days))
+        try:
+            airflow.trigger("api-load", late_start + timedelta(hours=1), late)
+            deadline = time.monotonic() + 180  # the deadline is 60 s after the run is queued
+            while not deadline_alerts(posts, late):
+                assert time.monotonic() < deadline, (posts, airflow.task_states("api-load", late))
+                time.sleep(1)
+        finally:
+            holder.rollback()  # the day's lock goes; the load's next try goes through
+            holder.close()
+        state = airflow.wait("api-load", [late], timeout=300)[late]
+        assert state == "success", airflow.task_states("api-load", late)
+        time.sleep(5)  # a second alert for the same run would have come by now
+
+    (alert,) = deadline_alerts(posts, late)
+    assert alert["dag_id"] == "api-load"
+    window = [datetime.fromisoformat(t) for t in alert["window"]]
+    assert window == [late_start, late_start + timedelta(hours=1)], alert
+    assert deadline_alerts(posts, on_time) == [], posts

@@ -25,7 +25,7 @@ if ! bash platform/stack.sh running 2>/dev/null; then
   bash platform/stack.sh start
   started=1
 fi
-stop_after() { [ $started = 1 ] && bash platform/stack.sh stop >/dev/null 2>&1; }
+stop_after() { if [ $started = 1 ]; then bash platform/stack.sh stop >/dev/null 2>&1 || true; fi; }
 rc=0
 if [ -n "$fast" ]; then
   wait "$fast" || rc=$?
@@ -42,6 +42,6 @@ if [ $rc = 0 ] && [ "${CELERY:-1}" != 0 ]; then
   make --no-print-directory test-celery AFTER="$([ $started = 1 ] && echo stop || echo start)" || rc=$?
   say "the Celery tier: exit $rc"
 else
-  stop_after || true
+  stop_after
 fi
 exit $rc

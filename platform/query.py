@@ -73,8 +73,16 @@ def connect(out: Path | None) -> duckdb.DuckDBPyConnection:
     # the reader role; its password through libpq's environment, never in a SQL string
     dsn = psycopg2.extensions.parse_dsn(os.environ["WAREHOUSE_DSN"])
     os.environ["PGPASSWORD"] = dsn.pop("password", "")
-    libpq = " ".join(f"{key}={value}" for key, value in dsn.items())
-    db.execute(f"ATTACH {literal(libpq)} AS warehouse (TYPE postgres, READ_ONLY)")
+    try:
+        db.execute(
+            f"ATTACH {literal(psycopg2.extensions.make_dsn(**dsn))} AS warehouse "
+            "(TYPE postgres, READ_ONLY)"
+        )
+    except duckdb.Error as exc:
+        raise QueryError(
+            f"cannot attach the warehouse ({str(exc).strip()}); is this checkout's stack up? "
+            "`make start`"
+        ) from None
 
     endpoint = urllib.parse.urlsplit(os.environ["S3_ENDPOINT_URL"])
     key, secret = (

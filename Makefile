@@ -127,6 +127,10 @@ reconcile: env ## Per day: backup = postgres + archive + rejected + duplicates? 
 	@docker run --rm --network host --env-file .env.reconcile adpipe/archive:dev \
 	  reconcile --from $${FROM:-$$(date -u -d '45 days ago' +%F)} --to $${TO:-$$(date -u +%F)} $(if $(JSON),--json)
 
+lineage: ## Print the OpenLineage events of the stack's tasks, one JSON per line (the default file transport; OPENLINEAGE_TRANSPORT in .env)
+	@bash platform/compose.sh exec -T airflow-scheduler sh -c 'cat /opt/airflow/logs/openlineage/events.jsonl 2>/dev/null' || \
+	  { echo "lineage: no events file: no task has run since make start, or OPENLINEAGE_TRANSPORT sends the events elsewhere" >&2; exit 1; }
+
 accept-gap: env ## Accept hours no load will fill (reconcile stops naming them): make accept-gap FROM=2026-11-20T03:00 TO=2026-11-20T05:00 REASON="API outage"
 	@test -n "$(FROM)" -a -n "$(TO)" -a -n "$(REASON)" || { echo "usage: make accept-gap FROM=... TO=... REASON=... (the first and last hour, UTC)" >&2; exit 2; }
 	@set -a; . ./.env; set +a; printf '%s\n' "SET TimeZone = 'UTC';" \
@@ -139,4 +143,4 @@ clean: ## Stop the stack, delete its volumes (all data), the venv and the logs; 
 	@rm -rf $(VENV) .state/uv .state/*.log
 	@echo "clean: stack volumes, venv and logs removed (.env kept)"
 
-.PHONY: accept-gap query help env engine venv lock lock-check images build-jobs start stop status logs airflow psql backfill test test-celery test-fast lint fmt bench soak migrate restore reconcile demo browser clean
+.PHONY: accept-gap lineage query help env engine venv lock lock-check images build-jobs start stop status logs airflow psql backfill test test-celery test-fast lint fmt bench soak migrate restore reconcile demo browser clean

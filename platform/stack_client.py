@@ -19,14 +19,18 @@ ENDED = ("success", "failed")
 
 
 def load_env() -> None:
-    """Put the settings of .env into os.environ (variables already set win)."""
+    """Put the settings of .env into os.environ (variables already set win); a value in
+    single or double quotes loses them, as compose and the shell read it."""
     env_file = ROOT / ".env"
     if not env_file.exists():
         return
     for line in env_file.read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#") and "=" in line:
             key, _, value = line.partition("=")
-            os.environ.setdefault(key.strip(), value.strip())
+            value = value.strip()
+            if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            os.environ.setdefault(key.strip(), value)
 
 
 # the archive image's commands that run as another identity than the archive's

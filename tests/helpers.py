@@ -175,6 +175,31 @@ def compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
+def lineage_events(dag_run_id: str, task_id: str, event_type: str, timeout: float = 60) -> dict:
+    """The one OpenLineage event of ``event_type`` a task of a DAG run emitted, read with
+    ``make lineage``. The provider writes it as the task ends, which may be a moment after
+    the run's state is final, so this waits (bounded) for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(
+            ["make", "-s", "lineage"], capture_output=True, text=True, timeout=60, cwd=ROOT
+        )
+        found = []
+        for line in done.stdout.splitlines():
+            event = json.loads(line)
+            airflow = event.get("run", {}).get("facets", {}).get("airflow", {})
+            if (
+                event["eventType"] == event_type
+                and airflow.get("dagRun", {}).get("run_id") == dag_run_id
+                and airflow.get("task", {}).get("task_id") == task_id
+            ):
+                found.append(event)
+        if found or time.monotonic() > deadline:
+            assert len(found) == 1, (event_type, task_id, len(found), done.stderr)
+            return found[0]
+        time.sleep(1)
+
+
 def s3() -> Any:
     return boto3.client(
         "s3",

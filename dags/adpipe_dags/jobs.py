@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -32,6 +33,7 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import Asset, AsyncCallback, BaseHook, DeadlineAlert, DeadlineReference
 from airflow.sdk.exceptions import AirflowFailException
 
+from adpipe_dags.lineage import job_lineage
 from adpipe_dags.notify import FailureNotifier, deadline_missed
 
 DEFAULT_ARGS: dict[str, Any] = {
@@ -50,6 +52,8 @@ DEFAULT_ARGS: dict[str, Any] = {
 BACKUP = Asset(name="ad_impressions_backup", uri="s3://ad-data/backup/impressions/")
 TABLE = Asset(name="ad_impressions", uri="postgres://warehouse/warehouse/public/ad_impressions")
 ARCHIVE = Asset(name="ad_impressions_archive", uri="s3://ad-data/archive/ad_impressions/")
+# reconcile's nightly verdict on the days it checked, each day's counts in the event's extra
+RECONCILED = Asset(name="ad_impressions_reconciled", uri="adpipe://reconcile/ad_impressions")
 
 
 def deadline(setting: str, default_minutes: float) -> DeadlineAlert:
@@ -137,51 +141,81 @@ EVENT_FIELDS = (
     "manifest",
     "quarantine",
     "keys",
+    "from",
+    "to",
+    "days",
+    "balanced",
+    "day_results",
 )
 
 
 class JobOperator(DockerOperator):
     """DockerOperator for adpipe job images: connection settings resolved at run time; a job
-    that exits 2 or 3 fails its task at once, without retries."""
+    that exits 2 or 3 fails its task at once, without retries; a failed task's error is the
+    job's FAILED line; its OpenLineage facets come from the job's SUMMARY (`lineage`)."""
 
     def __init__(self, *, connections: tuple[str, ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.connections = connections
+        self._summary: dict[str, Any] | None = None
 
     def execute(self, context: Any) -> Any:
         for conn_id in self.connections:
             self._private_environment.update(connection_env(BaseHook.get_connection(conn_id)))
         try:
-            result = summary(super().execute(context))
+            result = self._summary = summary(super().execute(context))
         except DockerContainerFailedException as exc:
-            failed = summary(exc.logs or [])
-            if failed and failed.get("exit_code") in FINAL_EXIT_CODES:
+            failed = self._summary = summary(exc.logs or [])
+            line = failed_line(exc.logs or []) or str(exc)
+            code = (failed or {}).get("exit_code")
+            if code in FINAL_EXIT_CODES:
                 raise AirflowFailException(
-                    f"{self.task_id}: the job exited {failed['exit_code']}, which a retry cannot "
-                    f"change: {failed.get('error', '')} (the FAILED line above says what to do)"
+                    f"{self.task_id}: the job exited {code}, which a retry cannot change: {line}"
                 ) from exc
-            raise
+            raise DockerContainerFailedException(
+                f"{self.task_id}: the job exited {code}: {line}", logs=exc.logs
+            ) from exc
         if result:
             extra = {field: result[field] for field in EVENT_FIELDS if field in result}
             for outlet in self.outlets:
                 context["outlet_events"][outlet].extra = extra
         return result
 
+    def _lineage(self) -> Any:
+        command = self.command[0] if isinstance(self.command, list) and self.command else "run"
+        env = {**self.environment, **self._private_environment}
+        return job_lineage(self.image, command, self._summary, env)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        return self._lineage()
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return self._lineage()
+
 
 def summary(output: Any) -> dict[str, Any] | None:
     """The job's SUMMARY line as a dict (the task's XCom), from what DockerOperator returns:
     the log's last line, or all its lines; bytes or text."""
-    lines = output if isinstance(output, list) else [output]
-    for line in reversed(lines):
-        text = line.decode(errors="replace") if isinstance(line, bytes) else str(line or "")
-        for part in reversed(text.splitlines()):
-            if part.startswith("SUMMARY "):
-                try:
-                    found = json.loads(part.removeprefix("SUMMARY "))
-                except ValueError:
-                    return None
-                return found if isinstance(found, dict) else None
+    for part in _lines_backwards(output):
+        if part.startswith("SUMMARY "):
+            try:
+                found = json.loads(part.removeprefix("SUMMARY "))
+            except ValueError:
+                return None
+            return found if isinstance(found, dict) else None
     return None
+
+
+def failed_line(output: Any) -> str | None:
+    """The job's FAILED line (what failed and the command that resolves it), if it printed one."""
+    return next((part for part in _lines_backwards(output) if part.startswith("FAILED ")), None)
+
+
+def _lines_backwards(output: Any) -> Iterator[str]:
+    """The text lines of a job's output (one line, or a list of them; bytes or text), last first."""
+    for line in reversed(output if isinstance(output, list) else [output]):
+        text = line.decode(errors="replace") if isinstance(line, bytes) else str(line or "")
+        yield from reversed(text.splitlines())
 
 
 def settings_env(*names: str) -> dict[str, str]:

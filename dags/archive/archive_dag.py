@@ -26,7 +26,16 @@ deletes those rows in the same transaction that records the verified object in
 import os
 from datetime import UTC, datetime, timedelta
 
-from adpipe_dags.jobs import ARCHIVE, DEFAULT_ARGS, TABLE, deadline, job_task, paused, settings_env
+from adpipe_dags.jobs import (
+    ARCHIVE,
+    DEFAULT_ARGS,
+    RECONCILED,
+    TABLE,
+    deadline,
+    job_task,
+    paused,
+    settings_env,
+)
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 with DAG(
@@ -63,6 +72,7 @@ with DAG(
             "{{ data_interval_end.strftime('%Y-%m-%d') }}",
         ],
         connections=("s3_reconcile", "warehouse"),
+        outlets=[RECONCILED],
         environment=settings_env("RECONCILE_EXPECT_FROM"),
         retries=1,  # a second look after a service failed (exit 4); an imbalance fails at once
         retry_delay=timedelta(seconds=30),

@@ -350,6 +350,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "to": args.last.isoformat(),
         "days": len(days),
         "balanced": len(days),
+        # each day's counts (the asset event of the nightly run carries them)
+        "day_results": [{"day": d["day"], **{f: d[f] for f in FIELDS}} for d in days],
     }
 
 

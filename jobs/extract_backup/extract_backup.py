@@ -310,11 +310,12 @@ def extract(
                 break
         settle(0)
     written, stored_bytes = sum(1 for n in sizes if n), sum(sizes)
+    source = api.base_url + "/v1/impressions"
 
     manifest = json.dumps(
         {
             "window": {"start": _rfc3339(start), "end": _rfc3339(end)},
-            "source": api.base_url + "/v1/impressions",
+            "source": source,
             "page_size": api.page_size,
             "pages": pages,
             "records": records,
@@ -332,7 +333,8 @@ def extract(
         "pages_repaired": repaired,
         "bytes_stored": stored_bytes,
         "api_retries": api.retries,
-        "version": version.number,
+        "source": source,
+        "backup_version": version.number,
         "version_written": new,
         "manifest": f"s3://{bucket.name}/{version.key}",
         # where the time went: fetching and reading pages, waiting for their puts

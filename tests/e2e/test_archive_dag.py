@@ -53,3 +53,26 @@ def test_archive_dag_moves_the_old_day_and_reconciles() -> None:
         (OLD,),
     )[0][0]
     assert archived == loaded
+
+    # the nightly verdict is an asset event with each day's counts, read back by REST
+    (event,) = [
+        e
+        for e in airflow.api("GET", f"/assets/events?source_run_id={run_id}")["asset_events"]
+        if e["name"] == "ad_impressions_reconciled"
+    ]
+    days = {d["day"]: d for d in event["extra"]["day_results"]}
+    assert len(days) == event["extra"]["days"] == event["extra"]["balanced"] > 0, event
+    assert (days[OLD.isoformat()]["archive"], days[OLD.isoformat()]["postgres"]) == (loaded, 0)
+    assert days[RECENT.isoformat()]["postgres"] == day_rows(RECENT)
+
+    # OpenLineage: the archive read the table and wrote the archive, as many rows as it says
+    summary = airflow.api(
+        "GET", f"/dags/archive/dagRuns/{run_id}/taskInstances/archive_days/xcomEntries/return_value"
+    )["value"]
+    lineage = helpers.lineage_events(run_id, "archive_days", "COMPLETE")
+    (output,) = lineage["outputs"]
+    assert (output["namespace"], output["name"]) == ("s3://ad-data", "archive/ad_impressions")
+    assert output["outputFacets"]["outputStatistics"]["rowCount"] == summary["rows_archived"]
+    assert summary["rows_archived"] >= loaded
+    (source,) = lineage["inputs"]
+    assert source["name"] == "warehouse.public.ad_impressions", lineage

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,8 @@ import helpers
 import pytest
 
 pytestmark = pytest.mark.usefixtures("stack")
+
+TABLE = "warehouse.public.ad_impressions"
 
 
 def test_smoke_dag_runs_each_job_image_through_the_docker_operator() -> None:
@@ -65,6 +68,28 @@ def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> 
     assert backup_event["extra"]["manifest"] == summary["manifest"], backup_event
     assert backup_event["extra"]["records"] > 0
 
+    # OpenLineage: the extract wrote the window's backup prefix, the load read it and wrote
+    # the table, as many rows as its SUMMARY says, each run tagged with its image's version
+    window = ("s3://ad-data", helpers.backup_prefix(start, end).rstrip("/"))
+    table = (f"postgres://127.0.0.1:{os.environ['POSTGRES_PORT']}", TABLE)
+    extracted = helpers.lineage_events(run_id, "extract_backup", "COMPLETE")
+    assert [(d["namespace"], d["name"]) for d in extracted["outputs"]] == [window], extracted
+    assert extracted["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] > 0
+    loaded = helpers.lineage_events(run_id, "load_impressions", "COMPLETE")
+    assert [(d["namespace"], d["name"]) for d in loaded["inputs"]] == [window], loaded
+    # the table, then the run's quarantine when it set records aside
+    expected = [(table, summary["rows_written"])]
+    if summary["quarantine"]:
+        key = summary["quarantine"].removeprefix("s3://ad-data/")
+        expected.append((("s3://ad-data", key), summary["rejected"]))
+    outputs = [
+        ((d["namespace"], d["name"]), d["outputFacets"]["outputStatistics"]["rowCount"])
+        for d in loaded["outputs"]
+    ]
+    assert outputs == expected, loaded
+    tags = {t["key"]: t["value"] for t in loaded["run"]["facets"]["tags"]["tags"]}
+    assert tags["version"] == summary["version"] and tags["image"] == "adpipe/load:dev", tags
+
     pages = helpers.api_pages(start, end)
     unique: set[str] = set()
     for body in pages:
@@ -108,5 +133,10 @@ def test_a_task_whose_job_exits_3_fails_at_once_without_retries() -> None:
         task = airflow.api("GET", f"/dags/api-load/dagRuns/{run_id}/taskInstances/load_impressions")
         # the DAG's default is 3 retries: a job's exit 3 uses none of them
         assert (task["state"], task["try_number"]) == ("failed", 1), task
+        # its OpenLineage FAIL event carries the job's FAILED line, and writes nothing
+        failed = helpers.lineage_events(run_id, "load_impressions", "FAIL")
+        message = failed["run"]["facets"]["errorMessage"]["message"]
+        assert "FAILED load: " in message and "archived" in message, message
+        assert failed["outputs"] == [], failed
     finally:
         helpers.restore_days(day.isoformat(), day.isoformat())

@@ -1,5 +1,5 @@
 """After real api-load and archive runs through Airflow, no generated secret of .env shows in
-a task log, a rendered template, a job's SUMMARY or FAILED line or an image layer; .env itself
+a task log or OpenLineage event, a rendered template, a job's SUMMARY or FAILED line or an image layer; .env itself
 is readable by its owner only. (Runs after the DAG-run tests of this folder.)"""
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def test_no_secret_in_any_task_log() -> None:
         check=True,
         timeout=120,
     ).stdout
-    assert b"SUMMARY {" in logs  # the jobs' summary lines are there, and they were searched
+    # the jobs' summary lines and the OpenLineage events file are there, and were searched
+    assert b"SUMMARY {" in logs and b'"eventType": "COMPLETE"' in logs
     assert leaks(logs) == []
 
 

@@ -1,6 +1,7 @@
 """After real api-load and archive runs through Airflow, no generated secret of .env shows in
-a task log or OpenLineage event, a rendered template, a job's SUMMARY or FAILED line or an image layer; .env itself
-is readable by its owner only. (Runs after the DAG-run tests of this folder.)"""
+a task log or OpenLineage event, a rendered template, a job's SUMMARY or FAILED line or an
+image layer; .env itself is readable by its owner only. (Runs after the DAG-run tests of this
+folder.)"""
 
 from __future__ import annotations
 

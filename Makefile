@@ -11,7 +11,8 @@ STACK := bash platform/stack.sh
 PYTEST_ARGS ?=
 # The Celery tier's stack notices a dead worker and retries its task sooner than .env's
 # defaults (60 s each), and a run is late after 1 minute, not 20, alerting the tier's own
-# webhook (tests/celery/test_deadline.py), so its tests wait less; the mechanisms are the same
+# webhook (tests/celery/test_deadline.py), so its tests wait less; the mechanisms are the same.
+# Each name is one that platform/stack.sh lets the environment override.
 CELERY_TIMERS := TASK_HEARTBEAT_TIMEOUT=30 JOB_RETRY_DELAY_SECONDS=5 API_LOAD_DEADLINE_MINUTES=1 \
   ALERT_WEBHOOK=http://127.0.0.1:18097/alerts
 
@@ -92,9 +93,8 @@ test-celery: venv env lock-check images ## The Celery tier alone: the stack on E
 	  echo "test-celery: first the LocalExecutor's record of the parity runs"; \
 	  EXECUTOR=local $(STACK) start && $(VENV)/bin/pytest tests/e2e/test_executor_parity.py || rc=$$?; \
 	fi; \
-	if [ $$rc = 0 ]; then export EXECUTOR=celery $(CELERY_TIMERS); $(STACK) start && \
-	  $(VENV)/bin/pytest tests/e2e/test_executor_parity.py tests/celery $(PYTEST_ARGS) || rc=$$?; \
-	  unset EXECUTOR TASK_HEARTBEAT_TIMEOUT JOB_RETRY_DELAY_SECONDS API_LOAD_DEADLINE_MINUTES ALERT_WEBHOOK; fi; \
+	if [ $$rc = 0 ]; then env EXECUTOR=celery $(CELERY_TIMERS) bash -c '$(STACK) start && \
+	  $(VENV)/bin/pytest tests/e2e/test_executor_parity.py tests/celery $(PYTEST_ARGS)' || rc=$$?; fi; \
 	after="$(AFTER)"; [ -n "$$after" ] || { [ $$was = 1 ] && after=start || after=stop; }; \
 	if [ $$after = start ]; then $(STACK) start >/dev/null; else $(STACK) stop >/dev/null 2>&1; fi; exit $$rc
 

@@ -175,6 +175,23 @@ def compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
+@contextlib.contextmanager
+def day_locked(day: date) -> Iterator[None]:
+    """The archive's exclusive hold on one day's rows, taken for the block: a load of the day
+    waits on it (and fails after its lock_timeout, for a retry) until the block ends."""
+    from adpipe.warehouse import DAY_LOCK, EPOCH  # the lock's one home
+
+    holder = warehouse()
+    holder.autocommit = False
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (DAY_LOCK, (day - EPOCH).days))
+        yield
+    finally:
+        holder.rollback()
+        holder.close()
+
+
 def lineage_events(dag_run_id: str, task_id: str, event_type: str, timeout: float = 60) -> dict:
     """The one OpenLineage event of ``event_type`` a task of a DAG run emitted, read with
     ``make lineage``. The provider writes it as the task ends, which may be a moment after

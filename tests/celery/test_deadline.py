@@ -21,8 +21,6 @@ import pytest
 pytestmark = pytest.mark.usefixtures("stack")
 
 RECEIVER_PORT = 18097  # the Makefile's CELERY_TIMERS point ALERT_WEBHOOK here
-DAY_LOCK = 4_242_004  # adpipe.warehouse.DAY_LOCK: the archive's exclusive hold on a day
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @contextmanager
@@ -63,19 +61,13 @@ def test_a_run_past_its_deadline_alerts_once_naming_its_window_and_one_in_time_n
         run = airflow.run("api-load", day + timedelta(hours=17), on_time)
         assert run["state"] == "success", airflow.task_states("api-load", on_time)
 
-        holder = helpers.warehouse()
-        holder.autocommit = False
-        with holder.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (DAY_LOCK, (day - EPOCH).days))
-        try:
+        # the day's lock held until the alert came; then the load's next try goes through
+        with helpers.day_locked(day.date()):
             airflow.trigger("api-load", late_start + timedelta(hours=1), late)
             deadline = time.monotonic() + 180  # the deadline is 60 s after the run is queued
             while not deadline_alerts(posts, late):
                 assert time.monotonic() < deadline, (posts, airflow.task_states("api-load", late))
                 time.sleep(1)
-        finally:
-            holder.rollback()  # the day's lock goes; the load's next try goes through
-            holder.close()
         state = airflow.wait("api-load", [late], timeout=300)[late]
         assert state == "success", airflow.task_states("api-load", late)
         time.sleep(5)  # a second alert for the same run would have come by now

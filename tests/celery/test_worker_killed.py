@@ -16,9 +16,6 @@ from helpers import docker_run
 
 pytestmark = pytest.mark.usefixtures("stack")
 
-DAY_LOCK = 4_242_004  # adpipe.warehouse.DAY_LOCK: the archive's exclusive hold on a day
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 
 def worker(n: int) -> str:
     return subprocess.run(
@@ -69,12 +66,9 @@ def test_a_worker_killed_mid_load_loses_and_doubles_nothing() -> None:
     run_id = f"celery-kill-{int(time.time())}"
     began = time.time()
     # the archive's exclusive lock on the day keeps the load waiting (its lock_timeout is
-    # 30 s), so it is surely mid-task when its worker dies
-    holder = helpers.warehouse()
-    holder.autocommit = False
-    with holder.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (DAY_LOCK, (day - EPOCH).days))
-    try:
+    # 30 s), so it is surely mid-task when its worker dies; once the lock goes, the orphaned
+    # job container may finish its load
+    with helpers.day_locked(day.date()):
         airflow.trigger("api-load", end, run_id)
         airflow.unpause("api-load")
         deadline = time.monotonic() + 180
@@ -94,9 +88,6 @@ def test_a_worker_killed_mid_load_loses_and_doubles_nothing() -> None:
         assert victim, "no worker's log names the run's load: did it run on Celery?"
         subprocess.run(["docker", "kill", worker(victim)], check=True, capture_output=True)
         job_containers = running_load_containers()
-    finally:
-        holder.rollback()  # the lock goes; the orphaned job container may finish its load
-        holder.close()
     try:
         state = airflow.wait("api-load", [run_id], timeout=600)[run_id]
         tries = airflow.api(

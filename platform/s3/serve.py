@@ -30,6 +30,9 @@ DATA = Path("/data")
 CONFIG = Path("/run/s3/identities.json")
 READY = Path("/tmp/s3-ready")  # noqa: S108 - inside the container, for the health check
 START_TIMEOUT = 120.0
+# A stop's bound: weed's filer waits on its own metadata streams and never finishes a
+# graceful stop, so what has not exited by then is killed (docker would, after 10 s)
+STOP_SECONDS = 3.0
 LOOPBACK = "127.0.0.1"  # the container's own: nothing outside the container reaches it
 # SeaweedFS's ports inside the container; each one's gRPC port is 10000 higher
 MASTER_PORT, VOLUME_PORT, FILER_PORT, GATEWAY_PORT = 9333, 9480, 9888, 8333
@@ -195,10 +198,19 @@ def main() -> None:
     READY.touch()
     print(f"s3: SeaweedFS serving s3://{bucket} on port {port}, its other ports closed", flush=True)
     while all(child.poll() is None for child in children):
-        time.sleep(1)
+        time.sleep(0.2)
     for child in children:
         child.terminate()
-    sys.exit(max(child.wait() for child in children))
+    sys.exit(max(stopped(child, time.monotonic() + STOP_SECONDS) for child in children))
+
+
+def stopped(child: subprocess.Popen, deadline: float) -> int:
+    """The child's exit code once it has exited, killed if it is still running at ``deadline``."""
+    try:
+        return child.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        child.kill()
+        return child.wait()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: every tier, in the least wall time. The tiers that need no stack (tests/dags,
 # tests/unit) run in the background while the images build and the stack starts; then the
-# tiers on the stack (tests/integration, tests/e2e; the quick bench among them); then the
+# tiers on the stack (tests/integration, tests/e2e; the quick bench among them), two groups
+# side by side and then the tests that must run alone; then the
 # Celery tier on the stack restarted with EXECUTOR=celery (CELERY=0 skips it). The stack is
 # started when it was not running, and stopped after. With PYTEST_ARGS set, one pytest run
 # with those arguments once the stack is up (for a chosen file or -k), then the Celery tier.
@@ -32,8 +33,20 @@ if [ -n "$fast" ]; then
   cat .state/test-fast.log
   say "tests/dags and tests/unit: exit $rc"
   if [ $rc != 0 ]; then stop_after; exit $rc; fi
-  # the slowest tests named at the end, so a run shows where its minutes went
-  "${pytest[@]}" tests/integration tests/e2e --durations=15 || rc=$?
+  # On the one stack, two pytest runs side by side: the tests of days older than the
+  # retention (an archive run moves every such day, so they run one at a time) and the tests
+  # of recent days, each with its own fault API; then the tests marked `alone` (a service
+  # stopped, the archive over today, the whole stack's state) with nothing beside them.
+  # Each names its slowest tests, so a run shows where its minutes went.
+  stacked=(tests/integration tests/e2e -p no:cacheprovider --durations=8)
+  "${pytest[@]}" "${stacked[@]}" -m "old_days and not alone" >.state/test-old-days.log 2>&1 & old=$!
+  ADPIPE_TEST_FAULT_API_PORT=18095 "${pytest[@]}" "${stacked[@]}" -m "not old_days and not alone" \
+    >.state/test-recent-days.log 2>&1 & recent=$!
+  wait "$old" || rc=$?
+  wait "$recent" || rc=$?
+  cat .state/test-old-days.log .state/test-recent-days.log
+  say "the tests of old and of recent days, side by side: exit $rc"
+  if [ $rc = 0 ]; then "${pytest[@]}" "${stacked[@]}" -m alone || rc=$?; fi
 else
   "${pytest[@]}" "${args[@]}" || rc=$?
 fi

@@ -43,7 +43,9 @@ def stack() -> None:
 @pytest.fixture(scope="session")
 def fault_api() -> Iterator[str]:
     """An ad API serving the same pages as the stack's (same volume, same seed), with the
-    fault queue the stack's API does not have: tests inject API faults here."""
+    fault queue the stack's API does not have: tests inject API faults here. A pytest run
+    beside another (platform/test.sh) has its own, on ADPIPE_TEST_FAULT_API_PORT."""
     per_hour = int(os.environ.get("AD_API_IMPRESSIONS_PER_HOUR", "3000"))
-    with helpers.served_api(18096, per_hour, "adpipe", faults=True) as url:
+    port = int(os.environ.get("ADPIPE_TEST_FAULT_API_PORT", "18096"))
+    with helpers.served_api(port, per_hour, "adpipe", faults=True) as url:
         yield url

@@ -10,7 +10,7 @@ import helpers
 import pytest
 from helpers import docker_run
 
-pytestmark = pytest.mark.usefixtures("stack")
+pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.alone]
 
 # Relative to today, like the scheduler's own archive run (created when the DAG is unpaused):
 # whichever runs first, both cut at today - 30 days, so OLD leaves and RECENT stays.

@@ -113,6 +113,7 @@ def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> 
     assert helpers.backup_pages(start, end) == pages
 
 
+@pytest.mark.alone
 def test_a_task_whose_job_exits_3_fails_at_once_without_retries() -> None:
     airflow = helpers.Airflow()
     # an hour of a day older than the retention: loaded by a first run, then archived, so a

@@ -18,7 +18,7 @@ from pathlib import Path
 import helpers
 import pytest
 
-pytestmark = pytest.mark.usefixtures("stack")
+pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.alone]
 
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 DAY = TODAY - timedelta(days=33)  # older than the 30-day retention: the archive run moves it

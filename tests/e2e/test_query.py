@@ -14,7 +14,7 @@ import helpers
 import pytest
 from helpers import docker_run
 
-pytestmark = pytest.mark.usefixtures("stack")
+pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.alone]
 
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 SPLIT = TODAY - timedelta(days=52)  # older than the retention: an archive run moves it

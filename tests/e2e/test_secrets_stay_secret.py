@@ -13,7 +13,7 @@ import helpers
 import pytest
 from helpers import compose
 
-pytestmark = pytest.mark.usefixtures("stack")
+pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.alone]
 
 
 def secrets() -> dict[str, str]:

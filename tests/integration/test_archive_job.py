@@ -17,7 +17,7 @@ import pyarrow.fs as pafs
 import pytest
 from helpers import archived_rows, docker_run, pg_rows, wait_for_log
 
-pytestmark = pytest.mark.usefixtures("stack")
+pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.old_days]
 
 API_PORT = 18092
 
@@ -185,6 +185,7 @@ def fault_days(small_api: str) -> int:
     return held_rows(F_FIRST, F_LAST)
 
 
+@pytest.mark.alone
 def test_s3_stopped_mid_run_loses_nothing(fault_days: int) -> None:
     name = archive_in_background(ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS="3")
     wait_for_log(name, "pausing")

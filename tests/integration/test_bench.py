@@ -11,7 +11,7 @@ from typing import Any
 import helpers
 import pytest
 
-pytestmark = pytest.mark.usefixtures("stack")
+pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.alone]
 
 
 BENCH_DAYS = [f"2026-08-0{n}" for n in range(1, 8)]  # where make bench's windows lie

@@ -208,6 +208,7 @@ def _owner(pid: int, ids: set[str], s3_address: str) -> str | None:
     return None
 
 
+@pytest.mark.alone
 def test_every_listener_of_the_stack_is_the_readmes_and_on_loopback() -> None:
     ids, s3_address = _container_ids(), _s3_address()
     lines = subprocess.run(

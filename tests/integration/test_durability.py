@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import archived_rows, docker_run, pg_rows, wait_for_log
 
-pytestmark = pytest.mark.usefixtures("stack")
+pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.old_days]
 
 SMALL_API_PORT = 18094
 

@@ -21,7 +21,7 @@ import pytest
 from adpipe.warehouse import IMPRESSION_COLUMNS
 from helpers import docker_run, pg_rows
 
-pytestmark = pytest.mark.usefixtures("stack")
+pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.old_days]
 
 I_DAY = date(2022, 6, 1)  # loaded, archived, forged, set aside, reloaded
 I_RUN = I_DAY + timedelta(days=31)  # archives days before I_DAY + 1

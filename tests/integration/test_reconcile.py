@@ -10,7 +10,7 @@ import helpers
 import pytest
 from helpers import docker_run
 
-pytestmark = pytest.mark.usefixtures("stack")
+pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.old_days]
 
 DAY = datetime(2024, 2, 29, tzinfo=UTC)
 

@@ -34,6 +34,7 @@ def _restart() -> None:
     assert start.returncode == 0, start.stdout + start.stderr
 
 
+@pytest.mark.alone
 def test_rows_and_objects_survive_stop_and_start_even_when_written_just_after_one() -> None:
     marker = uuid.uuid4().hex
     helpers.query("CREATE TABLE IF NOT EXISTS restart_probe (marker text)")
@@ -207,6 +208,7 @@ def test_each_job_image_runs_as_a_non_root_user(job: str) -> None:
     assert done.stdout.strip() not in ("", "0")
 
 
+@pytest.mark.alone
 def test_make_start_stops_in_seconds_naming_docker_desktops_setting_without_host_networking() -> (
     None
 ):

@@ -179,13 +179,13 @@ def compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def day_locked(day: date) -> Iterator[None]:
     """The archive's exclusive hold on one day's rows, taken for the block: a load of the day
     waits on it (and fails after its lock_timeout, for a retry) until the block ends."""
-    from adpipe.warehouse import DAY_LOCK, EPOCH  # the lock's one home
+    from adpipe.warehouse import lock_days  # the archive's own way to take it
 
     holder = warehouse()
     holder.autocommit = False
     try:
         with holder.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (DAY_LOCK, (day - EPOCH).days))
+            lock_days(cur, day, day)
         yield
     finally:
         holder.rollback()

@@ -167,6 +167,7 @@ def test_s3_stopped_during_extract_changes_no_row_and_the_retry_succeeds(fault_a
     assert helpers.window_checksum(start, end)[0] == independent_count(start, end)[0]
 
 
+@pytest.mark.alone  # wait_copying finds any load's COPY, so no other load may run
 def test_load_killed_mid_copy_leaves_the_previous_state_and_the_retry_succeeds() -> None:
     start, end = window(6, hours=48, hour=0)
     assert run_job("extract_backup", start, end)["exit_code"] == 0
@@ -210,6 +211,7 @@ def test_a_backup_page_that_differs_from_its_manifest_is_refused() -> None:
         helpers.s3().put_object(Bucket=helpers.bucket(), Key=page, Body=original)
 
 
+@pytest.mark.alone  # wait_copying finds any load's COPY, so no other load may run
 def test_load_cut_by_pg_terminate_backend_exits_4_with_the_lost_connection_line() -> None:
     start, end = window(10, hours=48, hour=0)
     assert run_job("extract_backup", start, end)["exit_code"] == 0

@@ -11,6 +11,10 @@ if docker image inspect "$image" >/dev/null 2>&1; then
   exit 0
 fi
 command -v debootstrap >/dev/null || { echo "base: debootstrap is missing (apt-get install debootstrap)" >&2; exit 1; }
+if [ "$(id -u)" != 0 ]; then
+  echo "base: no registry answers, and building $image with debootstrap needs root: run \`sudo bash platform/base.sh\` once, then make again as yourself" >&2
+  exit 1
+fi
 rootfs="$(mktemp -d "${TMPDIR:-/tmp}/adpipe-rootfs.XXXXXX")"
 trap 'rm -rf "$rootfs"' EXIT
 echo "base: debootstrap bookworm from $mirror (about 20 s)"

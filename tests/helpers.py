@@ -159,8 +159,15 @@ def s3_stopped() -> Iterator[None]:
 
 def restore_days(first: str, last: str) -> None:
     """Bring archived days back, so a test may load their windows again (a reload of an
-    archived window is refused)."""
-    done = docker_run("adpipe/archive:dev", "restore", "--from", first, "--to", last)
+    archived window is refused). While another test's archive holds the archive lock, the
+    restore is refused; it is tried again for up to three minutes."""
+    deadline = time.monotonic() + 180
+    while True:
+        done = docker_run("adpipe/archive:dev", "restore", "--from", first, "--to", last)
+        busy = "holds the archive lock" in done.stderr
+        if not busy or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert done.returncode == 0, done.stderr
 
 

@@ -13,7 +13,7 @@ import helpers
 import pytest
 from helpers import compose
 
-pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.alone]
+pytestmark = pytest.mark.usefixtures("stack")
 
 
 def secrets() -> dict[str, str]:
@@ -36,6 +36,7 @@ def test_env_is_readable_by_its_owner_only() -> None:
     assert stat.S_IMODE(os.stat(helpers.ENV_FILE).st_mode) == 0o600
 
 
+@pytest.mark.alone  # after every other test's runs, so it reads all their logs and events
 def test_no_secret_in_any_task_log() -> None:
     scheduler = compose("ps", "-q", "airflow-scheduler").stdout.strip()
     logs = subprocess.run(
@@ -49,6 +50,7 @@ def test_no_secret_in_any_task_log() -> None:
     assert leaks(logs) == []
 
 
+@pytest.mark.alone
 def test_no_secret_in_a_rendered_template_or_a_task_instance() -> None:
     airflow = helpers.Airflow()
     searched = 0

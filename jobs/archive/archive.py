@@ -1,14 +1,15 @@
-"""archive: where a row leaves. Moves every whole day older than the cutoff (the run's date
-minus ARCHIVE_RETENTION_DAYS) from ``ad_impressions`` to Parquet (zstd) in
-``s3://ad-data/archive/ad_impressions/shown_date=YYYY-MM-DD/part-<sha256 prefix>.parquet``,
-and restores archived days on demand.
+"""archive: Move every whole day older than the retention from PostgreSQL to S3 as Parquet.
+
+Where a row leaves. Moves every whole day older than the cutoff (the run's date minus
+ARCHIVE_RETENTION_DAYS) from ad_impressions to Parquet (zstd) in
+s3://ad-data/archive/ad_impressions/shown_date=YYYY-MM-DD/part-<sha256 prefix>.parquet.
 
 Each day is one short transaction under the day's lock (so no load of the day interleaves):
-``COPY (DELETE ... RETURNING ...) TO STDOUT`` streams the day's rows into pyarrow, which
-turns them into a Parquet file batch by batch while they arrive (`parquet_files.ParquetSink`);
+COPY (DELETE ... RETURNING ...) TO STDOUT streams the day's rows into pyarrow, which
+turns them into a Parquet file batch by batch while they arrive (parquet_files.ParquetSink);
 the file is checked (row count, ids), then put with If-None-Match and its SHA-256, which S3
 checks on receipt and keeps, and a HEAD proves the stored object is that file (one kept
-without a SHA-256 is read back and checked whole); only then is its ``archive_manifest`` row
+without a SHA-256 is read back and checked whole); only then is its archive_manifest row
 inserted and the transaction committed. Until that commit the rows stay in PostgreSQL. Late
 rows in an archived day become a second file. One day's failure fails that day, not the
 others.
@@ -21,8 +22,6 @@ the bucket holds archive objects of days it is not archiving (the wrong WAREHOUS
 or restored old database) refuses to start; a first run's own crashed upload is adopted.
 
     docker run --rm --network host --env-file .env.archive adpipe/archive:dev run --date 2026-11-20
-    docker run --rm --network host --env-file .env.archive adpipe/archive:dev restore \\
-        --from 2026-10-01 --to 2026-10-03
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""reconcile: does every record the API sent have a place? For each day of a range, from
-what is really stored:
+"""reconcile: Check that every record the API sent has exactly one place, day by day.
+
+For each day of a range, from what is really stored:
 
     backup      records in the day's backups (s3://ad-data/backup/): for each window, the
                 version its latest load recorded in load_runs, else its latest version
@@ -12,19 +13,18 @@ what is really stored:
     duplicates  repeats dropped by the latest load of each window (load_runs)
 
 A day balances when backup = postgres + archive + rejected + duplicates and nothing is
-wrong with it. Every hour of the range is expected loaded from RECONCILE_EXPECT_FROM (`make
-env` sets it to the hour .env was made, so a new environment is not flagged for the days
+wrong with it. Every hour of the range is expected loaded from RECONCILE_EXPECT_FROM (make
+env sets it to the hour .env was made, so a new environment is not flagged for the days
 before it existed; unset: the first hour ever loaded) up to the last hour that ended an hour
 ago; a day also fails on each such hour no load covered (a missed window would otherwise
 balance as 0 = 0) and on one between its first and last loaded hours, unless the hour was
-accepted as lost (``make accept-gap``); a day with none names the whole day. It also fails on
-a backup manifest whose
-bytes no longer match the sha256 its load recorded, on a page its manifest lists that is
-gone, and on an archive object that is missing or holds other rows than its manifest row
-says, or other bytes than were archived. Exits non-zero (3) on any of these, naming the day
-and what is wrong. Every count comes from one snapshot of the warehouse (REPEATABLE READ).
-Days are those of the windows' starts (api-load's windows are hours, so a window never spans
-two days).
+accepted as lost (make accept-gap); a day with none names the whole day. It also fails on a
+backup manifest whose bytes no longer match the sha256 its load recorded, on a page its
+manifest lists that is gone, and on an archive object that is missing or holds other rows
+than its manifest row says, or other bytes than were archived. Exits non-zero (3) on any of
+these, naming the day and what is wrong. Every count comes from one snapshot of the
+warehouse (REPEATABLE READ). Days are those of the windows' starts (api-load's windows are
+hours, so a window never spans two days).
 
     docker run --rm --network host --env-file .env.reconcile adpipe/archive:dev reconcile \\
         --from 2026-11-01 --to 2026-11-27 [--json]

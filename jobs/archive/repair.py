@@ -1,27 +1,5 @@
-"""adopt and set-aside: what resolves an archive object the archive refuses to touch.
-
-``archive adopt --date D`` re-creates the archive_manifest rows of day D's objects that no
-row lists (the rows were lost: a warehouse restored from an older backup), from the objects
-themselves: rows, SHA-256, ids digest, first and last ``shown_at``. It adopts an object only
-when it is a readable archive file of that day and none of its ids is in ``ad_impressions``
-or in another archived object of the day, so no row is counted twice; it refuses otherwise
-and changes nothing.
-
-``archive set-aside --key K`` moves one object out of ``archive/``: copies it to
-``s3://ad-data/set-aside/<K>`` (S3 checks the copy's SHA-256 on receipt, and a HEAD or a read
-back proves it), records the move, then deletes the original. That delete is safe because
-the verified copy holds the same bytes and the commit before it records where. A listed
-object set aside is marked in archive_manifest (``restored_at``, ``set_aside_key``): its
-day's rows are then neither in the table nor the archive, and come back by reloading the
-day's windows from their backups (``make backfill ... REPROCESS=completed``).
-
-Both are recorded in ``archive_actions``.
-
-    docker run --rm --network host --env-file .env.archive adpipe/archive:dev adopt \\
-        --date 2026-10-18
-    docker run --rm --network host --env-file .env.archive adpipe/archive:dev set-aside \\
-        --key archive/ad_impressions/shown_date=2026-10-18/part-0123.parquet
-"""
+"""The archive's two repairs: what resolves an archive object the archive refuses to touch.
+Each is recorded in archive_actions."""
 
 from __future__ import annotations
 
@@ -45,6 +23,33 @@ from adpipe.windows import (
     set_aside_key,
 )
 from parquet_files import ids_sha256, sha256_file
+
+ADOPT_DOC = """adopt: Re-create the lost archive_manifest rows of a day's archive objects.
+
+archive adopt --date D re-creates the archive_manifest rows of day D's objects that no row
+lists (the rows were lost: a warehouse restored from an older backup), from the objects
+themselves: rows, SHA-256, ids digest, first and last shown_at. It adopts an object only
+when it is a readable archive file of that day and none of its ids is in ad_impressions or
+in another archived object of the day, so no row is counted twice; it refuses otherwise and
+changes nothing. Recorded in archive_actions.
+
+    docker run --rm --network host --env-file .env.archive adpipe/archive:dev adopt \\
+        --date 2026-10-18
+"""
+
+SET_ASIDE_DOC = """set-aside: Move one archive object out of archive/, keeping a verified copy.
+
+archive set-aside --key K copies the object to s3://ad-data/set-aside/<K> (S3 checks the
+copy's SHA-256 on receipt, and a HEAD or a read back proves it), records the move, then
+deletes the original. That delete is safe because the verified copy holds the same bytes and
+the commit before it records where. A listed object set aside is marked in archive_manifest
+(restored_at, set_aside_key): its day's rows are then neither in the table nor the archive,
+and come back by reloading the day's windows from their backups (make backfill ...
+REPROCESS=completed). Recorded in archive_actions.
+
+    docker run --rm --network host --env-file .env.archive adpipe/archive:dev set-aside \\
+        --key archive/ad_impressions/shown_date=2026-10-18/part-0123.parquet
+"""
 
 LIVE_KEYS = """
 SELECT object_key FROM archive_manifest WHERE shown_date = %s AND restored_at IS NULL
@@ -220,8 +225,9 @@ def _set_aside_arguments(parser: argparse.ArgumentParser) -> None:
 
 def commands(main: Any) -> list[Command]:
     """The two commands, run by the archive's ``main`` under the archive lock."""
-    doc = __doc__ or ""
     return [
-        Command("adopt", "archive", doc, main, _adopt_arguments, env_file="archive"),
-        Command("set-aside", "archive", doc, main, _set_aside_arguments, env_file="archive"),
+        Command("adopt", "archive", ADOPT_DOC, main, _adopt_arguments, env_file="archive"),
+        Command(
+            "set-aside", "archive", SET_ASIDE_DOC, main, _set_aside_arguments, env_file="archive"
+        ),
     ]

@@ -1,4 +1,4 @@
-"""restore: archived days back into ``ad_impressions``.
+"""restore: Bring archived days back from S3 into ad_impressions.
 
 For each archive object of the days asked for: download it and prove it is the object that
 was archived (its SHA-256, row count and ids digest equal its archive_manifest row), COPY its

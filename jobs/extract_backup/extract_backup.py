@@ -1,15 +1,17 @@
-"""extract_backup: where a row enters. Pages every impression of a window from the ad API and
-backs each page up, byte for byte as received, gzip-compressed, under
-``s3://ad-data/backup/impressions/date=YYYY-MM-DD/window=<start>-<end>/``, then writes the
+"""extract_backup: Back up every page of a window's impressions from the ad API to S3.
+
+Where a row enters. Pages the window from the ad API and backs each page up, byte for byte
+as received, gzip-compressed, under
+s3://ad-data/backup/impressions/date=YYYY-MM-DD/window=<start>-<end>/, then writes the
 window's manifest (pages in order, records, sha256 of each page's bytes) last.
 
-Backups are immutable (layout in `adpipe.windows`): pages are named by their sha256 and
+Backups are immutable (layout in adpipe.windows): pages are named by their sha256 and
 written only when new; the manifest is a new numbered version only when it differs from the
 window's latest one. So a re-run that receives the same bytes writes nothing, one that
 receives other bytes (an empty answer, another source) adds a version beside the old one,
 and one that fails midway leaves the old version current. Nothing is overwritten or deleted.
 
-Every wait is bounded: urllib3's ``Retry`` retries 429, 5xx, lost connections and cut bodies
+Every wait is bounded: urllib3's Retry retries 429, 5xx, lost connections and cut bodies
 with backoff and jitter, obeying Retry-After up to EXTRACT_RETRY_AFTER_MAX_SECONDS; a window
 may have at most EXTRACT_MAX_PAGES pages of at most EXTRACT_MAX_PAGE_BYTES each, and a cursor
 the API already sent fails the window. A page is compressed and put in a thread while the

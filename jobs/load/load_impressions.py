@@ -1,20 +1,20 @@
-"""load: from the window's backup in S3 into ``ad_impressions`` in PostgreSQL.
+"""load: Load a window from its backup in S3 into ad_impressions in PostgreSQL.
 
 Reads the window's current backup version (its latest manifest, and the pages it lists) from
-``s3://ad-data/backup/`` (never the API), refusing to run when there is none or a page's
-sha256 differs; ``load_runs`` records the version loaded. Validates and
-normalises every record (`impression_rules`), writes the rejected ones with their reason to
-``s3://ad-data/quarantine/``, and fails, loading nothing, when their share exceeds
+s3://ad-data/backup/ (never the API), refusing to run when there is none or a page's
+sha256 differs; load_runs records the version loaded. Validates and
+normalises every record (impression_rules), writes the rejected ones with their reason to
+s3://ad-data/quarantine/, and fails, loading nothing, when their share exceeds
 LOAD_MAX_REJECTED_SHARE.
 
 One transaction per window: COPY the valid records into a temporary table (streamed, one
 page in memory at a time); then, holding the window's days' locks (shared with other loads,
 exclusive of the archive), check the days are not archived, keep the first record of each
-impression_id, replace the window's rows in ``ad_impressions`` and write the ``load_runs``
+impression_id, replace the window's rows in ad_impressions and write the load_runs
 row. Running it again for the same window leaves the table as one run did; a failure leaves
-the previous state. A reload that would leave fewer than ``1 - LOAD_MAX_SHRINK_SHARE`` of the
+the previous state. A reload that would leave fewer than 1 - LOAD_MAX_SHRINK_SHARE of the
 window's committed rows (an empty source after a non-empty load always) loads nothing and
-exits 3, unless run with ``--allow-shrink``. New days' partitions are made beforehand in a
+exits 3, unless run with --allow-shrink. New days' partitions are made beforehand in a
 short transaction of their own.
 
     docker run --rm --network host --env-file .env.load adpipe/load:dev run \\

@@ -1,6 +1,8 @@
-"""check: proves a job image reaches its services with its own identity. Connects to the
+"""check: Prove the job image reaches its services with its own identity.
+
+Connects to the
 warehouse (where the identity has a role) and to the bucket, and reports both; the smoke DAG
-and `make test` run it through every job image.
+and make test run it through every job image.
 
     docker run --rm --network host --env-file .env.load adpipe/load:dev check
 """

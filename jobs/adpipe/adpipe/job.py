@@ -147,14 +147,14 @@ def parser(prog: str, doc: str, commands: Sequence[Command]) -> argparse.Argumen
         prog=prog,
         description=doc,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"`{prog} COMMAND --help` describes a command; {commands[0].name} is the default.",
+        epilog=f"'{prog} COMMAND --help' describes a command; {commands[0].name} is the default.",
     )
     top.add_argument("--version", action="version", version=f"{prog} {version()}")
     subparsers = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in commands:
         sub = subparsers.add_parser(
             command.name,
-            help=_first_sentence(command.doc),
+            help=summary(command.doc),
             description=command.doc,
             epilog=describe(
                 ENV_FILES[command.env_file].settings, (*ENV_FILES[command.env_file].names, *LOGS)
@@ -166,11 +166,10 @@ def parser(prog: str, doc: str, commands: Sequence[Command]) -> argparse.Argumen
     return top
 
 
-def _first_sentence(doc: str) -> str:
-    """A docstring's first sentence, without its ``name:`` lead: a command's line in the
-    image's help."""
-    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
-    return paragraph.split(". ")[0].split(": ", 1)[-1].rstrip(".")
+def summary(doc: str) -> str:
+    """A command docstring's first line (``name: What it does.``) without its ``name:`` lead:
+    the command's line in the image's help."""
+    return doc.strip().splitlines()[0].split(": ", 1)[-1].rstrip(".")
 
 
 def cli(

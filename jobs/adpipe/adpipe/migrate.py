@@ -1,5 +1,7 @@
-"""migrate: apply the warehouse's migrations as its owner. The only program that changes the
-schema: the stack runs it once at start (warehouse-migrate), an operator with ``make migrate``.
+"""migrate: Apply the warehouse's migrations as its owner.
+
+The only program that changes the
+schema: the stack runs it once at start (warehouse-migrate), an operator with make migrate.
 
     docker run --rm --network host --env-file .env.migrate adpipe/archive:dev migrate
 """

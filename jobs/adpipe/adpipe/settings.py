@@ -62,7 +62,7 @@ def describe(settings: Settings, names: Sequence[str]) -> str:
     what it means."""
     if not names:
         return ""
-    lines = ["settings (environment; `make env` writes them to the job's env file):"]
+    lines = ["settings (environment; make env writes them to the job's env file):"]
     for name in names:
         lines.append(f"  {settings.name(name)}\n      {SETTINGS[name]}")
     return "\n".join(lines)

@@ -154,7 +154,24 @@ def s3_stopped() -> Iterator[None]:
         yield
     finally:
         compose("start", "s3")
-        stack("start")
+        wait_healthy("s3")
+
+
+def wait_healthy(service: str, timeout: float = 120) -> None:
+    """Wait until the stack's ``service`` reports healthy (its compose healthcheck)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ids = compose("ps", "-q", service).stdout.split()
+        health = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Health.Status}}", *ids],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if ids and health == "healthy":
+            return
+        assert time.monotonic() < deadline, f"{service} not healthy after {timeout} s: {health}"
+        time.sleep(0.5)
 
 
 def restore_days(first: str, last: str) -> None:

@@ -176,6 +176,9 @@ def main() -> None:
             # a fixed number of 1 GiB volumes: with 0 it sizes the slots by free disk at 30 GiB
             # each, and on a small disk has fewer than the 7 a new collection grows at once
             f"-master.volumeSizeLimitMB={VOLUME_MB}",
+            # the one master elects itself after this long at a start (the default, 10 s, is
+            # most of a restart's wait); it has no peer whose heartbeat it could miss
+            "-master.electionTimeout=1s",
             f"-volume.max={VOLUMES}",
             # stop in about a second, not the default ten
             "-volume.preStopSeconds=1",

@@ -204,20 +204,14 @@ def migrate(conn: psycopg2.extensions.connection) -> list[str]:
         cur.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
+            " applied_at timestamptz NOT NULL DEFAULT now(), sha256 char(64) NOT NULL)"
         )
-        cur.execute("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS sha256 char(64)")
         cur.execute("SELECT version, sha256 FROM schema_migrations")
         seen = dict(cur.fetchall())
         for version, name, text in migrations():
             sha = _sha256(text)
             if version in seen:
-                if seen[version] is None:  # applied before checksums were recorded
-                    cur.execute(
-                        "UPDATE schema_migrations SET sha256 = %s WHERE version = %s",
-                        (sha, version),
-                    )
-                elif seen[version] != sha:
+                if seen[version] != sha:
                     raise ConfigError(
                         f"migration {name} was edited after it was applied",
                         "restore its text and add the change as a new migration",

@@ -25,7 +25,6 @@ BACKUP_PREFIX = "backup/"
 QUARANTINE_PREFIX = "quarantine/"
 ARCHIVE_PREFIX = "archive/"
 SET_ASIDE_PREFIX = "set-aside/"  # objects `archive set-aside` moved out of archive/
-LEGACY_MANIFEST = "manifest.json"
 MANIFEST = re.compile(r"manifest-([0-9]{6})\.json")
 ARCHIVE_TABLE_PREFIX = f"{ARCHIVE_PREFIX}ad_impressions/"
 
@@ -65,11 +64,8 @@ def manifest_key(prefix: str, version: int) -> str:
 
 
 def manifest_version(key: str) -> int | None:
-    """The version a manifest key names (0 for the legacy ``manifest.json``), else None."""
-    name = key.rsplit("/", 1)[-1]
-    if name == LEGACY_MANIFEST:
-        return 0
-    found = MANIFEST.fullmatch(name)
+    """The version a manifest key names, else None."""
+    found = MANIFEST.fullmatch(key.rsplit("/", 1)[-1])
     return int(found.group(1)) if found else None
 
 

@@ -328,7 +328,9 @@ def test_late_rows_loaded_while_the_archive_runs_survive_and_go_next_run(
 
 
 def test_a_second_archiver_is_refused_while_one_runs(fault_days: int) -> None:
-    name = archive_in_background(ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS="5")
+    # the first run pauses before each of its five days' commits, holding the archive lock
+    # for at least 10 s in all: time enough for a second run to start and be refused
+    name = archive_in_background(ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS="2")
     wait_for_log(name, "pausing")
     second = archive(F_RUN)
     assert second["exit_code"] == 4

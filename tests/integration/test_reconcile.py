@@ -10,65 +10,70 @@ import helpers
 import pytest
 from helpers import docker_run
 
-pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.old_days]
+pytestmark = pytest.mark.usefixtures("stack")
 
-DAY = datetime(2024, 2, 29, tzinfo=UTC)
+# Three days of their own each session, no backup of which exists yet: drawn from the months
+# after every cutoff the archive tests use (2025-05-11 at the latest) and before the 45 days
+# the archive DAG reconciles, so these tests run beside the archive tests (no archive run of
+# theirs moves these days) and never restore (a restore takes the archive lock they need).
+FIRST, LAST = datetime(2025, 6, 1, tzinfo=UTC), datetime(2026, 8, 31, tzinfo=UTC)
 
 
-def reconcile(*extra: str) -> tuple[int, str, str]:
-    done = docker_run(
-        "adpipe/archive:dev",
-        "reconcile",
-        "--from",
-        f"{DAY:%Y-%m-%d}",
-        "--to",
-        f"{DAY:%Y-%m-%d}",
-        *extra,
-    )
+@pytest.fixture(scope="module")
+def days() -> list[datetime]:
+    """Three consecutive days no test has backed up (hence loaded or archived) yet."""
+    span = (LAST - FIRST).days - 2
+    for _ in range(50):
+        first = FIRST + timedelta(days=secrets.randbelow(span))
+        chosen = [first + timedelta(days=i) for i in range(3)]
+        if not any(helpers.keys(f"backup/impressions/date={d:%Y-%m-%d}/") for d in chosen):
+            return chosen
+    pytest.fail(f"no three untouched days left between {FIRST:%Y-%m-%d} and {LAST:%Y-%m-%d}")
+
+
+def reconcile(day: datetime, *extra: str) -> tuple[int, str, str]:
+    stamp = f"{day:%Y-%m-%d}"
+    done = docker_run("adpipe/archive:dev", "reconcile", "--from", stamp, "--to", stamp, *extra)
     return done.returncode, done.stdout, done.stderr
 
 
-def test_a_loaded_day_balances_and_a_deleted_row_is_named() -> None:
-    helpers.restore_days(f"{DAY:%Y-%m-%d}", f"{DAY:%Y-%m-%d}")  # archived by an earlier run?
+def test_a_loaded_day_balances_and_a_deleted_row_is_named(days: list[datetime]) -> None:
+    day = days[0]
     for hour in (5, 6, 7):
-        start = DAY + timedelta(hours=hour)
+        start = day + timedelta(hours=hour)
         helpers.load_window(start, start + timedelta(hours=1))
-    code, out, err = reconcile("--json")
+    code, out, err = reconcile(day, "--json")
     assert code == 0, err
-    (day,) = json.loads(out[: out.index("SUMMARY")])
-    assert day["balanced"] and day["backup"] == 9000
-    assert day["postgres"] + day["rejected"] + day["duplicates"] == 9000
+    (counts,) = json.loads(out[: out.index("SUMMARY")])
+    assert counts["balanced"] and counts["backup"] == 9000
+    assert counts["postgres"] + counts["rejected"] + counts["duplicates"] == 9000
 
     helpers.query(
         "DELETE FROM ad_impressions WHERE (impression_id, shown_at) IN (SELECT "
         "impression_id, shown_at FROM ad_impressions WHERE shown_at >= %s AND "
         "shown_at < %s LIMIT 1)",
-        (DAY, DAY + timedelta(days=1)),
+        (day, day + timedelta(days=1)),
     )
-    code, out, err = reconcile()
+    code, out, err = reconcile(day)
     assert code != 0
-    assert f"{DAY:%Y-%m-%d} off by -1" in err and "Traceback" not in err
+    assert f"{day:%Y-%m-%d} off by -1" in err and "Traceback" not in err
 
 
-# a day of its own each session (the API serves any hour), so no earlier load hides the gap;
-# drawn from 2019-2020, which no other test loads (test_archive_job's 2025 days, loaded in
-# 20-day windows, once put 613 rows of another test on the drawn day)
-GAP_DAY = datetime(2019, 1, 1, tzinfo=UTC) + timedelta(days=secrets.randbelow(700))
-
-
-def test_a_missed_hour_and_a_deleted_load_run_are_gaps_not_zero_equals_zero() -> None:
-    stamp = f"{GAP_DAY:%Y-%m-%d}"
-    helpers.restore_days(stamp, stamp)
-    hour = {h: GAP_DAY + timedelta(hours=h) for h in range(3, 6)}
+def test_a_missed_hour_and_a_deleted_load_run_are_gaps_not_zero_equals_zero(
+    days: list[datetime],
+) -> None:
+    gap_day = days[1]
+    stamp = f"{gap_day:%Y-%m-%d}"
+    hour = {h: gap_day + timedelta(hours=h) for h in range(3, 6)}
     # hours 3 and 5 loaded, 4 never (the scheduler was down): nothing in the backup and
     # nothing in the table, so the counts alone balance as 0 = 0
     for h in (3, 5):
         helpers.load_window(hour[h], hour[h] + timedelta(hours=1))
     missed = docker_run("adpipe/archive:dev", "reconcile", "--from", stamp, "--to", stamp, "--json")
     assert missed.returncode == 3, missed.stdout + missed.stderr
-    (day,) = json.loads(missed.stdout[: missed.stdout.index("SUMMARY")])
-    assert day["difference"] == 0 and not day["balanced"], day
-    assert [p for p in day["problems"] if "no load for 04:00-05:00 UTC" in p], day["problems"]
+    (counts,) = json.loads(missed.stdout[: missed.stdout.index("SUMMARY")])
+    assert counts["difference"] == 0 and not counts["balanced"], counts
+    assert [p for p in counts["problems"] if "no load for 04:00-05:00 UTC" in p], counts["problems"]
 
     helpers.load_window(hour[4], hour[4] + timedelta(hours=1))
     filled = docker_run("adpipe/archive:dev", "reconcile", "--from", stamp, "--to", stamp)
@@ -87,10 +92,9 @@ def test_a_missed_hour_and_a_deleted_load_run_are_gaps_not_zero_equals_zero() ->
     assert f"{stamp} off by -" in deleted.stderr and "Traceback" not in deleted.stderr
 
 
-def test_a_backup_changed_after_its_load_is_named() -> None:
-    day = GAP_DAY + timedelta(days=1)
+def test_a_backup_changed_after_its_load_is_named(days: list[datetime]) -> None:
+    day = days[2]
     stamp = f"{day:%Y-%m-%d}"
-    helpers.restore_days(stamp, stamp)
     start = day + timedelta(hours=8)
     helpers.load_window(start, start + timedelta(hours=1))
     (key,) = helpers.backup_manifests(start, start + timedelta(hours=1))[-1:]

@@ -8,6 +8,8 @@ UV := .state/uv/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 STACK := bash platform/stack.sh
+# one job command run as the DAGs run it: host network, its identity's env file (.env.<job>)
+RUN_JOB := python3 platform/stack_client.py
 PYTEST_ARGS ?=
 # The Celery tier's stack notices a dead worker and retries its task sooner than .env's
 # defaults (60 s each), and a run is late after 1 minute, not 20, alerting the tier's own
@@ -111,20 +113,20 @@ fmt: venv ## Format and fix what ruff can
 	@$(VENV)/bin/ruff check --fix .
 
 bench: venv env ## adpipe's jobs against the alternatives, same rows, same run (own database and bucket; QUICK=1: small)
-	@$(PY) tests/bench/bench_jobs.py $(if $(QUICK),--quick)
+	@$(PY) bench/bench_jobs.py $(if $(QUICK),--quick)
 
 soak: env ## Outside CI: 200 hourly api-load runs and their daily archives through the scheduler; reconcile and memory growth (needs make start)
 	@python3 platform/soak.py
 
 migrate: env ## Apply the warehouse's migrations as its owner (the stack does it at start)
-	@docker run --rm --network host --env-file .env.migrate adpipe/archive:dev migrate
+	@$(RUN_JOB) adpipe/archive:dev migrate
 
 restore: env ## Restore archived days into ad_impressions: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD" >&2; exit 2; }
-	@docker run --rm --network host --env-file .env.archive adpipe/archive:dev restore --from $(FROM) --to $(TO)
+	@$(RUN_JOB) adpipe/archive:dev restore --from $(FROM) --to $(TO)
 
 reconcile: env ## Per day: backup = postgres + archive + rejected + duplicates? FROM=... TO=... (default: 45 days)
-	@docker run --rm --network host --env-file .env.reconcile adpipe/archive:dev \
+	@$(RUN_JOB) adpipe/archive:dev \
 	  reconcile --from $${FROM:-$$(date -u -d '45 days ago' +%F)} --to $${TO:-$$(date -u +%F)} $(if $(JSON),--json)
 
 lineage: ## Print the OpenLineage events of the stack's tasks, one JSON per line (the default file transport; OPENLINEAGE_TRANSPORT in .env)

@@ -169,3 +169,14 @@ class Airflow:
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         items = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return {ti["task_id"]: ti["state"] for ti in items["task_instances"]}
+
+
+if __name__ == "__main__":
+    # `python3 platform/stack_client.py IMAGE [ARGS...]`: run one job command as the DAGs run
+    # it (the Makefile's migrate, restore and reconcile)
+    import sys
+
+    if len(sys.argv) < 2:
+        sys.exit("usage: stack_client.py IMAGE [ARGS...]")
+    argv = job_argv(sys.argv[1], sys.argv[2:])
+    os.execvp(argv[0], argv)  # noqa: S606 - docker, with the job's fixed options

@@ -38,7 +38,7 @@ def state() -> dict[str, Any]:
 def test_the_quick_bench_leaves_the_warehouse_and_the_data_bucket_untouched() -> None:
     before = state()
     done = subprocess.run(
-        [sys.executable, "tests/bench/bench_jobs.py", "--quick"],
+        [sys.executable, "bench/bench_jobs.py", "--quick"],
         cwd=helpers.ROOT,
         capture_output=True,
         text=True,

@@ -352,3 +352,19 @@ def test_a_load_run_by_hand_with_its_env_file_loads_and_without_its_key_refuses(
             partial.unlink()
         assert done.returncode == 2, done.stdout + done.stderr
         assert f"FAILED load: setting {missing} is missing" in done.stderr, done.stderr
+
+
+def test_make_reconcile_runs_the_image_with_the_reconcile_identitys_env_file() -> None:
+    # a day nothing loads: it balances as nothing expected and nothing stored (run without
+    # .env.reconcile's settings, the image exits 2 naming the first one missing)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "reconcile", "FROM=2018-01-01", "TO=2018-01-01", "JSON=1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (day,) = json.loads(done.stdout[: done.stdout.index("SUMMARY")])
+    assert day["day"] == "2018-01-01" and day["balanced"], day

@@ -3,10 +3,10 @@ child process so its peak RSS is its own. Each prints one JSON line:
 ``{"seconds": ..., "rows": ..., "peak_rss_mb": ...}``; only the work is timed, not imports
 or the count of what was written.
 
-    python tests/bench/contenders.py insert_rows ROWS.csv     # PostgresHook.insert_rows
-    python tests/bench/contenders.py dlt_merge ROWS.csv       # dlt, write_disposition="merge"
-    python tests/bench/contenders.py sql_to_s3 DAY KEY        # SqlToS3Operator, Parquet
-    python tests/bench/contenders.py export_only DAY KEY      # ADBC record batches -> Parquet
+    python bench/contenders.py insert_rows ROWS.csv     # PostgresHook.insert_rows
+    python bench/contenders.py dlt_merge ROWS.csv       # dlt, write_disposition="merge"
+    python bench/contenders.py sql_to_s3 DAY KEY        # SqlToS3Operator, Parquet
+    python bench/contenders.py export_only DAY KEY      # ADBC record batches -> Parquet
 
 Settings come from the environment: BENCH_DSN (the bench database, as its owner),
 S3_ENDPOINT_URL, BENCH_S3_BUCKET and the archive's S3 identity (ARCHIVE_AWS_*).

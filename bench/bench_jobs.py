@@ -20,7 +20,7 @@ Contenders, on the same rows (medians of the repetitions; peak RSS of each proce
     archive    adpipe: the archive image (export, verify, delete)
                sql_to_s3: Airflow's SqlToS3Operator, Parquet (it deletes nothing)
                export-only: ADBC record batches to Parquet, uploaded (the near limit)
-The contenders run as child processes (tests/bench/contenders.py) from the bench group of
+The contenders run as child processes (bench/contenders.py) from the bench group of
 the lock, never from a job image. insert_rows, dlt-merge and sql_to_s3 run at 100k and 1M
 rows only: at 10M rows each would take most of an hour per repetition.
 
@@ -49,7 +49,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "dags" / "api_load" / "scripts"))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "platform"))
@@ -211,14 +211,14 @@ def touched(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 
 def contender(name: str, *args: str) -> dict[str, Any]:
-    """Run one of tests/bench/contenders.py in a child process; its seconds, rows and RSS."""
+    """Run one of bench/contenders.py in a child process; its seconds, rows and RSS."""
     env = {
         **os.environ,
         "BENCH_DSN": ENV["WAREHOUSE_OWNER_DSN"],
         "BENCH_S3_BUCKET": BUCKET,
         "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
     }
-    program = str(ROOT / "tests" / "bench" / "contenders.py")
+    program = str(ROOT / "bench" / "contenders.py")
     done = subprocess.run(
         [sys.executable, program, name, *args],
         capture_output=True,

@@ -203,7 +203,7 @@ def compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def day_locked(day: date) -> Iterator[None]:
     """The archive's exclusive hold on one day's rows, taken for the block: a load of the day
     waits on it (and fails after its lock_timeout, for a retry) until the block ends."""
-    from adpipe.warehouse import lock_days  # the archive's own way to take it
+    from adpipe.locks import lock_days  # the archive's own way to take it
 
     holder = warehouse()
     holder.autocommit = False

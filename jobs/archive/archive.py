@@ -48,9 +48,10 @@ from adpipe.job import (
     check_day_range,
     day_range_arguments,
 )
+from adpipe.locks import lock_days, release_archive_lock, try_archive_lock
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
-from adpipe.warehouse import lock_days, partition_name, service_error, session
+from adpipe.warehouse import partition_name, service_error, session
 from adpipe.windows import ARCHIVE_TABLE_PREFIX as TABLE_PREFIX
 from adpipe.windows import archive_key, archive_key_day
 from parquet_files import COLUMNS, ParquetSink, ids_sha256, sha256_file
@@ -61,7 +62,6 @@ from restore import restore
 log = logging.getLogger("adpipe.archive")
 
 SORT_MEMORY = "256MB"  # the day's sort by id: in memory up to about 1.5M rows, then on disk
-ARCHIVE_LOCK = 4_242_003  # pg_try_advisory_lock key: one archiver at a time
 MOVE_DAY = """
 COPY (
     WITH moved AS (
@@ -333,8 +333,7 @@ def _unlisted_hint(days: list[str], first_key: str) -> str:
 
 def _with_lock(conn: Any, work: Any) -> dict[str, Any]:
     with conn.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s)", (ARCHIVE_LOCK,))
-        got = cur.fetchone()[0]
+        got = try_archive_lock(cur)
     conn.commit()
     if not got:
         raise UpstreamError(
@@ -346,7 +345,7 @@ def _with_lock(conn: Any, work: Any) -> dict[str, Any]:
     finally:
         if not conn.closed:  # a lost connection released the lock with the session
             with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", (ARCHIVE_LOCK,))
+                release_archive_lock(cur)
             conn.commit()
 
 

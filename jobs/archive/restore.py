@@ -23,9 +23,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from adpipe.job import DataError
+from adpipe.locks import lock_days
 from adpipe.storage import Bucket
 from adpipe.warehouse import TABLE_COLUMNS as COLUMNS
-from adpipe.warehouse import LineStream, copy_in, ensure_partitions, lock_days
+from adpipe.warehouse import LineStream, copy_in, ensure_partitions
 from parquet_files import ids_sha256, sha256_file
 
 RESTORABLE = """

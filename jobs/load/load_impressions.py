@@ -43,6 +43,7 @@ from typing import Any
 import fast_path
 from adpipe import backups, check
 from adpipe.job import Command, DataError, UpstreamError, check_window, cli, window_arguments
+from adpipe.locks import lock_days, lock_window
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import IMPRESSION_COLUMNS as COLUMNS
@@ -50,7 +51,6 @@ from adpipe.warehouse import (
     LineStream,
     copy_in,
     ensure_partitions,
-    lock_days,
     missing_partitions,
     session,
 )
@@ -257,7 +257,7 @@ def load(
     ):
         # one load of a window at a time; the manifest is read under the lock, so of two
         # loads of the window the later one always loads the later backup version
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (backup_prefix(start, end),))
+        lock_window(cur, start, end)
         manifest_key, manifest_sha, manifest = read_manifest(bucket, start, end)
         cur.execute(NEXT_RUN_ID)
         run_id = cur.fetchone()[0]

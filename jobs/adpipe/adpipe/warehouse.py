@@ -16,7 +16,7 @@ import hashlib
 import io
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
@@ -26,7 +26,9 @@ import psycopg2.errors
 import psycopg2.extensions
 
 from adpipe.job import ConfigError, DataError, UpstreamError
+from adpipe.locks import lock_migrations
 from adpipe.settings import Settings
+from adpipe.windows import days_between
 
 # The columns of ad_impressions that come from the ad API, in table order; load metadata
 # (load_run_id, loaded_at) follows them.
@@ -44,12 +46,6 @@ IMPRESSION_COLUMNS = (
     "clicked",
 )
 TABLE_COLUMNS = (*IMPRESSION_COLUMNS, "load_run_id", "loaded_at")  # every column, in order
-MIGRATION_LOCK = 4_242_001  # pg_advisory_xact_lock key for schema changes
-PARTITION_LOCK = 4_242_002  # taken by adpipe_ensure_partition (migration 0003)
-DAY_LOCK = 4_242_004  # pg_advisory_xact_lock(DAY_LOCK, days since 1970-01-01): one day's rows
-EPOCH = date(1970, 1, 1)
-LOCK_DAY = "SELECT pg_advisory_xact_lock(%s, %s)"
-LOCK_DAY_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 
 
 def connect(
@@ -200,7 +196,7 @@ def migrate(conn: psycopg2.extensions.connection) -> list[str]:
     applied migration's text changed since (its sha256 is recorded)."""
     applied = []
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        lock_migrations(cur)
         cur.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version integer PRIMARY KEY, name text NOT NULL,"
@@ -231,10 +227,6 @@ def partition_name(day: date) -> str:
     return f"ad_impressions_{day:%Y%m%d}"
 
 
-def days_between(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
 def ensure_partitions(conn: Any, first: date, last: date) -> list[str]:
     """One partition for each UTC day from ``first`` to ``last`` (inclusive), created when
     missing, in a short transaction of its own; returns the ones created.
@@ -260,17 +252,6 @@ def missing_partitions(cur: Any, first: date, last: date) -> list[str]:
         if cur.fetchone()[0]:
             missing.append(partition_name(day))
     return missing
-
-
-def lock_days(cur: Any, first: date, last: date, *, shared: bool = False) -> None:
-    """Hold each day's lock until the caller's transaction ends, in day order (no deadlock).
-
-    Loads take it shared (loads of different windows of a day may run together); the
-    archive, restore and partition drops take it exclusive, so a load and an archive of the
-    same day never interleave and what one checked is still true when it acts."""
-    statement = LOCK_DAY_SHARED if shared else LOCK_DAY
-    for day in days_between(first, last):
-        cur.execute(statement, (DAY_LOCK, (day - EPOCH).days))
 
 
 def copy_in(cur: Any, statement: str, stream: LineStream) -> None:

@@ -43,6 +43,11 @@ def window_days(start: datetime, end: datetime) -> tuple[date, date]:
     return start.astimezone(UTC).date(), (end - timedelta(microseconds=1)).astimezone(UTC).date()
 
 
+def days_between(first: date, last: date) -> list[date]:
+    """Every day from ``first`` to ``last``, inclusive."""
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
 def backup_prefix(start: datetime, end: datetime) -> str:
     """Where extract_backup writes a window's pages and manifest versions."""
     return f"{BACKUP_PREFIX}impressions/{window_path(start, end)}"

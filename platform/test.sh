@@ -2,9 +2,9 @@
 # `make test`: every tier, in the least wall time. The tiers that need no stack (tests/dags,
 # tests/unit) run in the background while the images build and the stack starts; then the
 # tiers on the stack (tests/integration, tests/e2e; the quick bench among them), two groups
-# side by side and then the tests that must run alone; then the
-# Celery tier on the stack restarted with EXECUTOR=celery (CELERY=0 skips it). The stack is
-# started when it was not running, and stopped after. With PYTEST_ARGS set, one pytest run
+# side by side and then the tests that must run alone; then the Celery tier on the stack
+# restarted with EXECUTOR=celery (CELERY=0 skips it). The stack is started (`make start`) when
+# it was not running, and stopped (`make stop`) after. With PYTEST_ARGS set, one pytest run
 # with those arguments once the stack is up (for a chosen file or -k), then the Celery tier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,10 +23,10 @@ make --no-print-directory engine
 make --no-print-directory -j2 images browser  # apt (the browser) and the image builds at once
 started=0
 if ! bash platform/stack.sh running 2>/dev/null; then
-  bash platform/stack.sh start
+  make --no-print-directory start  # as a user starts it
   started=1
 fi
-stop_after() { if [ $started = 1 ]; then bash platform/stack.sh stop >/dev/null 2>&1 || true; fi; }
+stop_after() { if [ $started = 1 ]; then make --no-print-directory stop >/dev/null 2>&1 || true; fi; }
 rc=0
 if [ -n "$fast" ]; then
   wait "$fast" || rc=$?

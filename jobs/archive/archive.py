@@ -39,15 +39,8 @@ from typing import Any
 import psycopg2
 import pyarrow as pa
 import repair
-from adpipe.job import (
-    Command,
-    ConfigError,
-    DataError,
-    JobError,
-    UpstreamError,
-    check_day_range,
-    day_range_arguments,
-)
+from adpipe.errors import ConfigError, DataError, JobError, UpstreamError
+from adpipe.job import Command, check_day_range, day_range_arguments
 from adpipe.locks import lock_days, release_archive_lock, try_archive_lock
 from adpipe.settings import Settings
 from adpipe.storage import Bucket

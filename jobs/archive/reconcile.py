@@ -46,7 +46,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from adpipe.backups import version_keys
-from adpipe.job import Command, DataError, check_day_range, day_range_arguments
+from adpipe.errors import DataError
+from adpipe.job import Command, check_day_range, day_range_arguments
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
 from adpipe.windows import backup_day_prefix

@@ -14,7 +14,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from adpipe.job import Command, ConfigError, DataError, UpstreamError
+from adpipe.errors import ConfigError, DataError, UpstreamError
+from adpipe.job import Command
 from adpipe.storage import Bucket
 from adpipe.windows import (
     ARCHIVE_TABLE_PREFIX,

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from adpipe.job import DataError
+from adpipe.errors import DataError
 from adpipe.locks import lock_days
 from adpipe.storage import Bucket
 from adpipe.warehouse import TABLE_COLUMNS as COLUMNS

@@ -39,7 +39,8 @@ from urllib.parse import urlencode
 
 import urllib3
 from adpipe import backups, check
-from adpipe.job import Command, DataError, UpstreamError, check_window, cli, window_arguments
+from adpipe.errors import DataError, UpstreamError
+from adpipe.job import Command, check_window, cli, window_arguments
 from adpipe.pages import MAX_NESTING, nesting
 from adpipe.storage import Bucket
 from adpipe.windows import backup_prefix, manifest_key, page_key

@@ -42,7 +42,8 @@ from typing import Any
 
 import fast_path
 from adpipe import backups, check
-from adpipe.job import Command, DataError, UpstreamError, check_window, cli, window_arguments
+from adpipe.errors import DataError, UpstreamError
+from adpipe.job import Command, check_window, cli, window_arguments
 from adpipe.locks import lock_days, lock_window
 from adpipe.settings import Settings
 from adpipe.storage import Bucket

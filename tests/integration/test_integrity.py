@@ -331,7 +331,7 @@ def test_an_object_of_unknown_content_is_set_aside_and_the_archive_goes_green() 
 
 
 def test_a_delete_s3_refuses_for_some_keys_is_an_error_not_a_success() -> None:
-    from adpipe.job import UpstreamError
+    from adpipe.errors import UpstreamError
     from adpipe.settings import Settings
     from adpipe.storage import Bucket
 

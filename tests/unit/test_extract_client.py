@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import helpers
 import pytest
-from adpipe.job import DataError, UpstreamError
+from adpipe.errors import DataError, UpstreamError
 from adpipe.settings import Settings
 from extract_backup import ApiClient, ApiRetry, read_page
 

@@ -1,6 +1,8 @@
-"""Knowledge written once: every advisory lock of the warehouse, and its key, lives in
-adpipe/locks.py. A grep over the source fails the build when a lock is taken, or a key
-written, anywhere else (an applied migration may hold a key's value: it must be locks.py's)."""
+"""Knowledge written once. Every advisory lock of the warehouse, and its key, lives in
+adpipe/locks.py: a grep over the source fails the build when a lock is taken, or a key
+written, anywhere else (an applied migration may hold a key's value: it must be locks.py's).
+The job contract's failures live in adpipe/errors.py, which settings.py imports instead of
+job.py (no import circle)."""
 
 from __future__ import annotations
 
@@ -45,3 +47,17 @@ def test_a_key_in_an_applied_migration_is_the_one_locks_py_names() -> None:
         for key in re.findall(r"pg_advisory_\w*lock\((\d+)\)", path.read_text())
     }
     assert used and used <= keys, used - keys
+
+
+def test_the_job_errors_live_in_errors_py_and_settings_imports_no_job_code() -> None:
+    errors = ROOT / "jobs" / "adpipe" / "adpipe" / "errors.py"
+    defined = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in python_files()
+        if path != errors
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.match(r"class \w+\((?:JobError|ConfigError|DataError|UpstreamError)\)", line)
+    ]
+    assert defined == [], "a job failure class belongs in adpipe/errors.py"
+    settings = (ROOT / "jobs" / "adpipe" / "adpipe" / "settings.py").read_text()
+    assert "adpipe.job" not in settings, "settings.py importing job.py makes an import circle"

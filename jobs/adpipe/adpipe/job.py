@@ -25,35 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NoReturn
 
+from adpipe.errors import ConfigError, JobError
+from adpipe.settings import ENV_FILES, LOGS, describe
+
 log = logging.getLogger("adpipe")
-
-
-class JobError(Exception):
-    """A failure a job reports as one clear line, with what to do about it."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
-
-
-class ConfigError(JobError):
-    """A setting or an argument is missing or wrong."""
-
-    exit_code = 2
-
-
-class DataError(JobError):
-    """The data does not hold what the contract promises (bad page, checksum, too many rejects)."""
-
-    exit_code = 3
-
-
-class UpstreamError(JobError):
-    """A service the job needs (ad API, S3, PostgreSQL) failed or did not answer."""
-
-    exit_code = 4
 
 
 def parse_utc(value: str) -> datetime:
@@ -141,7 +116,6 @@ class Command:
 
 def parser(prog: str, doc: str, commands: Sequence[Command]) -> argparse.ArgumentParser:
     """The image's parser: one subparser per command, each with its whole help."""
-    from adpipe.settings import ENV_FILES, LOGS, describe  # settings imports this module
 
     top = argparse.ArgumentParser(
         prog=prog,
@@ -185,7 +159,6 @@ def cli(
         args_list.insert(0, commands[0].name)
     args = parser(prog, doc, commands).parse_args(args_list)
     command: Command = args.command
-    from adpipe.settings import ENV_FILES  # settings imports this module
 
     args.env_file = ENV_FILES[command.env_file]
     args.settings = args.env_file.settings

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from adpipe.job import ConfigError
+from adpipe.errors import ConfigError
 
 # A PostgreSQL duration as lock_timeout and statement_timeout take it: 500ms, 30s, 5min, 1h
 DURATION = re.compile(r"[1-9][0-9]*(ms|s|min|h)")

@@ -13,7 +13,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from adpipe.job import ConfigError, UpstreamError
+from adpipe.errors import ConfigError, UpstreamError
 from adpipe.settings import Settings
 
 NO_SUCH_KEY = ("NoSuchKey", "404")

@@ -25,7 +25,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-from adpipe.job import ConfigError, DataError, UpstreamError
+from adpipe.errors import ConfigError, DataError, UpstreamError
 from adpipe.locks import lock_migrations
 from adpipe.settings import Settings
 from adpipe.windows import days_between

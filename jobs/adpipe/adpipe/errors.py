@@ -1,0 +1,33 @@
+"""The job contract's failures: each is one line a job prints as ``FAILED <job>: what failed
+-- what to do``, and its exit code. 2 and 3 are final (Airflow does not retry them); 4 and 1
+keep the task's retries."""
+
+from __future__ import annotations
+
+
+class JobError(Exception):
+    """A failure a job reports as one clear line, with what to do about it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class ConfigError(JobError):
+    """A setting or an argument is missing or wrong."""
+
+    exit_code = 2
+
+
+class DataError(JobError):
+    """The data does not hold what the contract promises (bad page, checksum, too many rejects)."""
+
+    exit_code = 3
+
+
+class UpstreamError(JobError):
+    """A service the job needs (ad API, S3, PostgreSQL) failed or did not answer."""
+
+    exit_code = 4

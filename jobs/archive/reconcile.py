@@ -50,7 +50,7 @@ from adpipe.errors import DataError
 from adpipe.job import Command, check_day_range, day_range_arguments
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
-from adpipe.windows import backup_day_prefix
+from adpipe.windows import backup_day_prefix, days_between
 from parquet_files import sha256_file
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
@@ -251,7 +251,7 @@ def reconcile(
         cur.execute(ARCHIVED, (first, last))
         archived = cur.fetchall()
 
-    span = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    span = days_between(first, last)
     progress = Progress(len(span))
     with tempfile.TemporaryDirectory(prefix="adpipe-reconcile-") as tmp:
         workdir = Path(tmp)

@@ -15,6 +15,7 @@ import psycopg2
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pytest
+from adpipe.windows import days_between
 from helpers import archived_rows, docker_run, pg_rows, wait_for_log
 
 pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.old_days]
@@ -41,10 +42,6 @@ def archive(run_date: date, **env: str) -> dict:
         env={"ARCHIVE_RETENTION_DAYS": "30", **env},
     )
     return helpers.summary(done)
-
-
-def day_range(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def checksum(rows: list[tuple]) -> str:
@@ -88,7 +85,7 @@ def forty_days(small_api: str) -> dict[date, list[tuple]]:
     middle = start + timedelta(days=20)
     api_load(small_api, start, middle)
     api_load(small_api, middle, datetime(D.year, D.month, D.day, tzinfo=UTC) + timedelta(days=1))
-    return {day: pg_rows(day) for day in day_range(FIRST, D)}
+    return {day: pg_rows(day) for day in days_between(FIRST, D)}
 
 
 def test_one_run_archives_exactly_the_days_older_than_the_cutoff(forty_days: dict) -> None:

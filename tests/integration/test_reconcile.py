@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import helpers
 import pytest
+from adpipe.windows import days_between
 from helpers import docker_run
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -26,7 +27,7 @@ def days() -> list[datetime]:
     span = (LAST - FIRST).days - 2
     for _ in range(50):
         first = FIRST + timedelta(days=secrets.randbelow(span))
-        chosen = [first + timedelta(days=i) for i in range(3)]
+        chosen = days_between(first, first + timedelta(days=2))
         if not any(helpers.keys(f"backup/impressions/date={d:%Y-%m-%d}/") for d in chosen):
             return chosen
     pytest.fail(f"no three untouched days left between {FIRST:%Y-%m-%d} and {LAST:%Y-%m-%d}")

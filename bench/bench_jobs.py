@@ -56,7 +56,8 @@ sys.path.insert(0, str(ROOT / "platform"))
 
 import extract  # noqa: E402
 import helpers  # noqa: E402
-from adpipe.warehouse import TABLE_COLUMNS  # noqa: E402
+from adpipe.table import COLUMNS as TABLE  # noqa: E402
+from adpipe.table import TABLE_COLUMNS  # noqa: E402
 
 helpers.load_env()
 
@@ -78,9 +79,7 @@ COLUMNS = ", ".join(TABLE_COLUMNS)
 UTC_TEXT = """to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 EXPORT = (
     "COPY (SELECT "  # noqa: S608
-    + COLUMNS.replace("shown_at,", UTC_TEXT.format("shown_at") + ",").replace(
-        "loaded_at", UTC_TEXT.format("loaded_at")
-    )
+    + ", ".join(UTC_TEXT.format(c.name) if c.arrow == "timestamp" else c.name for c in TABLE)
     + " FROM ad_impressions) TO STDOUT WITH (FORMAT csv)"
 )
 IMPORT = f"COPY ad_impressions ({COLUMNS}) FROM '/tmp/bench.csv' WITH (FORMAT csv)"

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from adpipe.warehouse import TABLE_COLUMNS
+from adpipe.table import COLUMNS, TABLE_COLUMNS, arrow_type
 
 DAY_ROWS = "SELECT * FROM ad_impressions WHERE shown_at >= %(day)s AND shown_at < %(next)s"
 
@@ -84,16 +84,8 @@ def dlt_merge(path: str) -> Callable[[], Any]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    types = {
-        "impression_id": pa.string(),
-        "shown_at": pa.timestamp("us", tz="UTC"),
-        "loaded_at": pa.timestamp("us", tz="UTC"),
-        "clicked": pa.bool_(),
-        "placement": pa.string(),
-        "device": pa.string(),
-        "country": pa.string(),
-        "currency": pa.string(),
-    }
+    # the table's types; ids as text, which dlt reads as text (it has no uuid type)
+    types = {c.name: pa.string() if c.arrow == "uuid" else arrow_type(c) for c in COLUMNS}
 
     @dlt.resource(name="ad_impressions", write_disposition="merge", primary_key="impression_id")
     def impressions() -> Iterator[Any]:

@@ -42,12 +42,13 @@ import repair
 from adpipe.errors import ConfigError, DataError, JobError, UpstreamError
 from adpipe.job import Command, check_day_range, day_range_arguments
 from adpipe.locks import lock_days, release_archive_lock, try_archive_lock
+from adpipe.partitions import partition_day, partition_name
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
-from adpipe.warehouse import partition_name, service_error, session
+from adpipe.warehouse import service_error, session
 from adpipe.windows import ARCHIVE_TABLE_PREFIX as TABLE_PREFIX
 from adpipe.windows import archive_key, archive_key_day
-from parquet_files import COLUMNS, ParquetSink, ids_sha256, sha256_file
+from parquet_files import ParquetSink, copy_expressions, ids_sha256, sha256_file
 from psycopg2 import sql
 from restore import __doc__ as restore_doc
 from restore import restore
@@ -123,7 +124,7 @@ def archive_day(
     are the archive keys no committed manifest row lists; the one this run would write for
     the day is adopted (and leaves the set), the others are never touched."""
     parquet_path = workdir / "day.parquet"
-    expressions = sql.SQL(", ").join(sql.SQL(expr) for _, expr, _, _ in COLUMNS)
+    expressions = sql.SQL(", ").join(sql.SQL(expr) for expr in copy_expressions())
     outcome = {"day": day.isoformat(), "rows": 0, "key": None, "written": False, "adopted": False}
     with conn, conn.cursor() as cur:
         cur.execute("SET LOCAL TimeZone = 'UTC'")  # the CSV's timestamps: parquet_files
@@ -222,7 +223,7 @@ def old_days(conn: Any, cutoff: date) -> list[date]:
     with conn, conn.cursor() as cur:
         cur.execute(OLD_PARTITIONS, (partition_name(cutoff),))
         names = [row[0] for row in cur.fetchall()]
-    return [datetime.strptime(n[-8:], "%Y%m%d").replace(tzinfo=UTC).date() for n in names]
+    return [partition_day(n) for n in names]
 
 
 def committed_keys(conn: Any) -> tuple[set[str], bool]:

@@ -17,29 +17,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from adpipe.table import COLUMNS, arrow_type
 
 BATCH_BYTES = 2 << 20  # CSV parsed per block: small blocks keep memory flat
 ROW_GROUP_ROWS = 65_536  # batches are gathered into row groups of about this many rows
-# Column, PostgreSQL expression for COPY, Arrow type of the CSV text, Arrow type in Parquet.
-# Timestamps travel as PostgreSQL's own text in UTC ("2026-08-03 00:00:01.5+00", the archive
-# sets TimeZone): Arrow parses it exactly, and numeric extract(epoch ...) cost more than
-# the rest of the export.
-COLUMNS: list[tuple[str, str, pa.DataType, pa.DataType]] = [
-    ("impression_id", "impression_id::text", pa.string(), pa.uuid()),
-    ("ad_id", "ad_id", pa.int64(), pa.int64()),
-    ("campaign_id", "campaign_id", pa.int64(), pa.int64()),
-    ("advertiser_id", "advertiser_id", pa.int64(), pa.int64()),
-    ("placement", "placement", pa.string(), pa.string()),
-    ("device", "device", pa.string(), pa.string()),
-    ("country", "country", pa.string(), pa.string()),
-    ("shown_at", "shown_at", pa.timestamp("us", tz="UTC"), pa.timestamp("us", tz="UTC")),
-    ("cost_micros", "cost_micros", pa.int64(), pa.int64()),
-    ("currency", "currency", pa.string(), pa.string()),
-    ("clicked", "clicked", pa.bool_(), pa.bool_()),
-    ("load_run_id", "load_run_id", pa.int64(), pa.int64()),
-    ("loaded_at", "loaded_at", pa.timestamp("us", tz="UTC"), pa.timestamp("us", tz="UTC")),
-]
-SCHEMA = pa.schema([(name, parquet_type, False) for name, _, _, parquet_type in COLUMNS])
+# The table's columns (adpipe.table) in Parquet, each with its type there. The day travels
+# as CSV: ids as text (stored as Arrow's 16-byte uuid), timestamps as PostgreSQL's own text
+# in UTC ("2026-08-03 00:00:01.5+00", the archive sets TimeZone), which Arrow parses exactly;
+# numeric extract(epoch ...) cost more than the rest of the export.
+SCHEMA = pa.schema([(c.name, arrow_type(c), False) for c in COLUMNS])
+CSV_TYPES = {f.name: pa.string() if f.name == "impression_id" else f.type for f in SCHEMA}
+
+
+def copy_expressions() -> list[str]:
+    """Each column as the archive's COPY selects it, for the CSV `blocks_to_parquet` reads."""
+    return [f"{c.name}::text" if c.arrow == "uuid" else c.name for c in COLUMNS]
 
 
 def sha256_file(path: Path) -> str:
@@ -141,9 +133,9 @@ class ParquetSink:
 
 def blocks_to_parquet(blocks: Iterable[bytes], parquet_path: Path) -> dict[str, Any]:
     """CSV blocks, each ending where a record ends, into Parquet (zstd) in batches."""
-    read_options = pacsv.ReadOptions(column_names=[c[0] for c in COLUMNS])
+    read_options = pacsv.ReadOptions(column_names=SCHEMA.names)
     convert_options = pacsv.ConvertOptions(
-        column_types={name: csv_type for name, _, csv_type, _ in COLUMNS},
+        column_types=CSV_TYPES,
         true_values=["t"],
         false_values=["f"],
         strings_can_be_null=False,
@@ -178,11 +170,11 @@ def blocks_to_parquet(blocks: Iterable[bytes], parquet_path: Path) -> dict[str, 
                 pa.binary(16), batch.num_rows, [None, pa.py_buffer(raw)]
             )
             arrays = []
-            for (name, _, _, parquet_type), column in zip(COLUMNS, batch.columns, strict=True):
-                if name == "impression_id":
-                    arrays.append(pa.ExtensionArray.from_storage(pa.uuid(), storage))
+            for field, column in zip(SCHEMA, batch.columns, strict=True):
+                if field.name == "impression_id":
+                    arrays.append(pa.ExtensionArray.from_storage(field.type, storage))
                 else:
-                    arrays.append(column.cast(parquet_type))
+                    arrays.append(column.cast(field.type))
             shown = batch.column("shown_at").cast(pa.int64())  # microseconds since the epoch
             low = min(v for v in (low, pc.min(shown).as_py()) if v is not None)
             high = max(v for v in (high, pc.max(shown).as_py()) if v is not None)

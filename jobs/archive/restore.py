@@ -24,9 +24,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from adpipe.errors import DataError
 from adpipe.locks import lock_days
+from adpipe.partitions import ensure_partitions
+from adpipe.pg_copy import LineStream, copy_in
 from adpipe.storage import Bucket
-from adpipe.warehouse import TABLE_COLUMNS as COLUMNS
-from adpipe.warehouse import LineStream, copy_in, ensure_partitions
+from adpipe.table import TABLE_COLUMNS as COLUMNS
 from parquet_files import ids_sha256, sha256_file
 
 RESTORABLE = """

@@ -22,7 +22,7 @@ from datetime import datetime
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
-from adpipe.warehouse import IMPRESSION_COLUMNS
+from adpipe.table import IMPRESSION_COLUMNS
 from impression_rules import CURRENCIES
 
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"

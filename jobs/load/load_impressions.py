@@ -41,34 +41,29 @@ from datetime import UTC, datetime
 from typing import Any
 
 import fast_path
-from adpipe import backups, check
+from adpipe import backups, check, table
 from adpipe.errors import DataError, UpstreamError
 from adpipe.job import Command, check_window, cli, window_arguments
 from adpipe.locks import lock_days, lock_window
+from adpipe.partitions import ensure_partitions, missing_partitions
+from adpipe.pg_copy import LineStream, copy_in
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
-from adpipe.warehouse import IMPRESSION_COLUMNS as COLUMNS
-from adpipe.warehouse import (
-    LineStream,
-    copy_in,
-    ensure_partitions,
-    missing_partitions,
-    session,
-)
+from adpipe.warehouse import session
 from adpipe.windows import backup_prefix, quarantine_key, window_days
 from impression_rules import Rejected, normalise, parse_page
 from psycopg2 import sql
 
 log = logging.getLogger("adpipe.load")
 
-STAGE = """
-CREATE TEMPORARY TABLE stage_impressions (
-    ordinal bigint NOT NULL, impression_id uuid NOT NULL, ad_id bigint NOT NULL,
-    campaign_id bigint NOT NULL, advertiser_id bigint NOT NULL, placement text NOT NULL,
-    device text NOT NULL, country char(2) NOT NULL, shown_at timestamptz NOT NULL,
-    cost_micros bigint NOT NULL, currency char(3) NOT NULL, clicked boolean NOT NULL
-) ON COMMIT DROP
-"""
+# the API's columns with their types in ad_impressions, after each record's ordinal
+STAGE = sql.SQL("CREATE TEMPORARY TABLE stage_impressions ({}) ON COMMIT DROP").format(
+    sql.SQL(", ").join(
+        sql.SQL("{} {} NOT NULL").format(sql.Identifier(c.name), sql.SQL(c.postgres))
+        for c in (table.Column("ordinal", "bigint", "int64"), *table.COLUMNS)
+        if c.from_api
+    )
+)
 STAGE_MEMORY = "256MB"
 PREFETCH = 2  # pages fetched ahead of the one being loaded
 COPY_STAGE = "COPY stage_impressions FROM STDIN WITH (FORMAT csv)"
@@ -246,7 +241,7 @@ def load(
 ) -> dict[str, Any]:
     started_at = datetime.now(UTC)
     counts = Counts()
-    columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+    columns = sql.SQL(", ").join(map(sql.Identifier, table.IMPRESSION_COLUMNS))
     first_day, last_day = window_days(start, end)
     ensure_partitions(conn, first_day, last_day)
     with (

@@ -375,7 +375,7 @@ ODD_TEXT = (
 
 
 def test_text_with_newlines_quotes_and_commas_reads_back_equal_across_export_blocks() -> None:
-    from adpipe.warehouse import ensure_partitions
+    from adpipe.partitions import ensure_partitions
 
     helpers.restore_days(T_DAY.isoformat(), T_DAY.isoformat())
     conn = helpers.warehouse()

@@ -18,7 +18,7 @@ import psycopg2
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from adpipe.warehouse import IMPRESSION_COLUMNS
+from adpipe.table import IMPRESSION_COLUMNS
 from helpers import docker_run, pg_rows
 
 pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.old_days]

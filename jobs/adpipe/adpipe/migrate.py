@@ -12,14 +12,15 @@ import argparse
 from typing import Any
 
 from adpipe.job import Command
-from adpipe.warehouse import connect, migrate, service_error
+from adpipe.migrations import apply
+from adpipe.warehouse import connect, service_error
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     settings = args.settings
     conn = connect(settings.warehouse_owner_dsn, "adpipe-migrate", settings)
     try:
-        applied = migrate(conn)
+        applied = apply(conn)
     except Exception as exc:
         if conn.closed:
             raise service_error(exc, settings, "nothing was applied; rerun") from None

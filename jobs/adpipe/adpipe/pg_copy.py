@@ -1,0 +1,54 @@
+"""COPY into PostgreSQL from a stream that is produced while COPY reads it: no input is ever
+held whole in memory."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import psycopg2
+
+
+def copy_in(cur: Any, statement: str, stream: LineStream) -> None:
+    """COPY ``stream`` into the table; an error raised while producing its lines (bad data,
+    S3) surfaces as itself, not as the database error psycopg2 wraps it in."""
+    try:
+        cur.copy_expert(statement, stream, size=1 << 16)
+    except psycopg2.Error:
+        if stream.error is not None:
+            raise stream.error from None
+        raise
+
+
+class LineStream(io.RawIOBase):
+    """A read-only file over an iterable of text lines or byte chunks, for ``copy_expert``
+    without buffering the whole input: COPY pulls what it needs, the iterable produces it on
+    demand."""
+
+    def __init__(self, lines: Iterable[str | bytes]) -> None:
+        self._lines: Iterator[str | bytes] = iter(lines)
+        self._pending = memoryview(b"")
+        self.error: BaseException | None = None  # what the lines raised, if anything
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view, filled = memoryview(buffer).cast("B"), 0
+        while filled < len(view):
+            if not self._pending:
+                try:
+                    line = next(self._lines, None)
+                except BaseException as exc:  # psycopg2 reports it as a COPY failure: keep it
+                    self.error = exc
+                    raise
+                if line is None:
+                    break
+                self._pending = memoryview(line.encode() if isinstance(line, str) else line)
+                continue
+            size = min(len(view) - filled, len(self._pending))
+            view[filled : filled + size] = self._pending[:size]
+            self._pending = self._pending[size:]
+            filled += size
+        return filled

@@ -1,0 +1,62 @@
+"""The table ad_impressions: its columns in order, each with its PostgreSQL and Arrow type.
+The load, its fast path, the archive's Parquet files, restore and the bench read the columns
+from here (migration 0001 created the table with them; its day partitions: `adpipe.partitions`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pyarrow ships in the load and archive images only
+    import pyarrow as pa
+
+TABLE = "ad_impressions"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of ``ad_impressions``.
+
+    Attributes:
+        name: its name.
+        postgres: its type in PostgreSQL, as migration 0001 declares it.
+        arrow: its Arrow type as the archive's Parquet files store it (`arrow_type`).
+        from_api: whether the ad API sends it; the load adds the others.
+    """
+
+    name: str
+    postgres: str
+    arrow: str
+    from_api: bool = True
+
+
+COLUMNS = (
+    Column("impression_id", "uuid", "uuid"),
+    Column("ad_id", "bigint", "int64"),
+    Column("campaign_id", "bigint", "int64"),
+    Column("advertiser_id", "bigint", "int64"),
+    Column("placement", "text", "string"),
+    Column("device", "text", "string"),
+    Column("country", "char(2)", "string"),
+    Column("shown_at", "timestamptz", "timestamp"),
+    Column("cost_micros", "bigint", "int64"),
+    Column("currency", "char(3)", "string"),
+    Column("clicked", "boolean", "bool"),
+    Column("load_run_id", "bigint", "int64", from_api=False),
+    Column("loaded_at", "timestamptz", "timestamp", from_api=False),
+)
+TABLE_COLUMNS = tuple(c.name for c in COLUMNS)  # every column, in table order
+# the columns that come from the ad API, in table order: a normalised record's fields
+IMPRESSION_COLUMNS = tuple(c.name for c in COLUMNS if c.from_api)
+
+
+def arrow_type(column: Column) -> pa.DataType:
+    """The column's Arrow type: timestamps in microseconds, UTC; ids as Arrow's uuid."""
+    import pyarrow as pa  # only the images that write or read Arrow call this
+
+    if column.arrow == "timestamp":
+        return pa.timestamp("us", tz="UTC")
+    return {"uuid": pa.uuid, "int64": pa.int64, "string": pa.string, "bool": pa.bool_}[
+        column.arrow
+    ]()

@@ -55,7 +55,7 @@ def write_job_files(known: dict[str, str]) -> None:
     for env in ENV_FILES.values():
         lines = [f"# {env.name}: written by `make env` from .env; rewritten every time"]
         for name in env.names:
-            read_as = env.settings.name(name)
+            read_as = env.settings().name(name)
             if read_as in known:
                 lines.append(f"{read_as}={known[read_as]}")
         write_private(ROOT / f".env.{env.name}", "\n".join(lines) + "\n")

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import base64
 import logging
-import os
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -40,10 +39,10 @@ import psycopg2
 import pyarrow as pa
 import repair
 from adpipe.errors import ConfigError, DataError, JobError, UpstreamError
-from adpipe.job import Command, check_day_range, day_range_arguments
+from adpipe.job import Command, Phases, check_day_range, day_range_arguments
 from adpipe.locks import lock_days, release_archive_lock, try_archive_lock
 from adpipe.partitions import partition_day, partition_name
-from adpipe.settings import Settings
+from adpipe.settings import S3, WAREHOUSE, Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import service_error, session
 from adpipe.windows import ARCHIVE_TABLE_PREFIX as TABLE_PREFIX
@@ -118,7 +117,8 @@ def archive_day(
     committed: set[str],
     unlisted: set[str],
     workdir: Path,
-    phases: dict[str, float],
+    phases: Phases,
+    settings: Settings,
 ) -> dict[str, Any]:
     """Move one day's rows to one verified archive object, in one transaction. ``unlisted``
     are the archive keys no committed manifest row lists; the one this run would write for
@@ -135,15 +135,15 @@ def archive_day(
             sql.SQL(MOVE_DAY).format(expressions=expressions),
             {"low": low, "high": low + timedelta(days=1)},
         )
-        clock = Clock(phases)
+        phases.start()
         with ParquetSink(parquet_path) as sink:
             cur.copy_expert(move.decode(), sink, size=1 << 16)
-        clock.lap("move_rows")  # and write the Parquet file, meanwhile
+        phases.lap("move_rows")  # and write the Parquet file, meanwhile
         facts = sink.facts
         if facts["rows"] == 0:
             return outcome
         _check_rows(parquet_path, facts, "the Parquet file written")  # before it leaves
-        clock.lap("check_parquet")
+        phases.lap("check_parquet")
         sha = sha256_file(parquet_path)
         key = archive_key(day, sha)
         if key in committed:
@@ -164,9 +164,9 @@ def archive_day(
                     key, body, "application/vnd.apache.parquet", ChecksumSHA256=checksum
                 )
             outcome["adopted"] = not outcome["written"]
-        clock.lap("upload")
+        phases.lap("upload")
         verify(bucket, key, sha, facts, workdir)
-        clock.lap("verify")
+        phases.lap("verify")
         cur.execute(
             INSERT_MANIFEST,
             (
@@ -182,27 +182,15 @@ def archive_day(
             ),
         )
         parquet_path.unlink()
-        pause = float(os.environ.get("ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS", "0"))
+        pause = settings.pause_before_commit
         if pause:  # a seam for fault tests: kill the job or cut its connection here
             log.warning("pausing %.1f s before committing %s", pause, day)
             time.sleep(pause)
-    clock.lap("commit")
+    phases.lap("commit")
     committed.add(key)
     unlisted.discard(key)
     outcome.update(rows=facts["rows"], key=f"s3://{bucket.name}/{key}")
     return outcome
-
-
-class Clock:
-    """Adds the seconds since the last lap to the named phase."""
-
-    def __init__(self, phases: dict[str, float]) -> None:
-        self.phases, self.last = phases, time.monotonic()
-
-    def lap(self, phase: str) -> None:
-        now = time.monotonic()
-        self.phases[phase] = self.phases.get(phase, 0.0) + now - self.last
-        self.last = now
 
 
 def drop_if_empty(conn: Any, day: date) -> bool:
@@ -254,12 +242,12 @@ def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> di
         )
     results = []
     failures = []
-    phases: dict[str, float] = {}
+    phases = Phases()
     with tempfile.TemporaryDirectory(prefix="adpipe-archive-") as tmp:
         for day in days:
             try:
                 result = archive_day(
-                    conn, bucket, day, run_date, committed, unlisted, Path(tmp), phases
+                    conn, bucket, day, run_date, committed, unlisted, Path(tmp), phases, settings
                 )
             except (JobError, psycopg2.Error, pa.ArrowException) as exc:
                 if conn.closed:
@@ -288,7 +276,7 @@ def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> di
         "keys": [r["key"] for r in results if r["key"]],
         # where the time went, over all days: the DELETE ... RETURNING streamed into Parquet,
         # the file checked, the PUT, the proof, the commit
-        "phase_seconds": {name: round(took, 3) for name, took in phases.items()},
+        "phase_seconds": phases.summary(),
     }
     if failures:
         raise DataError(
@@ -388,6 +376,12 @@ RUN = Command(
     env_file="archive",
 )
 RESTORE = Command(
-    "restore", "archive", restore_doc or "", main, _restore_arguments, env_file="archive"
+    "restore",
+    "archive",
+    restore_doc or "",
+    main,
+    _restore_arguments,
+    env_file="archive",
+    settings=(*WAREHOUSE, *S3),
 )
 ADOPT, SET_ASIDE = repair.commands(main)

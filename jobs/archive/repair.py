@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from adpipe.errors import ConfigError, DataError, UpstreamError
 from adpipe.job import Command
+from adpipe.settings import S3, WAREHOUSE
 from adpipe.storage import Bucket
 from adpipe.windows import (
     ARCHIVE_TABLE_PREFIX,
@@ -227,8 +228,22 @@ def _set_aside_arguments(parser: argparse.ArgumentParser) -> None:
 def commands(main: Any) -> list[Command]:
     """The two commands, run by the archive's ``main`` under the archive lock."""
     return [
-        Command("adopt", "archive", ADOPT_DOC, main, _adopt_arguments, env_file="archive"),
         Command(
-            "set-aside", "archive", SET_ASIDE_DOC, main, _set_aside_arguments, env_file="archive"
+            "adopt",
+            "archive",
+            ADOPT_DOC,
+            main,
+            _adopt_arguments,
+            env_file="archive",
+            settings=(*WAREHOUSE, *S3),
+        ),
+        Command(
+            "set-aside",
+            "archive",
+            SET_ASIDE_DOC,
+            main,
+            _set_aside_arguments,
+            env_file="archive",
+            settings=(*WAREHOUSE, *S3),
         ),
     ]

@@ -85,6 +85,6 @@ def test_a_task_hands_a_job_its_identity_under_the_names_its_env_file_holds(
     from adpipe.settings import ENV_FILES
 
     env = ENV_FILES[env_file]
-    read_as = {env.settings.name(name) for name in env.names}
+    read_as = {env.settings().name(name) for name in env.names}
     assert set(connection_env(conn)) <= read_as, (connection_env(conn), read_as)
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(connection_env(conn))

@@ -4,6 +4,7 @@ the images as shipped, with no network and no settings."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,6 @@ JOBS = Path(__file__).resolve().parents[2] / "jobs"
 sys.path[:0] = [str(JOBS / "archive"), str(JOBS / "load"), str(JOBS / "extract_backup")]
 
 from adpipe import check, migrate  # noqa: E402
-from adpipe.settings import ENV_FILES  # noqa: E402
 from archive import RESTORE, RUN  # noqa: E402
 from extract_backup import RUN as EXTRACT  # noqa: E402
 from load_impressions import RUN as LOAD  # noqa: E402
@@ -52,11 +52,34 @@ def test_help_holds_the_whole_description_and_every_setting(job: str, command) -
     done = image(job, command.name, "--help")
     assert done.returncode == 0, done.stderr
     assert words(command.doc) in words(done.stdout)
-    env = ENV_FILES[command.env_file]
-    for name in env.names:
-        read_as = env.settings.name(name)
+    reads = command.reads()
+    for name in reads.names:
+        read_as = reads.name(name)
         assert f"\n  {read_as}\n" in done.stdout, f"{job} {command.name} --help lacks {read_as}"
     assert "usage:" in done.stdout and "SUMMARY" not in done.stdout
+
+
+WINDOW = ["--start", "2026-11-20T10:00:00Z", "--end", "2026-11-20T11:00:00Z"]
+DAYS = ["--from", "2026-11-20", "--to", "2026-11-20"]
+ARGUMENTS = {"run": {"archive": ["--date", "2026-11-27"]}, "restore": DAYS, "reconcile": DAYS}
+
+
+@pytest.mark.parametrize(("job", "command"), COMMANDS, ids=lambda c: getattr(c, "name", c))
+def test_a_command_started_without_settings_names_the_required_ones_its_help_lists(
+    job: str, command
+) -> None:
+    """What the job looks up when it runs is what its help lists: started with no settings,
+    it names every required one the help lists as required, and no other."""
+    arguments = ARGUMENTS.get(command.name, [])
+    if isinstance(arguments, dict):
+        arguments = arguments.get(job, WINDOW)
+    done = image(job, command.name, *arguments)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    failed = next(line for line in done.stderr.splitlines() if line.startswith("FAILED"))
+    named = failed.split(" setting", 1)[1].split(" is missing")[0].split(" are missing")[0]
+    help_text = image(job, command.name, "--help").stdout
+    required = re.findall(r"^  ([A-Z0-9_]+)\n .*\(required\)$", help_text, re.MULTILINE)
+    assert named.removeprefix("s").strip().split(", ") == required, (failed, help_text)
 
 
 def test_the_archive_image_lists_its_commands_and_its_version() -> None:
@@ -90,7 +113,9 @@ def test_argument_errors_exit_2_with_a_clear_line(job: str, args: list[str]) -> 
 
 def test_the_default_command_is_run_so_existing_callers_keep_working() -> None:
     done = image("archive", "--date", "2026-11-27")
-    # no settings in this container: the run itself fails on the first one it reads
+    # no settings in this container: the run itself fails, naming the ones it needs
     assert done.returncode == 2
-    assert "FAILED archive: setting ARCHIVE_AWS_ACCESS_KEY_ID is missing" in done.stderr
+    assert (
+        "FAILED archive: settings ARCHIVE_WAREHOUSE_DSN, ARCHIVE_AWS_ACCESS_KEY_ID" in done.stderr
+    )
     assert '"version": "0.1.0+' in done.stdout

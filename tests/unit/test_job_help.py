@@ -1,16 +1,22 @@
 """Every command's help is plain text that says what the command does: its docstring's first
 line is `name: What it does.`, one imperative sentence, which the image's command list shows;
-no reStructuredText markup reaches a user's terminal."""
+no reStructuredText markup reaches a user's terminal. Its settings are the ones it reads, under
+the names it reads them, each once in adpipe/settings.py: reading another is a defect, and
+.env.example and the identity's env file hold them."""
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import archive
 import pytest
 import reconcile
 from adpipe import check, migrate
+from adpipe.errors import ConfigError
 from adpipe.job import Command, parser, summary
+from adpipe.settings import ENV_FILES, LOGS, SETTINGS
 from extract_backup import RUN as EXTRACT
 from load_impressions import RUN as LOAD
 
@@ -27,6 +33,7 @@ IMAGES: dict[str, list[Command]] = {
         check.command("archive"),
     ],
 }
+ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = [(image, c) for image, commands in IMAGES.items() for c in commands]
 
 
@@ -60,3 +67,62 @@ def test_the_image_help_lists_each_command_with_its_line(image: str) -> None:
     listed = " ".join(text.split())
     for command in IMAGES[image]:
         assert f" {command.name} {summary(command.doc)} " in listed, (command.name, text)
+
+
+def listed(text: str) -> list[str]:
+    """The setting names a ``--help`` lists, in order."""
+    settings = text.split("settings (environment", 1)[1]
+    return re.findall(r"^  ([A-Z][A-Z0-9_]+)$", settings, re.MULTILINE)
+
+
+@pytest.mark.parametrize(("image", "command"), COMMANDS, ids=lambda c: getattr(c, "name", c))
+def test_help_lists_exactly_the_settings_the_command_reads_under_the_names_it_reads(
+    image: str, command: Command, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parser(image, f"{image}: the {image} image.", IMAGES[image]).parse_args(
+            [command.name, "--help"]
+        )
+    reads = command.reads()
+    assert listed(capsys.readouterr().out) == [reads.name(n) for n in (*reads.names, *LOGS)]
+    unlisted = next(n for n in SETTINGS if n not in reads.names)
+    with pytest.raises(RuntimeError, match=f"reads {unlisted}, which its command does not list"):
+        reads.read(unlisted)
+
+
+@pytest.mark.parametrize("env", sorted(ENV_FILES))
+def test_an_env_file_holds_what_its_commands_read_and_nothing_more(env: str) -> None:
+    read = {n for _, c in COMMANDS if c.env_file == env for n in c.reads().names}
+    assert read == set(ENV_FILES[env].names)
+
+
+def test_env_example_holds_every_setting_of_every_env_file_and_its_default() -> None:
+    example = dict(
+        line.partition("=")[::2]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    for env in ENV_FILES.values():
+        for name in env.names:
+            read_as = env.settings().name(name)
+            assert read_as in example, f".env.example lacks {read_as} (.env.{env.name} holds it)"
+            default = SETTINGS[name].default
+            if default:
+                assert example[read_as] == default, (read_as, example[read_as], default)
+
+
+def test_a_command_that_starts_without_its_settings_names_every_missing_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in list(os.environ):
+        monkeypatch.delenv(name)
+    reads = LOAD.reads()
+    with pytest.raises(ConfigError) as missing:
+        reads.check()
+    required = [reads.name(n) for n in reads.names if SETTINGS[n].default is None]
+    assert str(missing.value) == f"settings {', '.join(required)} are missing"
+    monkeypatch.setenv("LOAD_MAX_SHRINK_SHARE", "2")
+    for name in required:
+        monkeypatch.setenv(name, "x")
+    with pytest.raises(ConfigError, match="LOAD_MAX_SHRINK_SHARE must be between 0 and 1, not 2"):
+        reads.check()

@@ -13,6 +13,7 @@ import argparse
 from typing import Any
 
 from adpipe.job import Command
+from adpipe.settings import ENV_FILES, S3, WAREHOUSE
 from adpipe.storage import Bucket
 from adpipe.warehouse import connect
 
@@ -20,7 +21,7 @@ from adpipe.warehouse import connect
 def main(args: argparse.Namespace) -> dict[str, Any]:
     settings = args.settings
     found: dict[str, Any] = {}
-    if "WAREHOUSE_DSN" in args.env_file.names:
+    if "WAREHOUSE_DSN" in args.settings.names:
         conn = connect(settings.warehouse_dsn, "adpipe-check", settings)
         try:
             with conn.cursor() as cur:
@@ -36,4 +37,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def command(env_file: str) -> Command:
     """The image's ``check``, with the identity of its job (``env_file``)."""
-    return Command("check", "check", __doc__ or "", main, env_file=env_file)
+    names = ENV_FILES[env_file].names
+    return Command(
+        "check",
+        "check",
+        __doc__ or "",
+        main,
+        env_file=env_file,
+        settings=tuple(n for n in (*WAREHOUSE, *S3) if n in names),
+    )

@@ -20,13 +20,14 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NoReturn
 
 from adpipe.errors import ConfigError, JobError
-from adpipe.settings import ENV_FILES, LOGS, describe
+from adpipe.settings import ENV_FILES, Settings, value
 
 log = logging.getLogger("adpipe")
 
@@ -87,6 +88,36 @@ def check_day_range(first: date, last: date) -> None:
         raise ConfigError(f"--to ({last}) must not be before --from ({first})")
 
 
+class Phases:
+    """Where a job's time went: seconds per named phase, summed over every time it ran; a
+    SUMMARY's ``phase_seconds``. `lap` ends a phase that began at the previous lap (or at
+    `start`); `timed` measures a phase nested in another."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.last = time.monotonic()
+
+    def start(self) -> None:
+        """The next lap counts from now."""
+        self.last = time.monotonic()
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self.last
+        self.last = now
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.monotonic() - began
+
+    def summary(self) -> dict[str, float]:
+        return {phase: round(took, 3) for phase, took in self.seconds.items()}
+
+
 def version() -> str:
     """The image's version (set at build time from the git revision), for every SUMMARY."""
     return os.environ.get("ADPIPE_VERSION", "unknown")
@@ -102,8 +133,10 @@ class Command:
         doc: its whole description, shown by ``--help`` (a module docstring).
         main: does the work; returns the SUMMARY's counts or raises `JobError`.
         arguments: adds its arguments to its parser.
-        env_file: the identity whose settings it reads (a key of `adpipe.settings.ENV_FILES`);
-            ``main`` finds them as ``args.settings``, ``--help`` lists them.
+        env_file: the identity whose settings it reads (a key of `adpipe.settings.ENV_FILES`).
+        settings: the ones it reads, of its identity's (None: all of them); ``--help`` lists
+            them, they are checked when it starts, ``main`` finds them as ``args.settings``
+            and may read no other.
     """
 
     name: str
@@ -112,6 +145,12 @@ class Command:
     main: Callable[[argparse.Namespace], dict[str, Any]]
     arguments: Callable[[argparse.ArgumentParser], Any] = lambda parser: parser
     env_file: str = ""
+    settings: tuple[str, ...] | None = None
+
+    def reads(self) -> Settings:
+        """The settings this command reads, under its identity's names."""
+        env = ENV_FILES[self.env_file]
+        return env.settings(env.names if self.settings is None else self.settings)
 
 
 def parser(prog: str, doc: str, commands: Sequence[Command]) -> argparse.ArgumentParser:
@@ -130,9 +169,7 @@ def parser(prog: str, doc: str, commands: Sequence[Command]) -> argparse.Argumen
             command.name,
             help=summary(command.doc),
             description=command.doc,
-            epilog=describe(
-                ENV_FILES[command.env_file].settings, (*ENV_FILES[command.env_file].names, *LOGS)
-            ),
+            epilog=command.reads().describe(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         command.arguments(sub)
@@ -160,9 +197,13 @@ def cli(
     args = parser(prog, doc, commands).parse_args(args_list)
     command: Command = args.command
 
-    args.env_file = ENV_FILES[command.env_file]
-    args.settings = args.env_file.settings
-    run(command.job, command.main, args)
+    args.settings = command.reads()
+
+    def checked(args: argparse.Namespace) -> dict[str, Any]:
+        args.settings.check()  # every setting it reads, before any work
+        return command.main(args)
+
+    run(command.job, checked, args)
 
 
 HELP = ("-h", "--help", "--version")
@@ -173,7 +214,7 @@ def run(
 ) -> NoReturn:
     """Run ``main``, print the summary line and exit with the failure's code."""
     logging.basicConfig(
-        level=os.environ.get("ADPIPE_LOG_LEVEL", "INFO"),
+        level=value("ADPIPE_LOG_LEVEL"),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
@@ -204,7 +245,7 @@ def run(
             file=sys.stderr,
             flush=True,
         )
-        if os.environ.get("ADPIPE_DEBUG") == "1":
+        if value("ADPIPE_DEBUG") == "1":
             log.exception("traceback")
     summary["exit_code"] = code
     summary["seconds"] = round(time.monotonic() - started, 3)

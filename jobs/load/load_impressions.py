@@ -32,7 +32,6 @@ import json
 import logging
 import reprlib
 import tempfile
-import time
 import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -43,7 +42,7 @@ from typing import Any
 import fast_path
 from adpipe import backups, check, table
 from adpipe.errors import DataError, UpstreamError
-from adpipe.job import Command, check_window, cli, window_arguments
+from adpipe.job import Command, Phases, check_window, cli, window_arguments
 from adpipe.locks import lock_days, lock_window
 from adpipe.partitions import ensure_partitions, missing_partitions
 from adpipe.pg_copy import LineStream, copy_in
@@ -108,7 +107,42 @@ def repair_hint(manifest: dict) -> str:
 class Counts:
     def __init__(self) -> None:
         self.received = self.valid = self.rejected = 0
-        self.read_seconds = self.check_seconds = 0.0  # S3 and gunzip; the fast path and rules
+
+
+class Quarantine:
+    """A run's rejected records, one JSON object a line, spooled gzip-compressed to a
+    temporary file and put under the run's own key (`adpipe.windows.quarantine_key`) by
+    `publish`: a run that never commits cannot replace a committed run's rejects."""
+
+    def __init__(self, bucket: Bucket, key: str) -> None:
+        self.bucket, self.key = bucket, key
+        self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by __exit__
+        self._packed = gzip.GzipFile(fileobj=self._spool, mode="wb", mtime=0)
+        self._lines = io.TextIOWrapper(self._packed, encoding="utf-8")
+
+    def __enter__(self) -> Quarantine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lines.close()
+        self._spool.close()
+
+    def add(self, page: int, position: int, reason: str, record: Any) -> None:
+        """One rejected record. A record JSON cannot write back (nested too deep to encode)
+        is kept as a shortened repr, so the reason is never lost with it."""
+        entry: dict[str, Any] = {"page": page, "position": position, "reason": reason}
+        try:
+            line = json.dumps({**entry, "record": record})
+        except (ValueError, RecursionError):
+            line = json.dumps({**entry, "record_repr": reprlib.repr(record)})
+        self._lines.write(line + "\n")
+
+    def publish(self) -> str:
+        """Put the records to S3; returns their address."""
+        self._lines.close()  # closing the wrapper closes the gzip stream and writes its trailer
+        self._spool.seek(0)
+        self.bucket.put(self.key, self._spool, "application/x-ndjson", ContentEncoding="gzip")
+        return f"s3://{self.bucket.name}/{self.key}"
 
 
 def read_manifest(bucket: Bucket, start: datetime, end: datetime) -> tuple[str, str, dict]:
@@ -170,23 +204,29 @@ def _page_body(bucket: Bucket, page: dict, hint: str) -> bytes:
 
 
 def copy_input(
-    bucket: Bucket, manifest: dict, start: datetime, end: datetime, counts: Counts, rejects: Any
+    bucket: Bucket,
+    manifest: dict,
+    start: datetime,
+    end: datetime,
+    counts: Counts,
+    quarantine: Quarantine,
+    phases: Phases,
 ) -> Iterator[bytes]:
     """CSV for COPY, a page at a time: one line per valid record, its ordinal (its place in
     the window: the first of an id wins) first. The fast path writes the records it can
-    accept column-wise; the rules decide the rest, and rejected records go to ``rejects``."""
+    accept column-wise; the rules decide the rest, and rejected records go to the
+    quarantine."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     pages = page_bodies(bucket, manifest)
     while True:
-        began = time.monotonic()
-        number, body = next(pages, (0, b""))
-        counts.read_seconds += time.monotonic() - began
+        with phases.timed("read_pages"):
+            number, body = next(pages, (0, b""))
         if not number:
             return
-        began = time.monotonic()
         first = counts.received + 1
-        batch = fast_path.page_batch(body, start, end, first)
+        with phases.timed("check_records"):
+            batch = fast_path.page_batch(body, start, end, first)
         if batch is None:
             try:
                 records = parse_page(body)
@@ -198,37 +238,26 @@ def copy_input(
             left: Iterable[tuple[int, Any]] = enumerate(records)
             counts.received += len(records)
         else:
-            counts.check_seconds += time.monotonic() - began
             yield batch.csv
-            began = time.monotonic()
             counts.received += batch.records
             counts.valid += batch.accepted
-            raws = fast_path.raw_records(body) if batch.left else []
+            with phases.timed("check_records"):
+                raws = fast_path.raw_records(body) if batch.left else []
             # a record the typed decoder read has scalar fields: it parses without recursion
             left = ((position, json.loads(raws[position])) for position in batch.left)
-        for position, record in left:
-            try:
-                row = normalise(record, start, end)
-            except Rejected as exc:
-                counts.rejected += 1
-                rejects.write(_reject_line(number, position, str(exc), record))
-                continue
-            counts.valid += 1
-            writer.writerow((first + position, *row))
-        counts.check_seconds += time.monotonic() - began
+        with phases.timed("check_records"):
+            for position, record in left:
+                try:
+                    row = normalise(record, start, end)
+                except Rejected as exc:
+                    counts.rejected += 1
+                    quarantine.add(number, position, str(exc), record)
+                    continue
+                counts.valid += 1
+                writer.writerow((first + position, *row))
         yield out.getvalue().encode()
         out.seek(0)
         out.truncate()
-
-
-def _reject_line(page: int, position: int, reason: str, record: Any) -> str:
-    """One quarantine line. A record JSON cannot write back (nested too deep to encode) is
-    kept as a shortened repr, so the reason is never lost with it."""
-    entry: dict[str, Any] = {"page": page, "position": position, "reason": reason}
-    try:
-        return json.dumps({**entry, "record": record}) + "\n"
-    except (ValueError, RecursionError):
-        return json.dumps({**entry, "record_repr": reprlib.repr(record)}) + "\n"
 
 
 def load(
@@ -239,115 +268,122 @@ def load(
     conn: Any,
     allow_shrink: bool = False,
 ) -> dict[str, Any]:
+    """Load the window in one transaction: `stage` its backup, `guard` what must hold before
+    its rows change, `replace` them and record the run; see the module's description."""
     started_at = datetime.now(UTC)
-    counts = Counts()
-    columns = sql.SQL(", ").join(map(sql.Identifier, table.IMPRESSION_COLUMNS))
+    counts, phases = Counts(), Phases()
     first_day, last_day = window_days(start, end)
     ensure_partitions(conn, first_day, last_day)
-    with (
-        tempfile.TemporaryFile() as spool,
-        gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) as packed,
-        io.TextIOWrapper(packed, encoding="utf-8") as rejects,
-        conn,
-        conn.cursor() as cur,
-    ):
+    with conn, conn.cursor() as cur:
         # one load of a window at a time; the manifest is read under the lock, so of two
         # loads of the window the later one always loads the later backup version
         lock_window(cur, start, end)
         manifest_key, manifest_sha, manifest = read_manifest(bucket, start, end)
         cur.execute(NEXT_RUN_ID)
         run_id = cur.fetchone()[0]
-        reject_key = quarantine_key(start, end, run_id)
-        # the stage lives in the session's temp buffers and is sorted by id once: room for
-        # both in memory up to about a million rows, on disk beyond
-        cur.execute("SET LOCAL temp_buffers = %s", (STAGE_MEMORY,))
-        cur.execute("SET LOCAL work_mem = %s", (STAGE_MEMORY,))
-        cur.execute(STAGE)
-        stream = LineStream(copy_input(bucket, manifest, start, end, counts, rejects))
-        began = time.monotonic()
-        copy_in(cur, COPY_STAGE, stream)
-        staged = time.monotonic() - began
-        rejects.flush()
-        limit = settings.max_rejected_share
-        if counts.received and counts.rejected > limit * counts.received:
-            conn.rollback()
-            # this run's own key: the committed run's quarantine stays as it was
-            _quarantine(bucket, reject_key, spool, packed, rejects)
-            raise DataError(
-                f"{counts.rejected} of {counts.received} records rejected "
-                f"({counts.rejected / counts.received:.2%}, above {limit:.2%}); nothing "
-                f"loaded; reasons in s3://{bucket.name}/{reject_key}",
-                "inspect the quarantine, fix the source or raise LOAD_MAX_REJECTED_SHARE",
+        with Quarantine(bucket, quarantine_key(start, end, run_id)) as quarantine:
+            phases.start()
+            stage(cur, copy_input(bucket, manifest, start, end, counts, quarantine, phases))
+            phases.lap("stage")
+            if too_many_rejected(counts, settings.max_rejected_share):
+                conn.rollback()
+                # this run's own key: the committed run's quarantine stays as it was
+                raise DataError(
+                    f"{counts.rejected} of {counts.received} records rejected "
+                    f"({counts.rejected / counts.received:.2%}, above "
+                    f"{settings.max_rejected_share:.2%}); nothing loaded; reasons in "
+                    f"{quarantine.publish()}",
+                    "inspect the quarantine, fix the source or raise LOAD_MAX_REJECTED_SHARE",
+                )
+            guard(cur, bucket, start, end)
+            phases.start()
+            replaced, written = replace(cur, start, end, run_id)
+            phases.lap("replace_rows")
+            _check_shrink(replaced, written, settings.max_shrink_share, allow_shrink, manifest_key)
+            # the run's counts, as load_runs records them and the SUMMARY reports them
+            tally = {
+                "pages": len(manifest["pages"]),
+                "received": counts.received,
+                "valid": counts.valid,
+                "rejected": counts.rejected,
+                "duplicates": counts.valid - written,
+                "rows_written": written,
+                "rows_replaced": replaced,
+            }
+            cur.execute(
+                INSERT_RUN,
+                {
+                    **tally,
+                    "run_id": run_id,
+                    "start": start,
+                    "end": end,
+                    "manifest_key": manifest_key,
+                    "manifest_sha256": manifest_sha,
+                    "quarantine_key": quarantine.key if counts.rejected else None,
+                    "started_at": started_at,
+                },
             )
-        # from here to the commit the window's days cannot be archived, so what is checked
-        # below still holds when the rows are replaced
-        lock_days(cur, first_day, last_day, shared=True)
-        cur.execute(ARCHIVED_RELOAD, {"start": start, "end": end})
-        archived = cur.fetchone()
-        if archived:
-            raise DataError(
-                f"this window was loaded before and its day is archived "
-                f"(s3://{bucket.name}/{archived[0]}); loading it again would hold its rows twice",
-                "restore the day first (make restore FROM=... TO=...), then rerun the load",
-            )
-        missing = missing_partitions(cur, first_day, last_day)
-        if missing:
-            raise UpstreamError(
-                f"partition {missing[0]} was dropped while the load ran (an archive emptied it)",
-                "nothing was committed; rerun the load",
-            )
-        began = time.monotonic()
-        cur.execute(DELETE_WINDOW, (start, end))
-        replaced = cur.rowcount
-        cur.execute(sql.SQL(INSERT_FIRST_OF_EACH).format(columns=columns), (run_id,))
-        written = cur.rowcount
-        replacing = time.monotonic() - began
-        _check_shrink(replaced, written, settings.max_shrink_share, allow_shrink, manifest_key)
-        # the run's counts, as load_runs records them and the SUMMARY reports them
-        tally = {
-            "pages": len(manifest["pages"]),
-            "received": counts.received,
-            "valid": counts.valid,
-            "rejected": counts.rejected,
-            "duplicates": counts.valid - written,
-            "rows_written": written,
-            "rows_replaced": replaced,
-        }
-        cur.execute(
-            INSERT_RUN,
-            {
-                **tally,
-                "run_id": run_id,
-                "start": start,
-                "end": end,
-                "manifest_key": manifest_key,
-                "manifest_sha256": manifest_sha,
-                "quarantine_key": reject_key if counts.rejected else None,
-                "started_at": started_at,
-            },
-        )
-        # the quarantine lands before the commit, under this run's key: a committed load
-        # always has its rejects, and its run row names them
-        if counts.rejected:
-            _quarantine(bucket, reject_key, spool, packed, rejects)
-        began = time.monotonic()
-    committing = time.monotonic() - began
+            # the quarantine lands before the commit, under this run's key: a committed load
+            # always has its rejects, and its run row names them
+            rejects = quarantine.publish() if counts.rejected else None
+        phases.start()
+    phases.lap("commit")
     return {
         "window": [start.isoformat(), end.isoformat()],
         "load_run_id": run_id,
         **tally,
         "manifest": f"s3://{bucket.name}/{manifest_key}",
-        "quarantine": f"s3://{bucket.name}/{reject_key}" if counts.rejected else None,
+        "quarantine": rejects,
         # where the time went: COPY into the stage (of it, reading pages from S3 and checking
         # records in this process), replacing the window's rows, the commit
-        "phase_seconds": {
-            "stage": round(staged, 3),
-            "read_pages": round(counts.read_seconds, 3),
-            "check_records": round(counts.check_seconds, 3),
-            "replace_rows": round(replacing, 3),
-            "commit": round(committing, 3),
-        },
+        "phase_seconds": phases.summary(),
     }
+
+
+def stage(cur: Any, lines: Iterator[bytes]) -> None:
+    """COPY the window's valid records (``lines``, from `copy_input`) into the temporary
+    stage table. The stage lives in the session's temp buffers and is sorted by id once: room
+    for both in memory up to about a million rows, on disk beyond."""
+    cur.execute("SET LOCAL temp_buffers = %s", (STAGE_MEMORY,))
+    cur.execute("SET LOCAL work_mem = %s", (STAGE_MEMORY,))
+    cur.execute(STAGE)
+    copy_in(cur, COPY_STAGE, LineStream(lines))
+
+
+def too_many_rejected(counts: Counts, limit: float) -> bool:
+    return bool(counts.received) and counts.rejected > limit * counts.received
+
+
+def guard(cur: Any, bucket: Bucket, start: datetime, end: datetime) -> None:
+    """Hold the window's days (shared with other loads, exclusive of the archive) until the
+    commit, so what is checked here still holds when the rows are replaced: the window was
+    never loaded into a day now archived, and its partitions are all there."""
+    first_day, last_day = window_days(start, end)
+    lock_days(cur, first_day, last_day, shared=True)
+    cur.execute(ARCHIVED_RELOAD, {"start": start, "end": end})
+    archived = cur.fetchone()
+    if archived:
+        raise DataError(
+            f"this window was loaded before and its day is archived "
+            f"(s3://{bucket.name}/{archived[0]}); loading it again would hold its rows twice",
+            "restore the day first (make restore FROM=... TO=...), then rerun the load",
+        )
+    missing = missing_partitions(cur, first_day, last_day)
+    if missing:
+        raise UpstreamError(
+            f"partition {missing[0]} was dropped while the load ran (an archive emptied it)",
+            "nothing was committed; rerun the load",
+        )
+
+
+def replace(cur: Any, start: datetime, end: datetime, run_id: int) -> tuple[int, int]:
+    """Delete the window's rows and insert the first staged record of each impression_id;
+    returns (rows deleted, rows written)."""
+    cur.execute(DELETE_WINDOW, (start, end))
+    replaced = cur.rowcount
+    columns = sql.SQL(", ").join(map(sql.Identifier, table.IMPRESSION_COLUMNS))
+    cur.execute(sql.SQL(INSERT_FIRST_OF_EACH).format(columns=columns), (run_id,))
+    return replaced, cur.rowcount
 
 
 def _check_shrink(
@@ -366,15 +402,6 @@ def _check_shrink(
             "check the source and the window's backup versions; if the smaller window is "
             "right, rerun this load with --allow-shrink",
         )
-
-
-def _quarantine(bucket: Bucket, key: str, spool: Any, packed: Any, rejects: Any) -> None:
-    rejects.flush()
-    packed.flush()
-    if not packed.closed:
-        rejects.close()  # closing the wrapper closes the gzip stream and writes its trailer
-    spool.seek(0)
-    bucket.put(key, spool, "application/x-ndjson", ContentEncoding="gzip")
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:

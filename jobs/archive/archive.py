@@ -31,26 +31,26 @@ import base64
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 import pyarrow as pa
-import repair
-from adpipe.errors import ConfigError, DataError, JobError, UpstreamError
-from adpipe.job import Command, Phases, check_day_range, day_range_arguments
-from adpipe.locks import lock_days, release_archive_lock, try_archive_lock
+import verify
+from adpipe.errors import ConfigError, DataError, JobError
+from adpipe.job import Command, Phases
+from adpipe.locks import archive_lock, lock_days
 from adpipe.partitions import partition_day, partition_name
-from adpipe.settings import S3, WAREHOUSE, Settings
+from adpipe.settings import Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import service_error, session
 from adpipe.windows import ARCHIVE_TABLE_PREFIX as TABLE_PREFIX
 from adpipe.windows import archive_key, archive_key_day
-from parquet_files import ParquetSink, copy_expressions, ids_sha256, sha256_file
+from parquet_files import ParquetSink, copy_expressions, sha256_file
 from psycopg2 import sql
-from restore import __doc__ as restore_doc
-from restore import restore
 
 log = logging.getLogger("adpipe.archive")
 
@@ -75,38 +75,6 @@ INSERT INTO archive_manifest (object_key, shown_date, rows, bytes, sha256, ids_s
     min_shown_at, max_shown_at, run_date)
 VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s / 1e6), to_timestamp(%s / 1e6), %s)
 """
-
-
-def verify(
-    bucket: Bucket, key: str, expected_sha: str, expected: dict[str, Any], workdir: Path
-) -> None:
-    """Prove the object holds the day's file: the SHA-256 S3 checked on receipt and keeps
-    (a HEAD); where it keeps none (an object put without one), read it back and check its
-    bytes, row count and ids on this side."""
-    stored = bucket.stored_sha256(key)
-    if stored == expected_sha:
-        return
-    if stored is not None:
-        raise DataError(
-            f"archive object s3://{bucket.name}/{key} holds other bytes (sha256 {stored})",
-            "nothing was deleted; rerun",
-        )
-    copy = workdir / "readback.parquet"
-    with copy.open("wb") as handle:
-        if not bucket.download(key, handle):
-            raise UpstreamError(f"archive object s3://{bucket.name}/{key} vanished after PUT")
-    if sha256_file(copy) != expected_sha:
-        raise DataError(
-            f"archive object s3://{bucket.name}/{key} reads back different bytes",
-            "nothing was deleted; rerun",
-        )
-    _check_rows(copy, expected, f"archive object s3://{bucket.name}/{key}")
-    copy.unlink()
-
-
-def _check_rows(path: Path, expected: dict[str, Any], what: str) -> None:
-    if ids_sha256(path) != (expected["rows"], expected["ids_sha256"]):
-        raise DataError(f"{what} holds other rows than the day's", "nothing was deleted; rerun")
 
 
 def archive_day(
@@ -142,7 +110,7 @@ def archive_day(
         facts = sink.facts
         if facts["rows"] == 0:
             return outcome
-        _check_rows(parquet_path, facts, "the Parquet file written")  # before it leaves
+        verify.check_rows(parquet_path, facts, "the Parquet file written")  # before it leaves
         phases.lap("check_parquet")
         sha = sha256_file(parquet_path)
         key = archive_key(day, sha)
@@ -153,7 +121,7 @@ def archive_day(
             )
         if key in unlisted:
             # the same key is the same content: an earlier attempt uploaded exactly these
-            # rows (still here, in this transaction) and died before its commit; verify()
+            # rows (still here, in this transaction) and died before its commit; verify.stored()
             # below proves the bytes before the manifest lists it
             outcome["adopted"] = True
         else:
@@ -165,7 +133,7 @@ def archive_day(
                 )
             outcome["adopted"] = not outcome["written"]
         phases.lap("upload")
-        verify(bucket, key, sha, facts, workdir)
+        verify.stored(bucket, key, sha, facts, workdir)
         phases.lap("verify")
         cur.execute(
             INSERT_MANIFEST,
@@ -313,58 +281,34 @@ def _unlisted_hint(days: list[str], first_key: str) -> str:
     )
 
 
-def _with_lock(conn: Any, work: Any) -> dict[str, Any]:
-    with conn.cursor() as cur:
-        got = try_archive_lock(cur)
-    conn.commit()
-    if not got:
-        raise UpstreamError(
-            "another archive or restore run holds the archive lock",
-            "wait for it to end, then rerun",
-        )
-    try:
-        return work()
-    finally:
-        if not conn.closed:  # a lost connection released the lock with the session
-            with conn.cursor() as cur:
-                release_archive_lock(cur)
-            conn.commit()
+@contextmanager
+def archive_session(settings: Settings) -> Iterator[Any]:
+    """A warehouse session of the archive identity holding the archive lock: every command
+    of that identity (run, restore, adopt, set-aside) runs in one, one at a time."""
+    with (
+        session(
+            settings.warehouse_dsn,
+            "adpipe-archive",
+            "the day in flight was rolled back; rerun",
+            settings,
+        ) as conn,
+        archive_lock(conn),
+    ):
+        yield conn
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    """Every command of the archive identity, one at a time under the archive lock."""
-    if args.action == "restore":
-        check_day_range(args.first, args.last)
-    settings = args.settings
-    bucket = Bucket(settings)
-    with session(
-        settings.warehouse_dsn,
-        "adpipe-archive",
-        "the day in flight was rolled back; rerun",
-        settings,
-    ) as conn:
-        work = {
-            "run": lambda: archive(conn, bucket, args.date, settings),
-            "restore": lambda: restore(conn, bucket, args.first, args.last),
-            "adopt": lambda: repair.adopt(conn, bucket, args.date),
-            "set-aside": lambda: repair.set_aside(conn, bucket, args.key),
-        }[args.action]
-        return _with_lock(conn, work)
+    with archive_session(args.settings) as conn:
+        return archive(conn, Bucket(args.settings), args.date, args.settings)
 
 
-def _run_arguments(parser: argparse.ArgumentParser) -> None:
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--date",
         type=date.fromisoformat,
         required=True,
         help="the run's date (YYYY-MM-DD); whole days before date - ARCHIVE_RETENTION_DAYS move",
     )
-    parser.set_defaults(action="run")
-
-
-def _restore_arguments(parser: argparse.ArgumentParser) -> None:
-    day_range_arguments(parser)
-    parser.set_defaults(action="restore")
 
 
 RUN = Command(
@@ -372,16 +316,6 @@ RUN = Command(
     "archive",
     __doc__ or "",
     main,
-    _run_arguments,
+    _arguments,
     env_file="archive",
 )
-RESTORE = Command(
-    "restore",
-    "archive",
-    restore_doc or "",
-    main,
-    _restore_arguments,
-    env_file="archive",
-    settings=(*WAREHOUSE, *S3),
-)
-ADOPT, SET_ASIDE = repair.commands(main)

@@ -16,8 +16,10 @@ services.
 
 from adpipe import check, migrate
 from adpipe.job import cli
-from archive import ADOPT, RESTORE, RUN, SET_ASIDE
+from archive import RUN
 from reconcile import RECONCILE
+from repair import ADOPT, SET_ASIDE
+from restore import RESTORE
 
 if __name__ == "__main__":
     cli(

@@ -43,15 +43,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import verify
 from adpipe.backups import version_keys
 from adpipe.errors import DataError
 from adpipe.job import Command, check_day_range, day_range_arguments
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
 from adpipe.windows import backup_day_prefix, days_between
-from parquet_files import sha256_file
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
 FIELDS = ("backup", "postgres", "archive", "rejected", "duplicates")
@@ -112,19 +110,6 @@ def _count_lines(bucket: Bucket, key: str, workdir: Path) -> int | None:
             "put the load's original back from a copy of the bucket, or rerun the window's "
             "load (make backfill DAG=api-load ... REPROCESS=completed) to write it anew",
         ) from None
-
-
-def _archived(bucket: Bucket, key: str, workdir: Path) -> tuple[int, str] | None:
-    """(rows, SHA-256) of an archive object, or None when it is gone."""
-    path = workdir / "archive.parquet"
-    with path.open("wb") as handle:
-        if not bucket.download(key, handle):
-            return None
-    try:
-        rows = pq.ParquetFile(path).metadata.num_rows
-    except (pa.ArrowInvalid, OSError):
-        rows = 0  # not Parquet: its SHA-256 differs from the one archived, which says so
-    return rows, sha256_file(path)
 
 
 def _merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
@@ -289,7 +274,7 @@ def reconcile(
                     row(day)["problems"].append(f"quarantine object {key} is missing")
                 row(day)["rejected"] += lines or 0
             for key, rows, sha256 in by_day.get(day, []):
-                found = _archived(bucket, key, workdir)
+                found = verify.rows_and_sha256(bucket, key, workdir)
                 if found is None:
                     row(day)["problems"].append(f"archive object {key} is missing")
                 elif found[1] != sha256:

@@ -11,9 +11,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import verify
 from adpipe.errors import ConfigError, DataError, UpstreamError
 from adpipe.job import Command
 from adpipe.settings import S3, WAREHOUSE
@@ -24,7 +23,9 @@ from adpipe.windows import (
     archive_key_day,
     set_aside_key,
 )
-from parquet_files import ids_sha256, sha256_file
+from archive import archive_session
+from parquet_files import sha256_file
+from verify import download
 
 ADOPT_DOC = """adopt: Re-create the lost archive_manifest rows of a day's archive objects.
 
@@ -56,7 +57,7 @@ REPROCESS=completed). Recorded in archive_actions.
 LIVE_KEYS = """
 SELECT object_key FROM archive_manifest WHERE shown_date = %s AND restored_at IS NULL
 """
-ADOPT = """
+INSERT_ADOPTED = """
 INSERT INTO archive_manifest (object_key, shown_date, rows, bytes, sha256, ids_sha256,
     min_shown_at, max_shown_at, run_date)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, current_date)
@@ -71,33 +72,8 @@ IDS_IN_ARCHIVE = "SELECT count(*) FROM candidate c JOIN listed l USING (impressi
 
 
 def _download(bucket: Bucket, key: str, path: Path) -> None:
-    with path.open("wb") as handle:
-        if not bucket.download(key, handle):
-            raise DataError(f"s3://{bucket.name}/{key} is gone", "list the prefix and rerun")
-
-
-def _facts(path: Path, key: str, day: date) -> dict[str, Any]:
-    """What a manifest row says of an archive file, read from the file; `DataError` when it
-    is not an archive file of ``day``."""
-    refuse = f"archive set-aside --key {key}"
-    low = high = None
-    try:
-        parquet = pq.ParquetFile(path)
-        rows, ids = ids_sha256(path)
-        for batch in parquet.iter_batches(columns=["shown_at"], batch_size=65_536):
-            shown = batch.column(0)
-            if shown.type != pa.timestamp("us", tz="UTC"):
-                raise KeyError("shown_at")
-            first, last = pc.min_max(shown).values()
-            low = first.as_py() if low is None else min(low, first.as_py())
-            high = last.as_py() if high is None else max(high, last.as_py())
-    except (pa.ArrowException, OSError, KeyError, IndexError):
-        raise DataError(f"{key} is not an archive Parquet file; not adopted", refuse) from None
-    if rows == 0 or low is None or high is None:
-        raise DataError(f"{key} is not an archive file of impressions; not adopted", refuse)
-    if low.date() != day or high.date() != day:
-        raise DataError(f"{key} holds rows shown outside {day}; not adopted", refuse)
-    return {"rows": rows, "ids_sha256": ids, "min": low, "max": high}
+    if not download(bucket, key, path):
+        raise DataError(f"s3://{bucket.name}/{key} is gone", "list the prefix and rerun")
 
 
 def _stage_ids(cur: Any, table: str, path: Path) -> None:
@@ -118,7 +94,7 @@ def adopt(conn: Any, bucket: Bucket, day: date) -> dict[str, Any]:
         path, other = Path(tmp) / "object.parquet", Path(tmp) / "listed.parquet"
         for key in orphans:
             _download(bucket, key, path)
-            facts = _facts(path, key, day)
+            facts = verify.facts(path, key, day)
             sha = sha256_file(path)
             with conn, conn.cursor() as cur:
                 _stage_ids(cur, "candidate", path)
@@ -141,7 +117,7 @@ def adopt(conn: Any, bucket: Bucket, day: date) -> dict[str, Any]:
                         f"archive set-aside --key {key} (its bytes are kept under set-aside/)",
                     )
                 cur.execute(
-                    ADOPT,
+                    INSERT_ADOPTED,
                     (
                         key,
                         day,
@@ -205,11 +181,7 @@ def set_aside(conn: Any, bucket: Bucket, key: str) -> dict[str, Any]:
         "moved_to": f"s3://{bucket.name}/{target}",
         "sha256": sha,
         "was_listed": bool(found),
-        "reload": (
-            f"make backfill DAG=api-load FROM={day}T00:00 TO={day}T23:00 REPROCESS=completed"
-            if found and day
-            else None
-        ),
+        "reload": (verify.reload_day(day) if found and day else None),
     }
 
 
@@ -225,25 +197,29 @@ def _set_aside_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(action="set-aside")
 
 
-def commands(main: Any) -> list[Command]:
-    """The two commands, run by the archive's ``main`` under the archive lock."""
-    return [
-        Command(
-            "adopt",
-            "archive",
-            ADOPT_DOC,
-            main,
-            _adopt_arguments,
-            env_file="archive",
-            settings=(*WAREHOUSE, *S3),
-        ),
-        Command(
-            "set-aside",
-            "archive",
-            SET_ASIDE_DOC,
-            main,
-            _set_aside_arguments,
-            env_file="archive",
-            settings=(*WAREHOUSE, *S3),
-        ),
-    ]
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    with archive_session(args.settings) as conn:
+        bucket = Bucket(args.settings)
+        if args.action == "adopt":
+            return adopt(conn, bucket, args.date)
+        return set_aside(conn, bucket, args.key)
+
+
+ADOPT = Command(
+    "adopt",
+    "archive",
+    ADOPT_DOC,
+    main,
+    _adopt_arguments,
+    env_file="archive",
+    settings=(*WAREHOUSE, *S3),
+)
+SET_ASIDE = Command(
+    "set-aside",
+    "archive",
+    SET_ASIDE_DOC,
+    main,
+    _set_aside_arguments,
+    env_file="archive",
+    settings=(*WAREHOUSE, *S3),
+)

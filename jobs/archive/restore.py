@@ -8,10 +8,14 @@ commit; then remove the object from the archive, so the archive prefix and the t
 hold the same row. That delete is safe because the commit before it holds every row of the
 object in the table, counted, and the manifest row says so. A restored day older than the
 retention cutoff is archived again by the next archive run.
+
+    docker run --rm --network host --env-file .env.archive adpipe/archive:dev restore \\
+        --from 2026-10-01 --to 2026-10-03
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import tempfile
 import uuid
@@ -23,12 +27,15 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from adpipe.errors import DataError
+from adpipe.job import Command, check_day_range, day_range_arguments
 from adpipe.locks import lock_days
 from adpipe.partitions import ensure_partitions
 from adpipe.pg_copy import LineStream, copy_in
+from adpipe.settings import S3, WAREHOUSE
 from adpipe.storage import Bucket
 from adpipe.table import TABLE_COLUMNS as COLUMNS
-from parquet_files import ids_sha256, sha256_file
+from archive import archive_session
+from verify import as_archived, download, set_aside_and_reload
 
 RESTORABLE = """
 SELECT archive_id, object_key, shown_date, rows, sha256, ids_sha256 FROM archive_manifest
@@ -53,31 +60,6 @@ def _csv_lines(path: Path) -> Any:
         yield out.getvalue().decode()
 
 
-def _check_object(
-    path: Path, key: str, recorded: tuple[int, str, str], bucket: str, day: date
-) -> None:
-    """`DataError` unless the downloaded object is the one archived: the bytes its manifest
-    row's SHA-256 names, and (so a forged file of the right size cannot pass) its rows'
-    count and ids digest."""
-    rows, sha256, ids = recorded
-    found = sha256_file(path)
-    problem = ""
-    if found != sha256.strip():
-        problem = f"its SHA-256 is {found}, archive_manifest records {sha256.strip()}"
-    else:
-        count, digest = ids_sha256(path)
-        if (count, digest) != (rows, ids.strip()):
-            problem = f"it holds {count} rows with other ids than the {rows} archived"
-    if problem:
-        raise DataError(
-            f"archive object s3://{bucket}/{key} is not the object that was archived ({problem}); "
-            "nothing was restored or deleted",
-            f"put the original back from a copy of the bucket, or set this one aside and reload "
-            f"day {day} from its backups: archive set-aside --key {key}, then make backfill "
-            f"DAG=api-load FROM={day}T00:00 TO={day}T23:00 REPROCESS=completed",
-        )
-
-
 def restore(conn: Any, bucket: Bucket, first: date, last: date) -> dict[str, Any]:
     with conn, conn.cursor() as cur:
         cur.execute(RESTORABLE, (first, last))
@@ -87,16 +69,14 @@ def restore(conn: Any, bucket: Bucket, first: date, last: date) -> dict[str, Any
     with tempfile.TemporaryDirectory(prefix="adpipe-restore-") as tmp:
         path = Path(tmp) / "object.parquet"
         for archive_id, key, day, rows, sha256, ids in objects:
-            with path.open("wb") as handle:
-                if not bucket.download(key, handle):
-                    raise DataError(
-                        f"archive object s3://{bucket.name}/{key} is missing; nothing of it "
-                        "was restored",
-                        f"put the object back from a copy of the bucket, or reload day {day} "
-                        f"from its backups: archive set-aside --key {key}, then make backfill "
-                        f"DAG=api-load FROM={day}T00:00 TO={day}T23:00 REPROCESS=completed",
-                    )
-            _check_object(path, key, (rows, sha256, ids), bucket.name, day)
+            if not download(bucket, key, path):
+                raise DataError(
+                    f"archive object s3://{bucket.name}/{key} is missing; nothing of it "
+                    "was restored",
+                    f"put the object back from a copy of the bucket, or reload day {day} "
+                    f"from its backups: {set_aside_and_reload(key, day)}",
+                )
+            as_archived(path, key, (rows, sha256, ids), bucket.name, day)
             ensure_partitions(conn, day, day)
             with conn, conn.cursor() as cur:
                 lock_days(cur, day, day)  # no load of the day checks or writes meanwhile
@@ -135,3 +115,20 @@ def restore(conn: Any, bucket: Bucket, first: date, last: date) -> dict[str, Any
         "rows_restored": restored_rows,
         "days": sorted(days),
     }
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    check_day_range(args.first, args.last)
+    with archive_session(args.settings) as conn:
+        return restore(conn, Bucket(args.settings), args.first, args.last)
+
+
+RESTORE = Command(
+    "restore",
+    "archive",
+    __doc__ or "",
+    main,
+    day_range_arguments,
+    env_file="archive",
+    settings=(*WAREHOUSE, *S3),
+)

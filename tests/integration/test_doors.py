@@ -283,29 +283,30 @@ def test_a_jobs_env_file_holds_its_own_secrets_and_no_other(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "image", "command"),
+    ("name", "image", "commands"),
     [
-        ("extract_backup", "extract_backup", "run"),
-        ("load", "load", "run"),
-        ("archive", "archive", "run"),
-        ("archive", "archive", "restore"),
-        ("reconcile", "archive", "reconcile"),
-        ("migrate", "archive", "migrate"),
+        ("extract_backup", "extract_backup", ("run", "check")),
+        ("load", "load", ("run", "check")),
+        ("archive", "archive", ("run", "restore", "adopt", "set-aside", "check")),
+        ("reconcile", "archive", ("reconcile",)),
+        ("migrate", "archive", ("migrate",)),
     ],
 )
-def test_a_jobs_env_file_holds_exactly_the_settings_its_help_lists(
-    name: str, image: str, command: str
+def test_a_jobs_env_file_holds_exactly_the_settings_its_commands_help_lists(
+    name: str, image: str, commands: tuple[str, ...]
 ) -> None:
-    done = subprocess.run(
-        ["docker", "run", "--rm", f"adpipe/{image}:dev", command, "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    listed = set(re.findall(r"^  ([A-Z][A-Z0-9_]+)$", done.stdout, re.M))
+    listed = set()
+    for command in commands:
+        done = subprocess.run(
+            ["docker", "run", "--rm", f"adpipe/{image}:dev", command, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        listed |= set(re.findall(r"^  ([A-Z][A-Z0-9_]+)$", done.stdout, re.M))
     optional = {"ADPIPE_LOG_LEVEL", "ADPIPE_DEBUG"}
-    assert set(_env_file(name)) == listed - optional, done.stdout
+    assert set(_env_file(name)) == listed - optional, listed
 
 
 def test_a_load_run_by_hand_with_its_env_file_loads_and_without_its_key_refuses() -> None:

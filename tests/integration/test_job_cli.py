@@ -15,10 +15,11 @@ JOBS = Path(__file__).resolve().parents[2] / "jobs"
 sys.path[:0] = [str(JOBS / "archive"), str(JOBS / "load"), str(JOBS / "extract_backup")]
 
 from adpipe import check, migrate  # noqa: E402
-from archive import RESTORE, RUN  # noqa: E402
+from archive import RUN  # noqa: E402
 from extract_backup import RUN as EXTRACT  # noqa: E402
 from load_impressions import RUN as LOAD  # noqa: E402
 from reconcile import RECONCILE  # noqa: E402
+from restore import RESTORE  # noqa: E402
 
 
 def image(job: str, *args: str) -> subprocess.CompletedProcess:

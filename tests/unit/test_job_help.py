@@ -13,6 +13,8 @@ from pathlib import Path
 import archive
 import pytest
 import reconcile
+import repair
+import restore
 from adpipe import check, migrate
 from adpipe.errors import ConfigError
 from adpipe.job import Command, parser, summary
@@ -25,9 +27,9 @@ IMAGES: dict[str, list[Command]] = {
     "load": [LOAD, check.command("load")],
     "archive": [
         archive.RUN,
-        archive.RESTORE,
-        archive.ADOPT,
-        archive.SET_ASIDE,
+        restore.RESTORE,
+        repair.ADOPT,
+        repair.SET_ASIDE,
         reconcile.RECONCILE,
         migrate.COMMAND,
         check.command("archive"),

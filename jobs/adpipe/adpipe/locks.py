@@ -9,9 +9,12 @@ of its backup prefix.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
+from adpipe.errors import UpstreamError
 from adpipe.windows import backup_prefix, days_between
 
 MIGRATION = 4_242_001  # schema changes, one migrate at a time
@@ -45,11 +48,23 @@ def lock_days(cur: Any, first: date, last: date, *, shared: bool = False) -> Non
         cur.execute(statement, (DAY, (day - EPOCH).days))
 
 
-def try_archive_lock(cur: Any) -> bool:
-    """Take the archive's session lock if no other session holds it; True when taken."""
-    cur.execute("SELECT pg_try_advisory_lock(%s)", (ARCHIVE,))
-    return bool(cur.fetchone()[0])
-
-
-def release_archive_lock(cur: Any) -> None:
-    cur.execute("SELECT pg_advisory_unlock(%s)", (ARCHIVE,))
+@contextmanager
+def archive_lock(conn: Any) -> Iterator[None]:
+    """Hold the archive's session lock while the block runs: one archive, restore or repair
+    at a time. Tried once: `UpstreamError` (exit 4) when another session holds it."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", (ARCHIVE,))
+        got = bool(cur.fetchone()[0])
+    conn.commit()
+    if not got:
+        raise UpstreamError(
+            "another archive or restore run holds the archive lock",
+            "wait for it to end, then rerun",
+        )
+    try:
+        yield
+    finally:
+        if not conn.closed:  # a lost connection released the lock with the session
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (ARCHIVE,))
+            conn.commit()

@@ -58,6 +58,7 @@ import extract  # noqa: E402
 import helpers  # noqa: E402
 from adpipe.table import COLUMNS as TABLE  # noqa: E402
 from adpipe.table import TABLE_COLUMNS  # noqa: E402
+from adpipe.windows import ARCHIVE_PREFIX, QUARANTINE_PREFIX  # noqa: E402
 
 helpers.load_env()
 
@@ -151,7 +152,7 @@ def reset(*, backups: tuple[datetime, datetime] | None = None) -> None:
     """Empty the bench's tables, its archive and quarantine (and a window's backup)."""
     owner_sql("TRUNCATE ad_impressions, load_runs, archive_manifest")
     owner_sql("DROP SCHEMA IF EXISTS dlt_bench, dlt_bench_staging CASCADE")
-    prefixes = ["archive/", "quarantine/"]
+    prefixes = [ARCHIVE_PREFIX, QUARANTINE_PREFIX]
     if backups:
         prefixes.append(helpers.backup_prefix(*backups))
     for prefix in prefixes:
@@ -376,7 +377,7 @@ def run_size(label: str, start: datetime, length: timedelta, runs: int) -> list[
     # moves it out, so each of its repetitions loads it again first
     reset()
     job("load", *window)
-    key = f"archive/bench-{label}"
+    key = f"{ARCHIVE_PREFIX}bench-{label}"
     exporters = [("export-only", "export_only")]
     if same <= SLOW_ABOVE:
         exporters.append(("sql_to_s3", "sql_to_s3"))
@@ -386,7 +387,7 @@ def run_size(label: str, start: datetime, length: timedelta, runs: int) -> list[
         if wrong:
             sys.exit(f"bench: {name} exported {wrong[0]} rows of {same}")
         add("archive", name, median_of(timings, same))
-    empty("archive/")  # the exporters' objects: the archive adopts none it did not write
+    empty(ARCHIVE_PREFIX)  # the exporters' objects: the archive adopts none it did not write
     first = [True]
 
     def load_day() -> None:

@@ -35,11 +35,12 @@ import duckdb
 import psycopg2.extensions
 from stack_client import load_env
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs" / "adpipe"))
+from adpipe.table import TABLE_COLUMNS
+from adpipe.windows import ARCHIVE_PREFIX
+
 EXTENSIONS = ("duckdb_extension_postgres_scanner", "duckdb_extension_httpfs")
-COLUMNS = (
-    "impression_id, ad_id, campaign_id, advertiser_id, placement, device, country, shown_at, "
-    "cost_micros, currency, clicked, load_run_id, loaded_at"
-)
+COLUMNS = ", ".join(TABLE_COLUMNS)
 LIVE = (
     "SELECT " + COLUMNS + ", CAST(shown_at AS DATE) AS shown_date, 'postgres' AS source "
     "FROM warehouse.public.ad_impressions"
@@ -102,7 +103,7 @@ def connect(out: Path | None) -> duckdb.DuckDBPyConnection:
             "true" if endpoint.scheme == "https" else "false",
         )
     )
-    archive = f"s3://{os.environ['S3_BUCKET']}/archive/"
+    archive = f"s3://{os.environ['S3_BUCKET']}/{ARCHIVE_PREFIX}"
     db.execute(f"SET allowed_directories = [{literal(archive)}]")
     if out is not None:
         db.execute(f"SET allowed_paths = [{literal(str(out.resolve()))}]")

@@ -33,6 +33,7 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import Asset, AsyncCallback, BaseHook, DeadlineAlert, DeadlineReference
 from airflow.sdk.exceptions import AirflowFailException
 
+from adpipe_dags import lineage
 from adpipe_dags.lineage import job_lineage
 from adpipe_dags.notify import FailureNotifier, deadline_missed
 
@@ -49,9 +50,9 @@ DEFAULT_ARGS: dict[str, Any] = {
 
 # Lineage, as the UI shows it: api-load writes the backup, then the table; archive reads the
 # table and writes the archive.
-BACKUP = Asset(name="ad_impressions_backup", uri="s3://ad-data/backup/impressions/")
+BACKUP = Asset(name="ad_impressions_backup", uri=f"s3://ad-data/{lineage.BACKUP}/")
 TABLE = Asset(name="ad_impressions", uri="postgres://warehouse/warehouse/public/ad_impressions")
-ARCHIVE = Asset(name="ad_impressions_archive", uri="s3://ad-data/archive/ad_impressions/")
+ARCHIVE = Asset(name="ad_impressions_archive", uri=f"s3://ad-data/{lineage.ARCHIVE}/")
 # reconcile's nightly verdict on the days it checked, each day's counts in the event's extra
 RECONCILED = Asset(name="ad_impressions_reconciled", uri="adpipe://reconcile/ad_impressions")
 
@@ -104,11 +105,11 @@ def connection_env(conn: Any) -> dict[str, str]:
         env = {
             f"{own}AWS_ACCESS_KEY_ID": conn.login or "",
             f"{own}AWS_SECRET_ACCESS_KEY": conn.password or "",
-            "AWS_DEFAULT_REGION": extra.get("region_name", "us-east-1"),
-            "S3_BUCKET": extra.get("bucket", "ad-data"),
         }
-        if extra.get("endpoint_url"):
-            env["S3_ENDPOINT_URL"] = extra["endpoint_url"]
+        # the rest only where the connection says: the job's defaults are its own
+        for setting, field in SETTING_OF_EXTRA.items():
+            if extra.get(field):
+                env[setting] = extra[field]
         return env
     if conn.conn_type in ("http", "https"):
         # a URI connection keeps its scheme in the type and its path in ``schema``; the HTTP
@@ -216,6 +217,14 @@ def _lines_backwards(output: Any) -> Iterator[str]:
     for line in reversed(output if isinstance(output, list) else [output]):
         text = line.decode(errors="replace") if isinstance(line, bytes) else str(line or "")
         yield from reversed(text.splitlines())
+
+
+# an AWS connection's extra field for each S3 setting a job reads
+SETTING_OF_EXTRA = {
+    "AWS_DEFAULT_REGION": "region_name",
+    "S3_BUCKET": "bucket",
+    "S3_ENDPOINT_URL": "endpoint_url",
+}
 
 
 def settings_env(*names: str) -> dict[str, str]:

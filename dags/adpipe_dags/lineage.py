@@ -29,7 +29,8 @@ from openlineage.client.generated.output_statistics_output_dataset import (
 )
 from openlineage.client.generated.tags_run import TagsRunFacet, TagsRunFacetFields
 
-# The table and the bucket's areas, as the jobs write them (adpipe.windows)
+# The table and the bucket's areas, as the jobs write them: DAGs import no job code, so these
+# mirror adpipe.windows, and tests/unit/test_one_home.py fails when the two differ
 TABLE = "public.ad_impressions"
 BACKUP = "backup/impressions"
 ARCHIVE = "archive/ad_impressions"

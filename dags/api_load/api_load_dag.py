@@ -23,7 +23,6 @@ passes the load's ``--allow-shrink``).
   same window never interleave.
 """
 
-import os
 from datetime import UTC, datetime
 
 from adpipe_dags.jobs import BACKUP, DEFAULT_ARGS, TABLE, deadline, job_task, paused, settings_env
@@ -55,10 +54,7 @@ with DAG(
         command=WINDOW,
         connections=("ad_api", "s3_extract"),
         outlets=[BACKUP],
-        environment={
-            "EXTRACT_PAGE_SIZE": os.environ.get("ADPIPE_EXTRACT_PAGE_SIZE", "1000"),
-            **settings_env("EXTRACT_RETRY_AFTER_MAX_SECONDS"),
-        },
+        environment=settings_env("EXTRACT_PAGE_SIZE", "EXTRACT_RETRY_AFTER_MAX_SECONDS"),
     )
     load_impressions = job_task(
         task_id="load_impressions",
@@ -67,9 +63,6 @@ with DAG(
         connections=("s3_load", "warehouse_load"),
         inlets=[BACKUP],
         outlets=[TABLE],
-        environment={
-            "LOAD_MAX_REJECTED_SHARE": os.environ.get("ADPIPE_LOAD_MAX_REJECTED_SHARE", "0.01"),
-            **settings_env("LOAD_MAX_SHRINK_SHARE"),
-        },
+        environment=settings_env("LOAD_MAX_REJECTED_SHARE", "LOAD_MAX_SHRINK_SHARE"),
     )
     extract_backup >> load_impressions

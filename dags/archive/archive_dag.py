@@ -24,7 +24,6 @@ deletes those rows in the same transaction that records the verified object in
   hours, and on a backup whose bytes no longer match their recorded sha256.
 """
 
-import os
 from datetime import UTC, datetime, timedelta
 
 from adpipe_dags.jobs import (
@@ -58,9 +57,7 @@ with DAG(
         connections=("s3_archive", "warehouse_archive"),
         inlets=[TABLE],
         outlets=[ARCHIVE],
-        environment={
-            "ARCHIVE_RETENTION_DAYS": os.environ.get("ADPIPE_ARCHIVE_RETENTION_DAYS", "30")
-        },
+        environment=settings_env("ARCHIVE_RETENTION_DAYS"),
     )
     reconcile_days = job_task(
         task_id="reconcile_days",

@@ -19,6 +19,7 @@ from adpipe.settings import S3, WAREHOUSE
 from adpipe.storage import Bucket
 from adpipe.windows import (
     ARCHIVE_TABLE_PREFIX,
+    SET_ASIDE_PREFIX,
     archive_day_prefix,
     archive_key_day,
     set_aside_key,
@@ -114,7 +115,8 @@ def adopt(conn: Any, bucket: Bucket, day: date) -> dict[str, Any]:
                         f"{key}: {in_table} of its {facts['rows']} ids are in ad_impressions "
                         f"and {in_archive} in the day's other archive objects; adopting it "
                         "would count them twice; nothing was adopted",
-                        f"archive set-aside --key {key} (its bytes are kept under set-aside/)",
+                        f"archive set-aside --key {key} "
+                        f"(its bytes are kept under {SET_ASIDE_PREFIX})",
                     )
                 cur.execute(
                     INSERT_ADOPTED,

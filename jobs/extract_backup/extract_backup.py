@@ -33,17 +33,16 @@ import threading
 import time
 import zlib
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
-from adpipe import backups, check
+from adpipe import backups, check, pages
 from adpipe.errors import DataError, UpstreamError
 from adpipe.job import Command, check_window, cli, window_arguments
-from adpipe.pages import MAX_NESTING, nesting
 from adpipe.storage import Bucket
-from adpipe.windows import backup_prefix, manifest_key, page_key
+from adpipe.windows import backup_prefix, manifest_key, page_key, rfc3339
 from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
@@ -107,8 +106,8 @@ class ApiClient:
     def page(self, start: datetime, end: datetime, cursor: str | None, number: int) -> bytes:
         """The raw body of one page, as the API sent it (`read_page` checks its shape)."""
         query: dict[str, str | int] = {
-            "start": _rfc3339(start),
-            "end": _rfc3339(end),
+            "start": rfc3339(start),
+            "end": rfc3339(end),
             "limit": self.page_size,
         }
         if cursor:
@@ -181,39 +180,16 @@ class ApiClient:
         return b"".join(chunks)
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def read_page(body: bytes, number: int) -> tuple[int, str | None]:
     """(record count, next cursor) of a page body; `DataError` naming the page otherwise."""
     try:
-        payload = json.loads(body)
-    except RecursionError:
+        page = pages.parse(body)
+    except pages.PageError as exc:
         raise DataError(
-            f"page {number} nests deeper than {MAX_NESTING} levels (deeper than the JSON "
-            "parser reaches); nothing of the window was recorded",
-            "the ad API answered outside its contract; report it",
-        ) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(
-            f"page {number} is not JSON ({exc}); it starts {body[:80]!r}",
+            f"page {number} {exc}; nothing of the window was recorded",
             "the ad API answered outside its contract; rerun, and report it if it persists",
         ) from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("impressions"), list):
-        raise DataError(
-            f"page {number} has no 'impressions' list", "the ad API answered outside its contract"
-        )
-    if nesting(payload) > MAX_NESTING:
-        raise DataError(
-            f"page {number} nests deeper than {MAX_NESTING} levels; nothing of the window was "
-            "recorded",
-            "the ad API answered outside its contract; report it",
-        )
-    cursor = payload.get("next_cursor")
-    if cursor is not None and not (isinstance(cursor, str) and cursor):
-        raise DataError(f"page {number} has a next_cursor that is not a string or null")
-    return len(payload["impressions"]), cursor
+    return len(page.records), page.cursor
 
 
 def _back_up(bucket: Bucket, key: str, body: bytes, digest: str, count: int) -> int:
@@ -317,7 +293,7 @@ def extract(
 
     manifest = json.dumps(
         {
-            "window": {"start": _rfc3339(start), "end": _rfc3339(end)},
+            "window": {"start": rfc3339(start), "end": rfc3339(end)},
             "source": source,
             "page_size": api.page_size,
             "pages": pages,
@@ -328,7 +304,7 @@ def extract(
     ).encode()
     version, new = _record_version(bucket, prefix, existing, manifest)
     return {
-        "window": [_rfc3339(start), _rfc3339(end)],
+        "window": [rfc3339(start), rfc3339(end)],
         "pages": len(pages),
         "records": records,
         "bytes_received": raw_bytes,

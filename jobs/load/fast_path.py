@@ -22,7 +22,7 @@ from datetime import datetime
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
-from adpipe.table import IMPRESSION_COLUMNS
+from adpipe.table import COLUMNS, IMPRESSION_COLUMNS
 from impression_rules import CURRENCIES
 
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -35,7 +35,10 @@ SHOWN_AT = (
     r"(?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 EPOCH = "1970-01-01T00:00:00Z"  # stands in for a timestamp already left to the rules
-INTEGERS = ("ad_id", "campaign_id", "advertiser_id", "cost_micros")
+API_COLUMNS = [c for c in COLUMNS if c.from_api]
+INTEGERS = tuple(c.name for c in API_COLUMNS if c.arrow == "int64")
+SENT_AS = {"bool": pa.bool_()}  # the API's other fields are read as text, then checked
+INSTANT = pa.timestamp("us", tz="UTC")
 TEXTS = ("placement", "device")
 CURRENCY_SET = pa.array(sorted(CURRENCIES))
 
@@ -88,17 +91,13 @@ def page_batch(body: bytes, start: datetime, end: datetime, first_ordinal: int) 
     if not count:
         return Batch(b"", 0, [], 0)
     try:
-        columns = {
-            "impression_id": pa.array([r.impression_id for r in records], pa.string()),
-            "placement": pa.array([r.placement for r in records], pa.string()),
-            "device": pa.array([r.device for r in records], pa.string()),
-            "country": pa.array([r.country for r in records], pa.string()),
-            "shown_at": pa.array([r.shown_at for r in records], pa.string()),
-            "currency": pa.array([r.currency for r in records], pa.string()),
-            "clicked": pa.array([r.clicked for r in records], pa.bool_()),
-        }
-        for name in INTEGERS:
-            columns[name] = _integers([getattr(r, name) for r in records])
+        columns = {}
+        for column in API_COLUMNS:  # each as the API sends it: ids and times as text
+            values = [getattr(r, column.name) for r in records]
+            if column.arrow == "int64":
+                columns[column.name] = _integers(values)
+            else:
+                columns[column.name] = pa.array(values, SENT_AS.get(column.arrow, pa.string()))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return None
     ok = pc.and_kleene(
@@ -114,12 +113,12 @@ def page_batch(body: bytes, start: datetime, end: datetime, first_ordinal: int) 
     ok = pc.and_kleene(ok, pc.match_substring_regex(columns["shown_at"], SHOWN_AT))
     ok = pc.fill_null(ok, False)
     try:
-        shown_at = pc.cast(pc.if_else(ok, columns["shown_at"], EPOCH), pa.timestamp("us", tz="UTC"))
+        shown_at = pc.cast(pc.if_else(ok, columns["shown_at"], EPOCH), INSTANT)
     except pa.ArrowInvalid:  # a date that does not exist (Feb 30): the rules say so
         return None
     in_window = pc.and_(
-        pc.greater_equal(shown_at, pa.scalar(start, pa.timestamp("us", tz="UTC"))),
-        pc.less(shown_at, pa.scalar(end, pa.timestamp("us", tz="UTC"))),
+        pc.greater_equal(shown_at, pa.scalar(start, INSTANT)),
+        pc.less(shown_at, pa.scalar(end, INSTANT)),
     )
     ok = pc.and_(ok, in_window)
     accepted = pc.sum(ok).as_py() or 0

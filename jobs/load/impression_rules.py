@@ -10,14 +10,13 @@ UTC, integers fit a bigint.
 
 from __future__ import annotations
 
-import json
 import re
 import reprlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from adpipe.pages import MAX_NESTING, nesting
+from adpipe import pages
 
 BIGINT_MAX = 2**63 - 1
 MAX_TEXT = 64
@@ -47,18 +46,11 @@ class Rejected(ValueError):
 
 
 def parse_page(body: bytes) -> list[Any]:
-    """The ``impressions`` list of a page body."""
+    """The records of a page body (`adpipe.pages`: the contract the extract checked)."""
     try:
-        payload = json.loads(body)
-    except RecursionError:
-        raise Rejected("page nests deeper than the JSON parser allows (~1,000 levels)") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Rejected(f"page is not JSON: {exc}") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("impressions"), list):
-        raise Rejected("page has no 'impressions' list")
-    if nesting(payload) > MAX_NESTING:
-        raise Rejected(f"page nests deeper than {MAX_NESTING} levels")
-    return payload["impressions"]
+        return pages.parse(body).records
+    except pages.PageError as exc:
+        raise Rejected(f"page {exc}") from None
 
 
 def _integer(record: dict[str, Any], name: str) -> int:

@@ -49,7 +49,7 @@ from adpipe.pg_copy import LineStream, copy_in
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
-from adpipe.windows import backup_prefix, quarantine_key, window_days
+from adpipe.windows import backup_prefix, quarantine_key, rfc3339, window_days
 from impression_rules import Rejected, normalise, parse_page
 from psycopg2 import sql
 
@@ -329,7 +329,7 @@ def load(
         phases.start()
     phases.lap("commit")
     return {
-        "window": [start.isoformat(), end.isoformat()],
+        "window": [rfc3339(start), rfc3339(end)],
         "load_run_id": run_id,
         **tally,
         "manifest": f"s3://{bucket.name}/{manifest_key}",

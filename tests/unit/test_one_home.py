@@ -1,17 +1,26 @@
-"""Knowledge written once. Every advisory lock of the warehouse, and its key, lives in
-adpipe/locks.py: a grep over the source fails the build when a lock is taken, or a key
+"""Knowledge written once. The table's columns live in adpipe/table.py, the settings in
+adpipe/settings.py, the S3 keys in adpipe/windows.py (the DAGs' lineage and the S3 server's
+policies mirror its areas, checked here). Every advisory lock of the warehouse, and its key,
+lives in adpipe/locks.py: a grep over the source fails the build when a lock is taken, or a key
 written, anywhere else (an applied migration may hold a key's value: it must be locks.py's).
 The job contract's failures live in adpipe/errors.py, which settings.py imports instead of
 job.py (no import circle)."""
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
 from pathlib import Path
 
-from adpipe import locks
+from adpipe import locks, windows
+from adpipe.settings import SETTINGS
+from adpipe.table import TABLE, TABLE_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "dags"))
+from adpipe_dags import lineage  # noqa: E402
+
 HOME = ROOT / "jobs" / "adpipe" / "adpipe" / "locks.py"
 SOURCES = ("jobs", "dags", "platform", "tests", "bench")
 LOCK_CALL = re.compile(r"pg_(?:try_)?advisory_\w*lock")
@@ -61,3 +70,106 @@ def test_the_job_errors_live_in_errors_py_and_settings_imports_no_job_code() -> 
     assert defined == [], "a job failure class belongs in adpipe/errors.py"
     settings = (ROOT / "jobs" / "adpipe" / "adpipe" / "settings.py").read_text()
     assert "adpipe.job" not in settings, "settings.py importing job.py makes an import circle"
+
+
+# --- columns, settings and S3 keys: string constants in the code (docstrings and prose aside)
+CODE = ("jobs", "dags", "platform", "bench")
+KEY_FORMAT = re.compile(
+    r"date=|window=|shown_date=|manifest-\d|page-|part-|\brun-"
+    r"|^(?:backup|archive|quarantine|set-aside)/"
+)
+# mirrors where the code cannot import adpipe, checked against it below
+MIRRORS = {
+    ROOT / "dags" / "adpipe_dags" / "lineage.py",  # DAGs import no job code
+    ROOT / "platform" / "s3" / "serve.py",  # runs in the S3 server's image
+}
+
+
+def code_strings() -> list[tuple[Path, int, str]]:
+    """Every string constant of the code that is not a docstring and not prose (help and
+    messages of eight words or more), with its file and line."""
+    found = []
+    for top in CODE:
+        for path in (ROOT / top).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            docs = {
+                id(node.body[0].value)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+                and node.body
+                and isinstance(node.body[0], ast.Expr)
+            }
+            found += [
+                (path, node.lineno, node.value)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docs
+                and len(node.value.split()) < 8
+            ]
+    return found
+
+
+def columns_in(node: ast.AST) -> int:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return sum(1 for c in TABLE_COLUMNS if re.search(rf"\b{c}\b", node.value))
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return sum(1 for e in node.elts if isinstance(e, ast.Constant) and e.value in TABLE_COLUMNS)
+    if isinstance(node, ast.Dict):
+        return sum(1 for k in node.keys if isinstance(k, ast.Constant) and k.value in TABLE_COLUMNS)
+    return 0
+
+
+def test_the_tables_columns_are_listed_only_in_table_py() -> None:
+    """A literal naming four or more of the table's columns (a column list, a SQL statement
+    over them) outside adpipe/table.py spells out the table again."""
+    home = ROOT / "jobs" / "adpipe" / "adpipe" / "table.py"
+    api = ROOT / "dags" / "api_load" / "scripts" / "extract.py"  # the mock API's own records
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for top in CODE
+        for path in (ROOT / top).rglob("*.py")
+        if path not in (home, api)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if columns_in(node) >= 4
+    ]
+    assert found == [], "derive the columns from adpipe.table"
+
+
+def test_a_setting_is_read_and_defaulted_only_through_settings_py() -> None:
+    """No job code reads a setting from the environment itself, and no DAG gives one a
+    default of its own: the Setting table holds its default and its parsing."""
+    home = ROOT / "jobs" / "adpipe" / "adpipe" / "settings.py"
+    reads = re.compile(r"""(?:environ\.get|environ\[|getenv)\(?\s*f?["'](?:ADPIPE_)?(\w+)""")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {match.group(1)}"
+        for top in ("jobs", "dags")
+        for path in (ROOT / top).rglob("*.py")
+        if path != home
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for match in reads.finditer(line)
+        if match.group(1) in SETTINGS
+    ]
+    assert found == [], "read settings through adpipe.settings (DAGs: settings_env)"
+
+
+def test_s3_keys_are_made_only_in_windows_py_and_its_mirrors_agree() -> None:
+    home = ROOT / "jobs" / "adpipe" / "adpipe" / "windows.py"
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {text!r}"
+        for path, line, text in code_strings()
+        if path != home and path not in MIRRORS and KEY_FORMAT.search(text)
+    ]
+    assert found == [], "make S3 keys with adpipe.windows"
+    assert f"{lineage.BACKUP}/" == windows.BACKUP_TABLE_PREFIX
+    assert f"{lineage.ARCHIVE}/" == windows.ARCHIVE_TABLE_PREFIX
+    assert f"{lineage.QUARANTINE}/" == windows.QUARANTINE_TABLE_PREFIX
+    assert f"public.{TABLE}" == lineage.TABLE
+    policies = (ROOT / "platform" / "s3" / "serve.py").read_text()
+    areas = re.findall(r"\{bucket\}/([a-z-]+/)\*", policies)
+    assert set(areas) == {
+        windows.BACKUP_PREFIX,
+        windows.QUARANTINE_PREFIX,
+        windows.ARCHIVE_PREFIX,
+        windows.SET_ASIDE_PREFIX,
+    }

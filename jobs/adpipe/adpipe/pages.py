@@ -1,15 +1,52 @@
-"""The ad API's page contract, as the extract and the load both hold it: how deep a page may
-nest. The extract refuses a deeper page (exit 3) before it backs anything up, so every page
-in a backup parses in the load, whatever its stack depth, without RecursionError."""
+"""The ad API's page contract, as the extract and the load both hold it: a JSON object whose
+``impressions`` is a list of records and whose ``next_cursor`` is a non-empty string, or null
+on the last page, nesting at most MAX_NESTING levels deep. The extract refuses a page that
+breaks it (exit 3) before it backs anything up, so every page in a backup parses in the load,
+whatever its stack depth, without RecursionError. (The records' own rules are the load's:
+jobs/load/impression_rules.py.)"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
+RECORDS = "impressions"
+CURSOR = "next_cursor"
 # Levels of arrays and objects a page may hold, the page itself included. A record is two
 # levels down (page, impressions list); anything near this deep is broken data, and parsing
 # it stays far inside Python's recursion limit (1,000) from any caller's stack.
 MAX_NESTING = 100
+
+
+class PageError(ValueError):
+    """A page body that breaks the contract; the message says how."""
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[Any]
+    cursor: str | None  # the next page's cursor; None on the last page
+
+
+def parse(body: bytes) -> Page:
+    """The page a body holds, or `PageError`."""
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        raise PageError(
+            f"nests deeper than {MAX_NESTING} levels (deeper than the JSON parser reaches)"
+        ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PageError(f"is not JSON ({exc}); it starts {body[:80]!r}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get(RECORDS), list):
+        raise PageError(f"has no '{RECORDS}' list")
+    if nesting(payload) > MAX_NESTING:
+        raise PageError(f"nests deeper than {MAX_NESTING} levels")
+    cursor = payload.get(CURSOR)
+    if cursor is not None and not (isinstance(cursor, str) and cursor):
+        raise PageError(f"has a {CURSOR} that is not a string or null")
+    return Page(payload[RECORDS], cursor)
 
 
 def nesting(value: Any) -> int:

@@ -11,8 +11,7 @@ An extract that receives the same bytes as the window's latest version writes no
 that receives other bytes writes the new pages beside the old ones and a new version last.
 A stored page that no longer holds its bytes (a flipped bit) is left as it is; the extract
 writes a repaired copy beside it (``page-<sha256>.copy1.json.gz``) and a new version naming it.
-The window's current backup is its highest version; ``manifest.json`` (the layout before
-versions) counts as version 0.
+The window's current backup is its highest version.
 """
 
 from __future__ import annotations
@@ -20,13 +19,24 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
+from adpipe.table import TABLE
+
 # The bucket's areas; every job identity's rights follow them (platform/s3/serve.py)
 BACKUP_PREFIX = "backup/"
 QUARANTINE_PREFIX = "quarantine/"
 ARCHIVE_PREFIX = "archive/"
 SET_ASIDE_PREFIX = "set-aside/"  # objects `archive set-aside` moved out of archive/
 MANIFEST = re.compile(r"manifest-([0-9]{6})\.json")
-ARCHIVE_TABLE_PREFIX = f"{ARCHIVE_PREFIX}ad_impressions/"
+# each area's folder of the table's data
+BACKUP_TABLE_PREFIX = f"{BACKUP_PREFIX}impressions/"
+QUARANTINE_TABLE_PREFIX = f"{QUARANTINE_PREFIX}impressions/"
+ARCHIVE_TABLE_PREFIX = f"{ARCHIVE_PREFIX}{TABLE}/"
+
+
+def rfc3339(moment: datetime) -> str:
+    """``moment`` as RFC 3339 in UTC (``2026-11-20T10:00:00Z``): how the API is asked for a
+    window, and how manifests and SUMMARY lines write one."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _stamp(moment: datetime) -> str:
@@ -50,11 +60,11 @@ def days_between(first: date, last: date) -> list[date]:
 
 def backup_prefix(start: datetime, end: datetime) -> str:
     """Where extract_backup writes a window's pages and manifest versions."""
-    return f"{BACKUP_PREFIX}impressions/{window_path(start, end)}"
+    return f"{BACKUP_TABLE_PREFIX}{window_path(start, end)}"
 
 
 def backup_day_prefix(day: date) -> str:
-    return f"{BACKUP_PREFIX}impressions/date={day:%Y-%m-%d}/"
+    return f"{BACKUP_TABLE_PREFIX}date={day:%Y-%m-%d}/"
 
 
 def page_key(prefix: str, sha256: str, copy: int = 0) -> str:
@@ -78,7 +88,7 @@ def quarantine_key(start: datetime, end: datetime, load_run_id: int) -> str:
     """Where one load run writes the window's rejected records, one JSON object a line, gzip.
     Each run has its own: a run that never commits cannot replace a committed run's rejects,
     and ``load_runs.quarantine_key`` names the committed one."""
-    return f"{QUARANTINE_PREFIX}impressions/{window_path(start, end)}run-{load_run_id}.jsonl.gz"
+    return f"{QUARANTINE_TABLE_PREFIX}{window_path(start, end)}run-{load_run_id}.jsonl.gz"
 
 
 def archive_day_prefix(day: date) -> str:

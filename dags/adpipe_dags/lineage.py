@@ -47,7 +47,7 @@ def job_lineage(
     job = summary.get("job") or image.rpartition("/")[2].partition(":")[0]
     found = DATASETS.get((job, command))
     inputs, outputs = found(summary, env, ok) if found else ([], [])
-    tags = {"image": image, "version": summary.get("version")}
+    tags = {"image": image, "image_version": summary.get("image_version")}
     tags["exit_code"] = summary.get("exit_code")
     return OperatorLineage(
         inputs=inputs,

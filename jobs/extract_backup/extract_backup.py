@@ -314,7 +314,7 @@ def extract(
         "api_retries": api.retries,
         "source": source,
         "backup_version": version.number,
-        "version_written": new,
+        "backup_version_written": new,
         "manifest": f"s3://{bucket.name}/{version.key}",
         # where the time went: fetching and reading pages, waiting for their puts
         "phase_seconds": {"fetch_pages": round(fetching, 3), "wait_for_puts": round(waiting, 3)},

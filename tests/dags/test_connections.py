@@ -49,13 +49,16 @@ def test_an_unknown_connection_id_fails_at_parse_time() -> None:
 @pytest.mark.parametrize(
     "output",
     [
-        b'SUMMARY {"job": "load", "version": "0.1.0+abc", "rows_written": 2990}',
-        'SUMMARY {"job": "load", "version": "0.1.0+abc", "rows_written": 2990}',
-        ["a log line", 'SUMMARY {"job": "load", "version": "0.1.0+abc", "rows_written": 2990}'],
+        b'SUMMARY {"job": "load", "image_version": "0.1.0+abc", "rows_written": 2990}',
+        'SUMMARY {"job": "load", "image_version": "0.1.0+abc", "rows_written": 2990}',
+        [
+            "a log line",
+            'SUMMARY {"job": "load", "image_version": "0.1.0+abc", "rows_written": 2990}',
+        ],
     ],
 )
 def test_a_job_tasks_xcom_is_its_summary_as_a_dict(output: object) -> None:
-    assert summary(output) == {"job": "load", "version": "0.1.0+abc", "rows_written": 2990}
+    assert summary(output) == {"job": "load", "image_version": "0.1.0+abc", "rows_written": 2990}
 
 
 @pytest.mark.parametrize("output", [None, b"", "no summary here", "SUMMARY {not json", "SUMMARY 3"])

@@ -16,7 +16,7 @@ ENV = {
 MANIFEST = "s3://ad-data/backup/impressions/date=2026-11-20/window=A-B/manifest-000002.json"
 LOADED = {
     "job": "load",
-    "version": "0.1.0+abc",
+    "image_version": "0.1.0+abc",
     "status": "ok",
     "exit_code": 0,
     "pages": 3,
@@ -43,13 +43,13 @@ def test_a_load_reads_its_window_and_writes_the_table_and_its_quarantine() -> No
     rows = [o.outputFacets["outputStatistics"].rowCount for o in lineage.outputs]
     assert rows == [2983, 6]
     tags = {t.key: t.value for t in lineage.run_facets["tags"].tags}
-    assert tags == {"image": "adpipe/load:dev", "version": "0.1.0+abc", "exit_code": "0"}
+    assert tags == {"image": "adpipe/load:dev", "image_version": "0.1.0+abc", "exit_code": "0"}
     everything = "".join(Serde.to_json(d) for d in [*lineage.inputs, *lineage.outputs])
     assert "loader" not in everything and "w0rd" not in everything
 
 
 def test_a_failed_job_wrote_nothing_and_its_failed_line_is_found() -> None:
-    failed = {"job": "load", "version": "0.1.0+abc", "status": "failed", "exit_code": 3}
+    failed = {"job": "load", "image_version": "0.1.0+abc", "status": "failed", "exit_code": 3}
     lineage = job_lineage("adpipe/load:dev", "run", failed, ENV)
     assert lineage.outputs == [] and names(lineage.inputs) == [
         ("s3://ad-data", "backup/impressions")
@@ -60,6 +60,6 @@ def test_a_failed_job_wrote_nothing_and_its_failed_line_is_found() -> None:
 
 
 def test_a_job_without_datasets_still_names_its_image() -> None:
-    lineage = job_lineage("adpipe/archive:dev", "check", {"status": "ok", "version": "1"}, {})
+    lineage = job_lineage("adpipe/archive:dev", "check", {"status": "ok", "image_version": "1"}, {})
     assert lineage.inputs == lineage.outputs == []
-    assert {t.key for t in lineage.run_facets["tags"].tags} == {"image", "version"}
+    assert {t.key for t in lineage.run_facets["tags"].tags} == {"image", "image_version"}

@@ -47,7 +47,7 @@ def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> 
         f"/dags/api-load/dagRuns/{run_id}/taskInstances/load_impressions/xcomEntries/return_value",
     )["value"]
     assert summary["job"] == "load" and summary["status"] == "ok", summary
-    assert summary["version"].startswith("0.") and "+" in summary["version"]
+    assert summary["image_version"].startswith("0.") and "+" in summary["image_version"]
     assert summary["rows_written"] == helpers.window_checksum(start, end)[0]
     # the run's asset events carry its window, rows and backup version, read back by REST
     events = {
@@ -88,7 +88,8 @@ def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> 
     ]
     assert outputs == expected, loaded
     tags = {t["key"]: t["value"] for t in loaded["run"]["facets"]["tags"]["tags"]}
-    assert tags["version"] == summary["version"] and tags["image"] == "adpipe/load:dev", tags
+    assert tags["image_version"] == summary["image_version"], tags
+    assert tags["image"] == "adpipe/load:dev", tags
 
     pages = helpers.api_pages(start, end)
     unique: set[str] = set()

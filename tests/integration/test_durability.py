@@ -262,7 +262,7 @@ def test_an_empty_re_extract_keeps_the_backup_and_the_load_refuses_to_empty_the_
 
     extracted = run_job("extract_backup", *window_args(start, end), AD_API_URL=empty_api)
     assert extracted["exit_code"] == 0, extracted["stderr"]
-    assert extracted["records"] == 0 and extracted["version_written"]
+    assert extracted["records"] == 0 and extracted["backup_version_written"]
     loaded = run_job("load", *window_args(start, end))
 
     assert loaded["exit_code"] == 3
@@ -278,7 +278,7 @@ def test_an_empty_re_extract_keeps_the_backup_and_the_load_refuses_to_empty_the_
     assert helpers.window_checksum(start, end)[0] == 0
     # and the first version still loads the rows back
     again = run_job("extract_backup", *window_args(start, end))
-    assert again["exit_code"] == 0 and again["version_written"]
+    assert again["exit_code"] == 0 and again["backup_version_written"]
     assert run_job("load", *window_args(start, end))["exit_code"] == 0
     assert helpers.window_checksum(start, end) == rows
 
@@ -320,7 +320,7 @@ def test_identical_re_extracts_write_nothing_new() -> None:
     backup = helpers.backup_objects(start, end)
     second = run_job("extract_backup", *window_args(start, end))
     assert second["exit_code"] == 0
-    assert (second["pages_written"], second["version_written"]) == (0, False)
+    assert (second["pages_written"], second["backup_version_written"]) == (0, False)
     assert second["manifest"] == first["manifest"]
     assert helpers.backup_objects(start, end) == backup
 

@@ -184,7 +184,7 @@ def test_a_load_that_fails_its_gate_leaves_the_committed_rows_and_quarantine() -
 
     with helpers.served_api(18098, 3000, "integrity-other-source") as other:
         extracted = job("extract_backup", *window(start), AD_API_URL=other)
-    assert extracted["exit_code"] == 0 and extracted["version_written"], extracted
+    assert extracted["exit_code"] == 0 and extracted["backup_version_written"], extracted
     failed = job("load", *window(start), LOAD_MAX_REJECTED_SHARE="0")
     assert failed["exit_code"] == 3 and "nothing loaded" in failed["stderr"], failed
     named = failed["stderr"].split(f"s3://{helpers.bucket()}/", 1)[1].split(";")[0].split()[0]
@@ -223,7 +223,7 @@ def test_a_flipped_bit_in_a_backup_page_is_named_and_the_extract_repairs_it() ->
 
     repaired = job("extract_backup", *window(start))
     assert repaired["exit_code"] == 0, repaired["stderr"]
-    assert repaired["pages_repaired"] == 1 and repaired["version_written"], repaired
+    assert repaired["pages_repaired"] == 1 and repaired["backup_version_written"], repaired
     assert helpers.get(page) == bytes(stored)  # a backup is never overwritten
     loaded = job("load", *window(start))
     assert loaded["exit_code"] == 0, loaded["stderr"]

@@ -119,4 +119,4 @@ def test_the_default_command_is_run_so_existing_callers_keep_working() -> None:
     assert (
         "FAILED archive: settings ARCHIVE_WAREHOUSE_DSN, ARCHIVE_AWS_ACCESS_KEY_ID" in done.stderr
     )
-    assert '"version": "0.1.0+' in done.stdout
+    assert '"image_version": "0.1.0+' in done.stdout

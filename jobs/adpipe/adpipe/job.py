@@ -5,7 +5,8 @@ Each image is one CLI (`cli`) with subcommands (`Command`): ``run`` (the default
 ``adpipe/load:dev --start ... --end ...`` works as it always did), ``check`` in every image, and
 the archive's ``restore``, ``reconcile`` and ``migrate``. ``--help`` prints a command's whole
 description and the settings it reads. A command's ``main(args) -> dict`` returns its counts;
-``run`` prints them as one JSON line starting ``SUMMARY`` (with the image's ``version``). A
+``run`` prints them as one JSON line starting ``SUMMARY``, after the keys every line has
+(job, image_version, status; the README's "What a job prints" names every key). A
 failure is one line starting ``FAILED`` that says what failed and what to do, and a non-zero
 exit code (`JobError.exit_code`): 2 for a wrong argument or setting, 3 for data that breaks
 the contract, 4 for a service that failed; tracebacks only with ``ADPIPE_DEBUG=1``.
@@ -220,7 +221,7 @@ def run(
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)
     started = time.monotonic()
-    summary: dict[str, Any] = {"job": name, "version": version(), "status": "ok"}
+    summary: dict[str, Any] = {"job": name, "image_version": version(), "status": "ok"}
     code = 0
     try:
         summary.update(main(args))

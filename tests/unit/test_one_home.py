@@ -24,6 +24,9 @@ from adpipe_dags import lineage  # noqa: E402
 HOME = ROOT / "jobs" / "adpipe" / "adpipe" / "locks.py"
 SOURCES = ("jobs", "dags", "platform", "tests", "bench")
 LOCK_CALL = re.compile(r"pg_(?:try_)?advisory_\w*lock")
+FAILURE_CLASS = re.compile(
+    r"class \w+\((?:JobError|ConfigError|MissingSetting|DataError|UpstreamError)\)"
+)
 KEY = re.compile(r"\b4_?242_?0\d\d\b")
 
 
@@ -65,7 +68,7 @@ def test_the_job_errors_live_in_errors_py_and_settings_imports_no_job_code() -> 
         for path in python_files()
         if path != errors
         for number, line in enumerate(path.read_text().splitlines(), 1)
-        if re.match(r"class \w+\((?:JobError|ConfigError|DataError|UpstreamError)\)", line)
+        if re.match(FAILURE_CLASS, line)
     ]
     assert defined == [], "a job failure class belongs in adpipe/errors.py"
     settings = (ROOT / "jobs" / "adpipe" / "adpipe" / "settings.py").read_text()

@@ -21,6 +21,10 @@ class ConfigError(JobError):
     exit_code = 2
 
 
+class MissingSetting(ConfigError):
+    """A setting a command reads is unset."""
+
+
 class DataError(JobError):
     """The data does not hold what the contract promises (bad page, checksum, too many rejects)."""
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from adpipe.errors import ConfigError
+from adpipe.errors import ConfigError, MissingSetting
 
 # A PostgreSQL duration as lock_timeout and statement_timeout take it: 500ms, 30s, 5min, 1h
 DURATION = re.compile(r"[1-9][0-9]*(ms|s|min|h)")
@@ -260,7 +260,7 @@ class Settings:
         known, name = SETTINGS[setting], self.name(setting)
         found = os.environ.get(name, "") or known.default
         if found is None:
-            raise ConfigError(
+            raise MissingSetting(
                 f"setting {name} is missing",
                 "set it in the environment: `make env` writes it to the job's env file "
                 "(docker run --env-file .env.<job>; see .env.example)",
@@ -279,12 +279,10 @@ class Settings:
         for setting in self.names or ():
             try:
                 self.read(setting)
-            except ConfigError as exc:
-                if not str(exc).endswith(" is missing"):
-                    raise
+            except MissingSetting:
                 missing.append(self.name(setting))
         if missing:
-            raise ConfigError(
+            raise MissingSetting(
                 f"setting{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                 f"{'are' if len(missing) > 1 else 'is'} missing",
                 "set them in the environment: `make env` writes them to the job's env file "

@@ -12,7 +12,13 @@ Contenders, on the same rows (medians of the repetitions; peak RSS of each proce
     api-load   adpipe: the extract_backup + load images end to end, containers included (and
                reported without them); the API's pages are rendered into a cache by an
                untimed first extract, so the mock's own work is excluded
+               dlt-rest-api: dlt's rest_api source paging the same API by its cursor,
+               merged on impression_id into PostgreSQL
+    extract    adpipe: the extract_backup image alone (its own seconds, as in its SUMMARY)
+               fetch-ceiling: a plain keep-alive client reading the same pages, no work
     load       adpipe: the load image alone (window backup -> ad_impressions)
+               binary-copy-ceiling: the same valid rows from Arrow by binary COPY (ADBC)
+                 into an unindexed table: a load that never formats text
     both       copy-ceiling: server-side COPY of the same valid rows from a CSV file (no
                validation at all: the ceiling)
                insert_rows: Airflow's PostgresHook.insert_rows
@@ -21,8 +27,8 @@ Contenders, on the same rows (medians of the repetitions; peak RSS of each proce
                sql_to_s3: Airflow's SqlToS3Operator, Parquet (it deletes nothing)
                export-only: ADBC record batches to Parquet, uploaded (the near limit)
 The contenders run as child processes (bench/contenders.py) from the bench group of
-the lock, never from a job image. insert_rows, dlt-merge and sql_to_s3 run at 100k and 1M
-rows only: at 10M rows each would take most of an hour per repetition.
+the lock, never from a job image. insert_rows, dlt-merge, dlt-rest-api and sql_to_s3 run at
+100k and 1M rows only: at 10M rows each would take most of an hour per repetition.
 
 Results go to bench/results/latest.json (full mode) or bench/results/quick.json, and a
 table with every ratio and goal. Full mode exits 1 when a goal is missed; ``--quick`` (small
@@ -57,8 +63,8 @@ sys.path.insert(0, str(ROOT / "platform"))
 import extract  # noqa: E402
 import helpers  # noqa: E402
 from adpipe.table import COLUMNS as TABLE  # noqa: E402
-from adpipe.table import TABLE_COLUMNS  # noqa: E402
-from adpipe.windows import ARCHIVE_PREFIX, QUARANTINE_PREFIX  # noqa: E402
+from adpipe.table import TABLE_COLUMNS, arrow_type  # noqa: E402
+from adpipe.windows import ARCHIVE_PREFIX, QUARANTINE_PREFIX, rfc3339  # noqa: E402
 
 helpers.load_env()
 
@@ -87,15 +93,18 @@ IMPORT = f"COPY ad_impressions ({COLUMNS}) FROM '/tmp/bench.csv' WITH (FORMAT cs
 # (job, contender, reference, measure, bound): adpipe's figure / the reference's must be at
 # least the bound for rows/s, at most the bound for peak RSS
 GOALS = [
-    ("load", "adpipe", "copy-ceiling", "rows_per_s", 0.5),
+    ("load", "adpipe", "copy-ceiling", "rows_per_s", 0.6),
+    ("load", "adpipe", "dlt-merge", "rows_per_s", 2.0),
     ("api-load", "adpipe", "copy-ceiling", "rows_per_s", 0.35),
-    ("api-load", "adpipe", "dlt-merge", "rows_per_s", 10.0),
+    ("api-load", "adpipe", "dlt-rest-api", "rows_per_s", 2.0),
     ("api-load", "adpipe", "insert_rows", "rows_per_s", 2.5),
+    ("extract", "adpipe", "fetch-ceiling", "rows_per_s", 0.8),
     ("archive", "adpipe", "sql_to_s3", "rows_per_s", 3.0),
     ("archive", "adpipe", "sql_to_s3", "peak_rss_mb", 0.25),
-    ("archive", "adpipe", "export-only", "rows_per_s", 0.6),
+    ("archive", "adpipe", "export-only", "rows_per_s", 0.7),
 ]
-SCALING = ("1M", "10M", 1.2)  # time per row and peak RSS of every adpipe job, at most 1.2x
+# from 1M to 10M rows, every adpipe job's time per row and peak RSS grow at most this much
+SCALING = ("1M", "10M", {"time per row": 1.1, "peak MB": 1.2})
 
 
 def bench_dsn(name: str) -> str:
@@ -152,6 +161,7 @@ def reset(*, backups: tuple[datetime, datetime] | None = None) -> None:
     """Empty the bench's tables, its archive and quarantine (and a window's backup)."""
     owner_sql("TRUNCATE ad_impressions, load_runs, archive_manifest")
     owner_sql("DROP SCHEMA IF EXISTS dlt_bench, dlt_bench_staging CASCADE")
+    owner_sql("DROP TABLE IF EXISTS bench_binary_copy")
     prefixes = [ARCHIVE_PREFIX, QUARANTINE_PREFIX]
     if backups:
         prefixes.append(helpers.backup_prefix(*backups))
@@ -216,7 +226,10 @@ def contender(name: str, *args: str) -> dict[str, Any]:
         **os.environ,
         "BENCH_DSN": ENV["WAREHOUSE_OWNER_DSN"],
         "BENCH_S3_BUCKET": BUCKET,
+        "AD_API_URL": ENV["AD_API_URL"],
+        "EXTRACT_PAGE_SIZE": ENV["EXTRACT_PAGE_SIZE"],
         "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+        "RUNTIME__DLTHUB_TELEMETRY": "false",  # dlt phones home otherwise
     }
     program = str(ROOT / "bench" / "contenders.py")
     done = subprocess.run(
@@ -285,6 +298,25 @@ def export_rows(csv_path: str) -> int:
         conn.close()
 
 
+def arrow_rows(csv_path: str, arrow_path: str) -> None:
+    """The exported rows as an Arrow IPC file, typed as the table (ids as text), for the
+    binary COPY ceiling: it then times the send alone."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    types = {c.name: pa.string() if c.arrow == "uuid" else arrow_type(c) for c in TABLE}
+    reader = pacsv.open_csv(
+        csv_path,
+        read_options=pacsv.ReadOptions(column_names=list(TABLE_COLUMNS), block_size=16 << 20),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types, true_values=["t"], false_values=["f"]
+        ),
+    )
+    with pa.OSFile(arrow_path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+
+
 def phases(runs: list[dict[str, Any]]) -> dict[str, float]:
     """Each phase's median seconds over the runs, from the jobs' own summaries."""
     names = runs[0].get("phase_seconds", {})
@@ -334,6 +366,7 @@ def run_size(label: str, start: datetime, length: timedelta, runs: int) -> list[
         return {
             "seconds": extracted["wall"] + loaded["wall"],
             "jobs_seconds": extracted["seconds"] + loaded["seconds"],
+            "extract": extracted,
             "peak_rss_mb": max(extracted["peak_rss_mb"], loaded["peak_rss_mb"]),
             "rows": loaded["rows_written"],
             "phase_seconds": {
@@ -357,11 +390,32 @@ def run_size(label: str, start: datetime, length: timedelta, runs: int) -> list[
         rows_per_s_without_containers=round(rows / inside),
         phase_seconds=phases(e2e),
     )
+    # the extract alone, as its SUMMARY times it (no container start), against a plain client
+    # reading the same pages
+    extracts = [r["extract"] for r in e2e]
+    received = extracts[-1]["records"]
+    add("extract", "adpipe", median_of(extracts, received), phase_seconds=phases(extracts))
+    api_window = (rfc3339(start), rfc3339(start + length))
+    fetched = repeat(lambda: contender("fetch", *api_window), lambda: None)
+    if fetched[-1]["rows"] != received:
+        sys.exit(f"bench: fetch-ceiling read {fetched[-1]['rows']} records of {received}")
+    add("extract", "fetch-ceiling", median_of(fetched, received))
+    if rows <= SLOW_ABOVE:
+        # it validates nothing: it keeps every record with a new id, the broken ones too
+        merged = repeat(lambda: contender("dlt_rest_api", *api_window))
+        if not rows <= merged[-1]["rows"] <= received:
+            sys.exit(f"bench: dlt-rest-api kept {merged[-1]['rows']} rows of {received} records")
+        add("api-load", "dlt-rest-api", median_of(merged, rows), rows_kept=merged[-1]["rows"])
     # the load alone, from the backup just made
     loads = repeat(lambda: job("load", *window))
     add("load", "adpipe", median_of(loads, rows), phase_seconds=phases(loads))
     csv_path = str(ROOT / ".state" / "bench-rows.csv")
     same = export_rows(csv_path)
+    arrow_path = str(ROOT / ".state" / "bench-rows.arrow")
+    arrow_rows(csv_path, arrow_path)
+    binary = median_of(repeat(lambda: contender("binary_copy", arrow_path)), same)
+    add("load", "binary-copy-ceiling", binary)
+    os.unlink(arrow_path)
     loaders: list[tuple[str, Any]] = [("copy-ceiling", lambda: copy_ceiling(csv_path))]
     if same <= SLOW_ABOVE:
         loaders += [
@@ -429,27 +483,30 @@ def goals(results: list[dict[str, Any]]) -> list[tuple[str, float, float, bool]]
                 f"{mine} / {reference}"
             )
             judged.append((what, ratio, bound, met))
-    small, large, bound = SCALING
-    for job_name in ("api-load", "load", "archive"):
+    small, large, bounds = SCALING
+    for job_name in ("api-load", "extract", "load", "archive"):
         a, b = one(job_name, "adpipe", small), one(job_name, "adpipe", large)
         if not a or not b:
             continue
-        per_row = (b["seconds"] / b["rows"]) / (a["seconds"] / a["rows"])
-        judged.append(
-            (f"{job_name}: time per row {large} / {small}", per_row, bound, per_row <= bound)
-        )
-        peak = b["peak_rss_mb"] / a["peak_rss_mb"]
-        judged.append((f"{job_name}: peak MB {large} / {small}", peak, bound, peak <= bound))
+        grew = {
+            "time per row": (b["seconds"] / b["rows"]) / (a["seconds"] / a["rows"]),
+            "peak MB": b["peak_rss_mb"] / a["peak_rss_mb"],
+        }
+        for measure, ratio in grew.items():
+            bound = bounds[measure]
+            judged.append(
+                (f"{job_name}: {measure} {large} / {small}", ratio, bound, ratio <= bound)
+            )
     return judged
 
 
 def table(results: list[dict[str, Any]]) -> list[str]:
     """Print every result and goal; the goals missed."""
-    print(f"\n{'job':<10}{'size':>6}  {'contender':<14}{'rows':>10}{'rows/s':>10}{'peak MB':>9}")
+    print(f"\n{'job':<10}{'size':>6}  {'contender':<21}{'rows':>10}{'rows/s':>10}{'peak MB':>9}")
     for r in results:
         peak = f"{r['peak_rss_mb']:.1f}" if r["peak_rss_mb"] is not None else "-"
         print(
-            f"{r['job']:<10}{r['size']:>6}  {r['contender']:<14}{r['rows']:>10}"
+            f"{r['job']:<10}{r['size']:>6}  {r['contender']:<21}{r['rows']:>10}"
             f"{r['rows_per_s']:>10}{peak:>9}"
         )
     print("\nwhere adpipe's time goes (median seconds per phase, from the jobs' summaries):")

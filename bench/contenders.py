@@ -5,13 +5,18 @@ or the count of what was written.
 
     python bench/contenders.py insert_rows ROWS.csv     # PostgresHook.insert_rows
     python bench/contenders.py dlt_merge ROWS.csv       # dlt, write_disposition="merge"
+    python bench/contenders.py binary_copy ROWS.arrow   # ADBC binary COPY, unindexed table
+    python bench/contenders.py dlt_rest_api START END   # dlt's rest_api source, merge
+    python bench/contenders.py fetch START END          # every page of the window, no work
     python bench/contenders.py sql_to_s3 DAY KEY        # SqlToS3Operator, Parquet
     python bench/contenders.py export_only DAY KEY      # ADBC record batches -> Parquet
 
 Settings come from the environment: BENCH_DSN (the bench database, as its owner),
-S3_ENDPOINT_URL, BENCH_S3_BUCKET and the archive's S3 identity (ARCHIVE_AWS_*).
-The loading contenders read the CSV ``make bench`` exported from the rows adpipe's load
-wrote; the archiving ones read the day adpipe's load wrote and write under ``archive/``.
+S3_ENDPOINT_URL, BENCH_S3_BUCKET and the archive's S3 identity (ARCHIVE_AWS_*), AD_API_URL
+and EXTRACT_PAGE_SIZE (the bench's API and the page size the extract asks for).
+The loading contenders read the rows ``make bench`` exported from what adpipe's load wrote;
+the API's read the same API pages the extract reads; the archiving ones read the day
+adpipe's load wrote and write under ``archive/``.
 """
 
 from __future__ import annotations
@@ -116,6 +121,117 @@ def dlt_merge(path: str) -> Callable[[], Any]:
     return work
 
 
+def binary_copy(path: str) -> Callable[[], Any]:
+    """The ceiling for a load that never formats text: the same valid rows, already in Arrow
+    (an IPC file, memory-mapped), sent by ADBC's ``adbc_ingest`` as binary COPY into a new
+    table with no index. The ids travel as text: binary COPY of Arrow has no uuid."""
+    import adbc_driver_postgresql.dbapi as adbc
+    import pyarrow as pa
+
+    def work() -> int:
+        with pa.memory_map(path) as source:
+            reader = pa.ipc.open_file(source)
+            batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+            stream = pa.RecordBatchReader.from_batches(reader.schema, batches)
+            with adbc.connect(os.environ["BENCH_DSN"]) as conn, conn.cursor() as cur:
+                cur.execute("DROP TABLE IF EXISTS bench_binary_copy")
+                conn.commit()
+                rows = cur.adbc_ingest("bench_binary_copy", stream, mode="create")
+                conn.commit()
+        return int(rows)
+
+    return work
+
+
+def _window(start: str, end: str) -> dict[str, str]:
+    """The API's query for a window, as the extract sends it."""
+    return {"start": start, "end": end, "limit": os.environ["EXTRACT_PAGE_SIZE"]}
+
+
+def fetch(start: str, end: str) -> Callable[[], Any]:
+    """The extract's limit is its source: a plain keep-alive client reading every page of the
+    window by its cursor, and nothing else (no check, no backup)."""
+    import http.client
+    from urllib.parse import urlencode, urlsplit
+
+    api = urlsplit(os.environ["AD_API_URL"])
+
+    def work() -> int:
+        conn = http.client.HTTPConnection(api.hostname or "", api.port, timeout=60)
+        rows, cursor = 0, None
+        try:
+            while True:
+                query = _window(start, end) | ({"cursor": cursor} if cursor else {})
+                conn.request("GET", f"/v1/impressions?{urlencode(query)}")
+                response = conn.getresponse()
+                page = json.loads(response.read())
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}: {page}")
+                rows += len(page["impressions"])
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    return rows
+        finally:
+            conn.close()
+
+    return work
+
+
+def dlt_rest_api(start: str, end: str) -> Callable[[], Any]:
+    """What a data engineer would write instead of api-load: dlt's ``rest_api`` source paging
+    the same API by its cursor, merged on ``impression_id`` into PostgreSQL (schema
+    ``dlt_bench``), loaded as CSV, dlt's fastest file format for PostgreSQL."""
+    import dlt
+    from dlt.sources.rest_api import rest_api_source
+
+    source = rest_api_source(
+        {
+            "client": {
+                "base_url": os.environ["AD_API_URL"],
+                "paginator": {
+                    "type": "cursor",
+                    "cursor_path": "next_cursor",
+                    "cursor_param": "cursor",
+                },
+            },
+            "resource_defaults": {"primary_key": "impression_id", "write_disposition": "merge"},
+            "resources": [
+                {
+                    "name": "ad_impressions",
+                    "endpoint": {
+                        "path": "v1/impressions",
+                        "params": _window(start, end),
+                        "data_selector": "impressions",
+                    },
+                }
+            ],
+        }
+    )
+    workdir = tempfile.mkdtemp(prefix="bench-dlt-rest-")
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_dlt_rest",
+        pipelines_dir=workdir,
+        destination=dlt.destinations.postgres(credentials=os.environ["BENCH_DSN"]),
+        dataset_name="dlt_bench",
+    )
+
+    def work() -> Callable[[], int]:
+        info = pipeline.run(source, loader_file_format="csv")
+        info.raise_on_failed_jobs()
+        return _merged_rows  # counted after the clock stops
+
+    return work
+
+
+def _merged_rows() -> int:
+    """Rows dlt's merge left in its table (its normalize counts are not rows)."""
+    import psycopg2
+
+    with psycopg2.connect(os.environ["BENCH_DSN"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM dlt_bench.ad_impressions")
+        return int(cur.fetchone()[0])
+
+
 def sql_to_s3(day: str, key: str) -> Callable[[], Any]:
     """Airflow's own way out: ``SqlToS3Operator`` writing the day as one Parquet object. It
     does not delete what it exported, which is in its favour."""
@@ -203,6 +319,9 @@ def _parquet_rows(key: str) -> int:
 CONTENDERS = {
     "insert_rows": insert_rows,
     "dlt_merge": dlt_merge,
+    "binary_copy": binary_copy,
+    "fetch": fetch,
+    "dlt_rest_api": dlt_rest_api,
     "sql_to_s3": sql_to_s3,
     "export_only": export_only,
 }

@@ -63,4 +63,6 @@ def test_the_quick_bench_leaves_the_warehouse_and_the_data_bucket_untouched() ->
     assert {("load", "adpipe"), ("load", "copy-ceiling"), ("load", "insert_rows")} <= found
     assert {("load", "dlt-merge"), ("archive", "sql_to_s3"), ("archive", "export-only")} <= found
     assert {("api-load", "adpipe"), ("archive", "adpipe")} <= found
+    assert {("api-load", "dlt-rest-api"), ("load", "binary-copy-ceiling")} <= found
+    assert {("extract", "adpipe"), ("extract", "fetch-ceiling")} <= found
     assert all(r["rows"] > 0 and r["rows_per_s"] > 0 for r in results["results"])

@@ -13,6 +13,7 @@ from typing import Any
 import extract
 import fast_path
 import pytest
+from adpipe.table import IMPRESSION_COLUMNS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from impression_rules import Rejected, normalise
@@ -128,3 +129,7 @@ def test_poison_pages_are_only_ever_accepted_as_the_rules_would(
     except ValueError:
         return  # not JSON: no API can send it
     check_page(page)
+
+
+def test_the_typed_record_holds_every_column_the_api_sends() -> None:
+    assert fast_path.Impression.__struct_fields__ == IMPRESSION_COLUMNS

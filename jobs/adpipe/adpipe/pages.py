@@ -3,13 +3,19 @@
 on the last page, nesting at most MAX_NESTING levels deep. The extract refuses a page that
 breaks it (exit 3) before it backs anything up, so every page in a backup parses in the load,
 whatever its stack depth, without RecursionError. (The records' own rules are the load's:
-jobs/load/impression_rules.py.)"""
+jobs/load/impression_rules.py.)
+
+The extract only counts a page's records (`count`): msgspec reads the page in C and only the
+records that may nest are walked. The load's rules read records (`parse`): Python's parser,
+and a walk of every level. Both pass and refuse the same pages."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 RECORDS = "impressions"
 CURSOR = "next_cursor"
@@ -29,8 +35,41 @@ class Page:
     cursor: str | None  # the next page's cursor; None on the last page
 
 
+class _RawPage(msgspec.Struct):
+    """A page with each record's bytes unread (the fields are RECORDS and CURSOR)."""
+
+    impressions: list[msgspec.Raw]
+    next_cursor: str | None = None
+
+
+_RAW = msgspec.json.Decoder(_RawPage)
+
+
+def count(body: bytes) -> tuple[int, str | None]:
+    """(records, next cursor) of a page body, or `PageError`: what `parse` would say of it,
+    without building the records. msgspec reads the page in C; a record whose bytes hold
+    one brace and no bracket is flat and is not walked; any other is read and walked alone."""
+    try:
+        page = _RAW.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        page = None  # Python's parser says why, or takes what msgspec would not
+    if page is None or page.next_cursor == "":
+        found = parse(body)
+        return len(found.records), found.cursor
+    for raw in page.impressions:
+        record = bytes(raw)
+        if record.count(b"{") > 1 or b"[" in record:
+            try:
+                depth = 2 + nesting(json.loads(record))
+            except RecursionError:
+                depth = MAX_NESTING + 1
+            if depth > MAX_NESTING:
+                raise PageError(f"nests deeper than {MAX_NESTING} levels")
+    return len(page.impressions), page.next_cursor
+
+
 def parse(body: bytes) -> Page:
-    """The page a body holds, or `PageError`."""
+    """The page a body holds, or `PageError`: Python's parser, and a walk of every level."""
     try:
         payload = json.loads(body)
     except RecursionError:

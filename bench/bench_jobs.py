@@ -63,8 +63,9 @@ sys.path.insert(0, str(ROOT / "platform"))
 import extract  # noqa: E402
 import helpers  # noqa: E402
 from adpipe.table import COLUMNS as TABLE  # noqa: E402
-from adpipe.table import TABLE_COLUMNS, arrow_type  # noqa: E402
+from adpipe.table import TABLE_COLUMNS  # noqa: E402
 from adpipe.windows import ARCHIVE_PREFIX, QUARANTINE_PREFIX, rfc3339  # noqa: E402
+from contenders import csv_batches  # noqa: E402
 
 helpers.load_env()
 
@@ -302,16 +303,8 @@ def arrow_rows(csv_path: str, arrow_path: str) -> None:
     """The exported rows as an Arrow IPC file, typed as the table (ids as text), for the
     binary COPY ceiling: it then times the send alone."""
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
-    types = {c.name: pa.string() if c.arrow == "uuid" else arrow_type(c) for c in TABLE}
-    reader = pacsv.open_csv(
-        csv_path,
-        read_options=pacsv.ReadOptions(column_names=list(TABLE_COLUMNS), block_size=16 << 20),
-        convert_options=pacsv.ConvertOptions(
-            column_types=types, true_values=["t"], false_values=["f"]
-        ),
-    )
+    reader = csv_batches(csv_path, 16 << 20)
     with pa.OSFile(arrow_path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
         for batch in reader:
             writer.write_batch(batch)

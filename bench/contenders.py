@@ -52,6 +52,34 @@ def airflow_connections() -> None:
     )
 
 
+def csv_batches(path: str, block_size: int) -> Any:
+    """The exported rows as Arrow batches, typed as the table; ids as text (dlt and binary
+    COPY have no uuid type)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    types = {c.name: pa.string() if c.arrow == "uuid" else arrow_type(c) for c in COLUMNS}
+    return pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(column_names=list(TABLE_COLUMNS), block_size=block_size),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types, true_values=["t"], false_values=["f"]
+        ),
+    )
+
+
+def dlt_pipeline(name: str) -> Any:
+    """A dlt pipeline of its own (state in a new folder) into schema ``dlt_bench``."""
+    import dlt
+
+    return dlt.pipeline(
+        pipeline_name=name,
+        pipelines_dir=tempfile.mkdtemp(prefix=f"{name}-"),
+        destination=dlt.destinations.postgres(credentials=os.environ["BENCH_DSN"]),
+        dataset_name="dlt_bench",
+    )
+
+
 def csv_rows(path: str) -> Iterator[list[str]]:
     import csv
 
@@ -88,30 +116,13 @@ def dlt_merge(path: str) -> Callable[[], Any]:
     fed Arrow batches (dlt's fastest path: no per-row normalising) and loaded by COPY (csv)."""
     import dlt
     import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    # the table's types; ids as text, which dlt reads as text (it has no uuid type)
-    types = {c.name: pa.string() if c.arrow == "uuid" else arrow_type(c) for c in COLUMNS}
 
     @dlt.resource(name="ad_impressions", write_disposition="merge", primary_key="impression_id")
     def impressions() -> Iterator[Any]:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=list(TABLE_COLUMNS), block_size=4 << 20),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types, true_values=["t"], false_values=["f"]
-            ),
-        )
-        for batch in reader:
+        for batch in csv_batches(path, 4 << 20):
             yield pa.Table.from_batches([batch])
 
-    workdir = tempfile.mkdtemp(prefix="bench-dlt-")
-    pipeline = dlt.pipeline(
-        pipeline_name="bench_dlt",
-        pipelines_dir=workdir,
-        destination=dlt.destinations.postgres(credentials=os.environ["BENCH_DSN"]),
-        dataset_name="dlt_bench",
-    )
+    pipeline = dlt_pipeline("bench_dlt")
 
     def work() -> int:
         info = pipeline.run(impressions(), loader_file_format="csv")
@@ -182,7 +193,6 @@ def dlt_rest_api(start: str, end: str) -> Callable[[], Any]:
     """What a data engineer would write instead of api-load: dlt's ``rest_api`` source paging
     the same API by its cursor, merged on ``impression_id`` into PostgreSQL (schema
     ``dlt_bench``), loaded as CSV, dlt's fastest file format for PostgreSQL."""
-    import dlt
     from dlt.sources.rest_api import rest_api_source
 
     source = rest_api_source(
@@ -208,13 +218,7 @@ def dlt_rest_api(start: str, end: str) -> Callable[[], Any]:
             ],
         }
     )
-    workdir = tempfile.mkdtemp(prefix="bench-dlt-rest-")
-    pipeline = dlt.pipeline(
-        pipeline_name="bench_dlt_rest",
-        pipelines_dir=workdir,
-        destination=dlt.destinations.postgres(credentials=os.environ["BENCH_DSN"]),
-        dataset_name="dlt_bench",
-    )
+    pipeline = dlt_pipeline("bench_dlt_rest")
 
     def work() -> Callable[[], int]:
         info = pipeline.run(source, loader_file_format="csv")

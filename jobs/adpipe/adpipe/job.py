@@ -3,8 +3,9 @@ one summary line out.
 
 Each image is one CLI (`cli`) with subcommands (`Command`): ``run`` (the default, so
 ``adpipe/load:dev --start ... --end ...`` works as it always did), ``check`` in every image, and
-the archive's ``restore``, ``reconcile`` and ``migrate``. ``--help`` prints a command's whole
-description and the settings it reads. A command's ``main(args) -> dict`` returns its counts;
+the archive's ``restore``, ``adopt``, ``set-aside``, ``reconcile`` and ``migrate``. ``--help``
+prints a command's whole description and the settings it reads. A command's
+``main(args) -> dict`` returns its counts;
 ``run`` prints them as one JSON line starting ``SUMMARY``, after the keys every line has
 (job, image_version, status; the README's "What a job prints" names every key). A
 failure is one line starting ``FAILED`` that says what failed and what to do, and a non-zero

@@ -45,7 +45,7 @@ from typing import Any
 
 import verify
 from adpipe.backups import version_keys
-from adpipe.errors import DataError
+from adpipe.errors import DataError, backfill
 from adpipe.job import Command, check_day_range, day_range_arguments
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
@@ -174,8 +174,9 @@ def describe_gaps(day: date, hours: list[datetime]) -> list[str]:
             for low, high in spans
         ]
     return [
-        f"{text} (a missed window: make backfill DAG=api-load FROM={low:%Y-%m-%dT%H:%M} "
-        f"TO={high:%Y-%m-%dT%H:%M}; an outage with no data to fetch: make accept-gap "
+        f"{text} (a missed window: "
+        f"{backfill(f'{low:%Y-%m-%dT%H:%M}', f'{high:%Y-%m-%dT%H:%M}', reprocess=False)}; "
+        "an outage with no data to fetch: make accept-gap "
         f"FROM={low:%Y-%m-%dT%H:%M} TO={high:%Y-%m-%dT%H:%M} REASON=...)"
         for text, (low, high) in zip(what, spans, strict=True)
     ]

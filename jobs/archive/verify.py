@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from adpipe.errors import DataError, UpstreamError
+from adpipe.errors import DataError, UpstreamError, backfill
 from adpipe.storage import Bucket
 from parquet_files import SCHEMA, ids_sha256, sha256_file
 
@@ -124,4 +124,4 @@ def set_aside_and_reload(key: str, day: date) -> str:
 
 def reload_day(day: date) -> str:
     """The command that loads ``day`` anew from its backups, through Airflow."""
-    return f"make backfill DAG=api-load FROM={day}T00:00 TO={day}T23:00 REPROCESS=completed"
+    return backfill(f"{day}T00:00", f"{day}T23:00")

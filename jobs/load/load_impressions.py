@@ -41,7 +41,7 @@ from typing import Any
 
 import fast_path
 from adpipe import backups, check, table
-from adpipe.errors import DataError, UpstreamError
+from adpipe.errors import DataError, UpstreamError, backfill
 from adpipe.job import Command, Phases, check_window, cli, window_arguments
 from adpipe.locks import lock_days, lock_window
 from adpipe.partitions import ensure_partitions, missing_partitions
@@ -98,9 +98,8 @@ def repair_hint(manifest: dict) -> str:
     window = manifest.get("window") or {}
     start, end = window.get("start", "<start>"), window.get("end", "<end>")
     return (
-        f"rerun the window through Airflow: make backfill DAG=api-load FROM={start[:16]} "
-        f"TO={start[:16]} REPROCESS=completed (or by hand: extract_backup run --start {start} "
-        f"--end {end}, then load run with the same window)"
+        f"rerun the window through Airflow: {backfill(start[:16], start[:16])} (or by hand: "
+        f"extract_backup run --start {start} --end {end}, then load run with the same window)"
     )
 
 

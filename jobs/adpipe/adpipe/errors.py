@@ -5,6 +5,13 @@ keep the task's retries."""
 from __future__ import annotations
 
 
+def backfill(first: str, last: str, *, reprocess: bool = True) -> str:
+    """The command a refusal names to run api-load again, through Airflow, for the hours from
+    ``first`` to ``last`` (``YYYY-MM-DDTHH:MM``); ``reprocess``: rerun hours that succeeded."""
+    again = " REPROCESS=completed" if reprocess else ""
+    return f"make backfill DAG=api-load FROM={first} TO={last}{again}"
+
+
 class JobError(Exception):
     """A failure a job reports as one clear line, with what to do about it."""
 

@@ -44,24 +44,22 @@ def whole(low: int, high: int) -> Callable[[str, str], int]:
     return parse
 
 
-def share(name: str, value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"setting {name} is not a number: {value!r}") from None
-    if not 0 <= number <= 1:
-        raise ConfigError(f"setting {name} must be between 0 and 1, not {number}")
-    return number
+def decimal(low: int, high: int) -> Callable[[str, str], float]:
+    """A parser of numbers from ``low`` to ``high``, fractions allowed."""
+
+    def parse(name: str, value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"setting {name} is not a number: {value!r}") from None
+        if not low <= number <= high:
+            raise ConfigError(f"setting {name} must be between {low} and {high}, not {number}")
+        return number
+
+    return parse
 
 
-def seconds(name: str, value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 <= number <= 3600:
-        raise ConfigError(f"setting {name} must be a number of seconds from 0 to 3600: {value!r}")
-    return number
+share = decimal(0, 1)
 
 
 def duration(name: str, value: str) -> str:
@@ -189,7 +187,7 @@ SETTINGS = {
             "ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS",
             "fault tests only: seconds the archive waits before each day's commit",
             "0",
-            seconds,
+            decimal(0, 3600),
         ),
         Setting(
             "RECONCILE_EXPECT_FROM",

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from adpipe.table import COLUMNS, arrow_type
+from adpipe.table import COLUMNS, arrow_type, uuid_bytes
 
 BATCH_BYTES = 2 << 20  # CSV parsed per block: small blocks keep memory flat
 ROW_GROUP_ROWS = 65_536  # batches are gathered into row groups of about this many rows
@@ -57,17 +57,6 @@ def record_end(data: bytes | bytearray) -> int:
             return line_end + 1
         end = line_end
     return 0
-
-
-def uuid_bytes(texts: pa.StringArray) -> bytes:
-    """The 16-byte forms of PostgreSQL's uuid texts, in order, without a Python object per
-    row: the array's character data is the texts back to back."""
-    _, offsets_buffer, data_buffer = texts.buffers()
-    offsets = pa.Array.from_buffers(
-        pa.int32(), len(texts) + 1, [None, offsets_buffer], offset=texts.offset
-    )
-    data = data_buffer[offsets[0].as_py() : offsets[-1].as_py()].to_pybytes()
-    return bytes.fromhex(data.translate(None, b"-").decode("ascii"))
 
 
 class ParquetSink:

@@ -1,18 +1,18 @@
-"""The load's fast path: a page's records checked column by column, written as CSV for COPY
-without Python touching each row.
+"""The load's fast path: a page's records checked column by column and kept as Arrow
+rows for the stage's binary COPY, without Python touching each row.
 
 It only ever accepts. A record it accepts is one `impression_rules.normalise` would accept,
-turned into the same row (the same UUID text, the same integers and texts, the same instant);
+turned into the same row (the same UUID, the same integers and texts, the same instant);
 every other record (a string where an integer belongs, a missing field, an id in capitals,
 a timestamp in an unusual form, anything the rules reject) is left to the rules, which stay
 the one specification and give every reason. A page the typed decoder cannot read at all
-goes to the rules whole.
+goes to the rules whole. `rules_rows` puts the rows the rules accept into the same Arrow
+shape, so every staged row travels one way.
 
-msgspec decodes the page into typed fields in C; pyarrow checks the columns and joins
-them into CSV lines. Nothing a line holds needs quoting: texts with a quote or a comma are
-the rules' (rare). A timestamp goes as the UTC instant Arrow parsed from the API's text, the
-instant the rules compute, never the API's text itself: PostgreSQL takes offsets only up to
-15:59, RFC 3339 allows 23:59.
+msgspec decodes the page into typed fields in C; pyarrow checks the columns. A timestamp
+goes as the UTC instant Arrow parsed from the API's text, the instant the rules compute,
+never the API's text itself: PostgreSQL takes offsets only up to 15:59, RFC 3339 allows
+23:59.
 """
 
 from __future__ import annotations
@@ -20,16 +20,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from operator import attrgetter
+from typing import Any
 
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
-from adpipe.table import COLUMNS, IMPRESSION_COLUMNS
+from adpipe.table import COLUMNS, IMPRESSION_COLUMNS, arrow_type, uuid_bytes
 from impression_rules import CURRENCIES
 
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-# printable ASCII (printable to the rules too) without the quote and comma CSV would quote
-SHORT_TEXT = r"^[\x20\x21\x23-\x2b\x2d-\x7e]{1,64}$"
+# printable ASCII: printable to the rules too
+SHORT_TEXT = r"^[\x20-\x7e]{1,64}$"
 COUNTRY = r"^[A-Z]{2}$"
 # RFC 3339 with an offset, in the forms Python's fromisoformat and Arrow read alike
 SHOWN_AT = (
@@ -43,6 +44,12 @@ SENT_AS = {"bool": pa.bool_()}  # the API's other fields are read as text, then 
 INSTANT = pa.timestamp("us", tz="UTC")
 TEXTS = ("placement", "device")
 CURRENCY_SET = pa.array(sorted(CURRENCIES))
+UUID_BYTES = pa.binary(16)  # what PostgreSQL's uuid reads in binary COPY
+# the stage's columns: each record's ordinal (its place in the window), then the API's
+STAGE_SCHEMA = pa.schema(
+    [("ordinal", pa.int64())]
+    + [(c.name, UUID_BYTES if c.arrow == "uuid" else arrow_type(c)) for c in API_COLUMNS]
+)
 
 
 class Impression(msgspec.Struct):
@@ -76,23 +83,30 @@ RAW_PAGE = msgspec.json.Decoder(RawPage)
 
 
 class Batch:
-    """A page through the fast path: ``csv`` holds the accepted rows (ordinal first),
+    """A page through the fast path: ``rows`` holds the accepted rows (`STAGE_SCHEMA`),
     ``left`` the positions left to the rules, ``records`` how many the page holds."""
 
-    def __init__(self, csv: bytes, accepted: int, left: list[int], records: int) -> None:
-        self.csv, self.accepted, self.left, self.records = csv, accepted, left, records
+    def __init__(self, rows: pa.RecordBatch, left: list[int], records: int) -> None:
+        self.rows, self.left, self.records = rows, left, records
+
+    @property
+    def accepted(self) -> int:
+        return self.rows.num_rows
+
+
+EMPTY = pa.RecordBatch.from_pylist([], schema=STAGE_SCHEMA)
 
 
 def page_batch(body: bytes, start: datetime, end: datetime, first_ordinal: int) -> Batch | None:
-    """The page's records the fast path accepts as CSV lines for the load's stage table
-    (ordinal ``first_ordinal + position``), or None when the page is for the rules whole."""
+    """The page's records the fast path accepts, as rows for the load's stage table (ordinal
+    ``first_ordinal + position``), or None when the page is for the rules whole."""
     try:
         records = PAGE.decode(body).impressions
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     count = len(records)
     if not count:
-        return Batch(b"", 0, [], 0)
+        return Batch(EMPTY, [], 0)
     try:
         columns = {}
         for column, field in FIELDS:  # each as the API sends it: ids and times as text
@@ -124,32 +138,35 @@ def page_batch(body: bytes, start: datetime, end: datetime, first_ordinal: int) 
         pc.less(shown_at, pa.scalar(end, INSTANT)),
     )
     ok = pc.and_(ok, in_window)
-    accepted = pc.sum(ok).as_py() or 0
     left = pc.indices_nonzero(pc.invert(ok)).to_pylist()
+    columns["shown_at"] = shown_at
     ordinals = pa.array(range(first_ordinal, first_ordinal + count), pa.int64())
-    # the UTC instant as text PostgreSQL reads: "2026-11-20 10:00:00.000000Z"
-    columns["shown_at"] = pc.cast(shown_at, pa.string())
-    fields = [pc.cast(ordinals, pa.string())]
-    for name in IMPRESSION_COLUMNS:  # the stage table's columns after the ordinal
-        column = columns[name]
-        if column.type != pa.string():
-            column = pc.cast(column, pa.string())  # integers; booleans as true/false
-        fields.append(column)
-    line = pc.binary_join_element_wise(*fields, ",")  # nothing in them needs quoting
-    lines = pc.binary_join_element_wise(line.filter(ok), "", "\n")
-    return Batch(_text(lines), accepted, left, count)
+    kept = [column.filter(ok) for column in (ordinals, *map(columns.get, IMPRESSION_COLUMNS))]
+    kept[1] = _ids(kept[1])
+    return Batch(pa.RecordBatch.from_arrays(kept, schema=STAGE_SCHEMA), left, count)
 
 
-def _text(lines: pa.StringArray) -> bytes:
-    """An array's strings back to back: its character data, without a Python object per
-    row."""
-    _, offsets_buffer, data_buffer = lines.buffers()
-    if data_buffer is None:
-        return b""
-    offsets = pa.Array.from_buffers(
-        pa.int32(), len(lines) + 1, [None, offsets_buffer], offset=lines.offset
+def rules_rows(rows: list[tuple[Any, ...]], ordinals: list[int]) -> pa.RecordBatch:
+    """The rows `impression_rules.normalise` accepted, each after its ordinal, in the fast
+    path's shape: one way into the stage for every row."""
+    if not rows:
+        return EMPTY
+    fields = list(zip(*rows, strict=True))
+    position = IMPRESSION_COLUMNS.index("shown_at")
+    fields[position] = tuple(map(datetime.fromisoformat, fields[position]))
+    ids = pa.array(fields[0], pa.string())
+    arrays = [
+        pa.array(values, STAGE_SCHEMA.field(name).type)
+        for name, values in zip(IMPRESSION_COLUMNS[1:], fields[1:], strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(
+        [pa.array(ordinals, pa.int64()), _ids(ids), *arrays], schema=STAGE_SCHEMA
     )
-    return data_buffer[offsets[0].as_py() : offsets[-1].as_py()].to_pybytes()
+
+
+def _ids(texts: pa.StringArray) -> pa.Array:
+    """Canonical ids as the 16 bytes binary COPY sends for a uuid."""
+    return pa.Array.from_buffers(UUID_BYTES, len(texts), [None, pa.py_buffer(uuid_bytes(texts))])
 
 
 def raw_records(body: bytes) -> list[bytes]:
@@ -158,15 +175,16 @@ def raw_records(body: bytes) -> list[bytes]:
 
 
 def _integers(values: Sequence[object]) -> pa.Array:
-    """int64 of the values that are integers (not bools) and fit; None for the rest."""
+    """int64 of the values that are integers (not bools) and fit; None for the rest (strings,
+    mostly, which the rules read)."""
     try:
         return pa.array(values, pa.int64())
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         pass
-    values = list(values)
-    for position in [i for i, v in enumerate(values) if type(v) is not int]:
-        values[position] = None  # strings, mostly: the rules read them
+    integers = [v if v.__class__ is int else None for v in values]
     try:
-        return pa.array(values, pa.int64())
-    except (pa.ArrowInvalid, OverflowError):  # beyond a bigint
-        return pa.array([v if v is None or v < 2**63 else None for v in values], pa.int64())  # type: ignore[operator]
+        return pa.array(integers, pa.int64())
+    except OverflowError:  # beyond a bigint
+        return pa.array(
+            [v if v is None or -(2**63) <= v < 2**63 else None for v in integers], pa.int64()
+        )  # type: ignore[operator]

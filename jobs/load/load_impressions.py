@@ -24,7 +24,6 @@ short transaction of their own.
 from __future__ import annotations
 
 import argparse
-import csv
 import gzip
 import hashlib
 import io
@@ -40,12 +39,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import fast_path
+import pyarrow as pa
 from adpipe import backups, check, table
 from adpipe.errors import DataError, UpstreamError, backfill
 from adpipe.job import Command, Phases, check_window, cli, window_arguments
 from adpipe.locks import lock_days, lock_window
 from adpipe.partitions import ensure_partitions, missing_partitions
-from adpipe.pg_copy import LineStream, copy_in
+from adpipe.pg_copy import LineStream, binary_rows, copy_in
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
@@ -65,7 +65,7 @@ STAGE = sql.SQL("CREATE TEMPORARY TABLE stage_impressions ({}) ON COMMIT DROP").
 )
 STAGE_MEMORY = "256MB"
 PREFETCH = 2  # pages fetched ahead of the one being loaded
-COPY_STAGE = "COPY stage_impressions FROM STDIN WITH (FORMAT csv)"
+COPY_STAGE = "COPY stage_impressions FROM STDIN WITH (FORMAT binary)"
 DELETE_WINDOW = "DELETE FROM ad_impressions WHERE shown_at >= %s AND shown_at < %s"
 INSERT_FIRST_OF_EACH = """
 INSERT INTO ad_impressions ({columns}, load_run_id)
@@ -202,7 +202,7 @@ def _page_body(bucket: Bucket, page: dict, hint: str) -> bytes:
     return body
 
 
-def copy_input(
+def staged_rows(
     bucket: Bucket,
     manifest: dict,
     start: datetime,
@@ -210,13 +210,11 @@ def copy_input(
     counts: Counts,
     quarantine: Quarantine,
     phases: Phases,
-) -> Iterator[bytes]:
-    """CSV for COPY, a page at a time: one line per valid record, its ordinal (its place in
-    the window: the first of an id wins) first. The fast path writes the records it can
-    accept column-wise; the rules decide the rest, and rejected records go to the
-    quarantine."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+) -> Iterator[pa.RecordBatch]:
+    """The window's valid records as the stage's rows, a page at a time, each with its
+    ordinal (its place in the window: the first of an id wins). The fast path takes the
+    records it can accept column-wise; the rules decide the rest, and rejected records go to
+    the quarantine."""
     pages = page_bodies(bucket, manifest)
     while True:
         with phases.timed("read_pages"):
@@ -237,26 +235,26 @@ def copy_input(
             left: Iterable[tuple[int, Any]] = enumerate(records)
             counts.received += len(records)
         else:
-            yield batch.csv
+            yield batch.rows
             counts.received += batch.records
             counts.valid += batch.accepted
             with phases.timed("check_records"):
                 raws = fast_path.raw_records(body) if batch.left else []
             # a record the typed decoder read has scalar fields: it parses without recursion
             left = ((position, json.loads(raws[position])) for position in batch.left)
+        rows, ordinals = [], []
         with phases.timed("check_records"):
             for position, record in left:
                 try:
-                    row = normalise(record, start, end)
+                    rows.append(normalise(record, start, end))
                 except Rejected as exc:
                     counts.rejected += 1
                     quarantine.add(number, position, str(exc), record)
                     continue
-                counts.valid += 1
-                writer.writerow((first + position, *row))
-        yield out.getvalue().encode()
-        out.seek(0)
-        out.truncate()
+                ordinals.append(first + position)
+            counts.valid += len(rows)
+            ruled = fast_path.rules_rows(rows, ordinals)
+        yield ruled
 
 
 def load(
@@ -282,7 +280,7 @@ def load(
         run_id = cur.fetchone()[0]
         with Quarantine(bucket, quarantine_key(start, end, run_id)) as quarantine:
             phases.start()
-            stage(cur, copy_input(bucket, manifest, start, end, counts, quarantine, phases))
+            stage(cur, staged_rows(bucket, manifest, start, end, counts, quarantine, phases))
             phases.lap("stage")
             if too_many_rejected(counts, settings.max_rejected_share):
                 conn.rollback()
@@ -339,14 +337,14 @@ def load(
     }
 
 
-def stage(cur: Any, lines: Iterator[bytes]) -> None:
-    """COPY the window's valid records (``lines``, from `copy_input`) into the temporary
-    stage table. The stage lives in the session's temp buffers and is sorted by id once: room
-    for both in memory up to about a million rows, on disk beyond."""
+def stage(cur: Any, rows: Iterator[pa.RecordBatch]) -> None:
+    """COPY the window's valid records (``rows``, from `staged_rows`) into the temporary
+    stage table, as binary COPY. The stage lives in the session's temp buffers and is sorted
+    by id once: room for both in memory up to about a million rows, on disk beyond."""
     cur.execute("SET LOCAL temp_buffers = %s", (STAGE_MEMORY,))
     cur.execute("SET LOCAL work_mem = %s", (STAGE_MEMORY,))
     cur.execute(STAGE)
-    copy_in(cur, COPY_STAGE, LineStream(lines))
+    copy_in(cur, COPY_STAGE, LineStream(binary_rows(fast_path.STAGE_SCHEMA, rows)))
 
 
 def too_many_rejected(counts: Counts, limit: float) -> bool:

@@ -1,9 +1,9 @@
 """The load's fast path and its rules agree on every record as PostgreSQL stores it: records
-through both paths are COPYed into PostgreSQL the way the load stages them, and the stored
-rows are compared. Offsets up to +/-23:59 (PostgreSQL's own input takes only 15:59), years
-at both ends, nesting at the page limit, ids in non-canonical forms, texts of every class of
-character: the same stored rows, a reason for every other record, never an error of another
-kind."""
+through the load are COPYed into PostgreSQL the way it stages them (binary, from Arrow), the
+rules' rows as CSV text, and the stored rows are compared. Offsets up to +/-23:59
+(PostgreSQL's own input takes only 15:59), years at both ends, nesting at the page limit, ids
+in non-canonical forms, texts of every class of character: the same stored rows, a reason for
+every other record, never an error of another kind."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from typing import Any
 
 import fast_path
 import helpers
+import pyarrow as pa
 import pytest
 from adpipe.pages import MAX_NESTING
+from adpipe.pg_copy import binary_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from impression_rules import Rejected, normalise, parse_page
@@ -109,6 +111,11 @@ def copy_rows(cur: Any, table: str, lines: bytes) -> None:
     cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT csv)", io.BytesIO(lines))
 
 
+def copy_binary(cur: Any, table: str, batches: list[pa.RecordBatch]) -> None:
+    stream = b"".join(binary_rows(fast_path.STAGE_SCHEMA, batches))
+    cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT binary)", io.BytesIO(stream))
+
+
 def stored(cur: Any, table: str) -> list[tuple]:
     cur.execute(f"SELECT * FROM {table} ORDER BY ordinal")  # noqa: S608 - the test's own
     return cur.fetchall()
@@ -125,7 +132,7 @@ def test_the_fast_path_and_the_rules_store_the_same_rows(page: tuple[datetime, l
     start, end = hour, hour + timedelta(hours=1)
     body = json.dumps({"impressions": records}).encode()
 
-    rules_lines, load_lines = io.StringIO(), io.StringIO()
+    rules_lines = io.StringIO()
     try:
         parsed = parse_page(body)
     except Rejected:
@@ -141,13 +148,15 @@ def test_the_fast_path_and_the_rules_store_the_same_rows(page: tuple[datetime, l
             assert str(exc)  # a reason, never another error
 
     batch = fast_path.page_batch(body, start, end, 1)
-    load = csv.writer(load_lines, lineterminator="\n")
+    rows, ordinals = [], []
     left = range(len(parsed)) if batch is None else batch.left
     for position in left:
         try:
-            load.writerow((1 + position, *normalise(parsed[position], start, end)))
+            rows.append(normalise(parsed[position], start, end))
         except Rejected:
-            pass
+            continue
+        ordinals.append(1 + position)
+    loaded = [batch.rows] if batch else []
 
     conn = helpers.warehouse()
     try:
@@ -155,9 +164,7 @@ def test_the_fast_path_and_the_rules_store_the_same_rows(page: tuple[datetime, l
             for table in ("by_rules", "by_load"):
                 cur.execute(STAGE.format(name=table))
             copy_rows(cur, "by_rules", rules_lines.getvalue().encode())
-            copy_rows(
-                cur, "by_load", (batch.csv if batch else b"") + load_lines.getvalue().encode()
-            )
+            copy_binary(cur, "by_load", [*loaded, fast_path.rules_rows(rows, ordinals)])
             assert stored(cur, "by_load") == stored(cur, "by_rules")
     finally:
         conn.close()
@@ -189,7 +196,7 @@ def test_an_offset_postgresql_cannot_read_is_stored_as_the_same_instant() -> Non
     try:
         with conn, conn.cursor() as cur:
             cur.execute(STAGE.format(name="one"))
-            copy_rows(cur, "one", batch.csv)
+            copy_binary(cur, "one", [batch.rows])
             cur.execute("SELECT shown_at FROM one")
             assert cur.fetchone()[0] == datetime(2026, 11, 20, 10, 30, tzinfo=UTC)
     finally:

@@ -1,13 +1,16 @@
 """COPY into PostgreSQL from a stream that is produced while COPY reads it: no input is ever
-held whole in memory."""
+held whole in memory. `binary_rows` turns Arrow record batches into COPY's binary format."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
+
+if TYPE_CHECKING:  # pyarrow ships in the load and archive images only
+    import pyarrow as pa
 
 
 def copy_in(cur: Any, statement: str, stream: LineStream) -> None:
@@ -52,3 +55,18 @@ class LineStream(io.RawIOBase):
             self._pending = self._pending[size:]
             filled += size
         return filled
+
+
+def binary_rows(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    """The batches (each of ``schema``, its fields in the table's column order) as one
+    ``COPY ... WITH (FORMAT binary)`` stream, encoded by pgpq. It hands out its buffer about
+    every megabyte, so memory stays a batch and a buffer whatever the rows. The server reads
+    each field by its column's type, not the batch's: a string is text to text and char(n),
+    16 fixed bytes are a uuid, microseconds since 1970 in UTC a timestamptz."""
+    import pgpq  # only the load's image encodes binary COPY
+
+    encoder = pgpq.ArrowToPostgresBinaryEncoder(schema)
+    yield encoder.write_header()
+    for batch in batches:
+        yield encoder.write_batch(batch)
+    yield encoder.finish()

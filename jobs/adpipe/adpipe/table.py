@@ -60,3 +60,19 @@ def arrow_type(column: Column) -> pa.DataType:
     return {"uuid": pa.uuid, "int64": pa.int64, "string": pa.string, "bool": pa.bool_}[
         column.arrow
     ]()
+
+
+def uuid_bytes(texts: pa.StringArray) -> bytes:
+    """The 16-byte forms of canonical uuid texts (PostgreSQL's, or the API's once checked),
+    in order, without a Python object per row: the array's character data is the texts back
+    to back."""
+    import pyarrow as pa
+
+    _, offsets_buffer, data_buffer = texts.buffers()
+    if not len(texts):
+        return b""
+    offsets = pa.Array.from_buffers(
+        pa.int32(), len(texts) + 1, [None, offsets_buffer], offset=texts.offset
+    )
+    data = data_buffer[offsets[0].as_py() : offsets[-1].as_py()].to_pybytes()
+    return bytes.fromhex(data.translate(None, b"-").decode("ascii"))

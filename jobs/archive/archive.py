@@ -4,15 +4,17 @@ Where a row leaves. Moves every whole day older than the cutoff (the run's date 
 ARCHIVE_RETENTION_DAYS) from ad_impressions to Parquet (zstd) in
 s3://ad-data/archive/ad_impressions/shown_date=YYYY-MM-DD/part-<sha256 prefix>.parquet.
 
-Each day is one short transaction under the day's lock (so no load of the day interleaves):
-COPY (DELETE ... RETURNING ...) TO STDOUT streams the day's rows into pyarrow, which
-turns them into a Parquet file batch by batch while they arrive (parquet_files.ParquetSink);
-the file is checked (row count, ids), then put with If-None-Match and its SHA-256, which S3
-checks on receipt and keeps, and a HEAD proves the stored object is that file (one kept
-without a SHA-256 is read back and checked whole); only then is its archive_manifest row
-inserted and the transaction committed. Until that commit the rows stay in PostgreSQL. Late
-rows in an archived day become a second file. One day's failure fails that day, not the
-others.
+Each day is one short transaction under the day's lock (so no load of the day interleaves),
+holding the day's partition against every writer (adpipe_hold_partition): COPY (SELECT ...)
+TO STDOUT streams the day's rows, in their stored order, into pyarrow, which turns them into
+a Parquet file batch by batch while they arrive (parquet_files.ParquetSink); the file is
+checked (row count, ids), then put with If-None-Match and its SHA-256, which S3 checks on
+receipt and keeps, and a HEAD proves the stored object is that file (one kept without a
+SHA-256 is read back and checked whole); only then is its archive_manifest row inserted, the
+partition emptied (TRUNCATE when it holds exactly the rows exported; a DELETE of them when
+readers keep it busy past 10 s) and the transaction committed. Until that commit the rows
+stay in PostgreSQL. Late rows in an archived day become a second file. One day's failure
+fails that day, not the others.
 
 The archive never deletes an object. An object under the archive prefix that no committed
 manifest row lists is adopted only when it is exactly the object this run writes for its day
@@ -54,15 +56,17 @@ from psycopg2 import sql
 
 log = logging.getLogger("adpipe.archive")
 
-SORT_MEMORY = "256MB"  # the day's sort by id: in memory up to about 1.5M rows, then on disk
-MOVE_DAY = """
-COPY (
-    WITH moved AS (
-        DELETE FROM ad_impressions WHERE shown_at >= %(low)s AND shown_at < %(high)s RETURNING *
-    )
-    SELECT {expressions} FROM moved ORDER BY impression_id, shown_at
-) TO STDOUT WITH (FORMAT csv)
+# the day's rows as stored: a scan from the partition's first block, so the same rows give
+# the same file (an earlier attempt's upload is adopted by that)
+EXPORT_DAY = """
+COPY (SELECT {expressions} FROM ad_impressions WHERE shown_at >= %(low)s AND shown_at < %(high)s)
+TO STDOUT WITH (FORMAT csv)
 """
+STORED_ORDER = (
+    "SET LOCAL synchronize_seqscans = off",  # else a scan may start where another one is
+    "SET LOCAL max_parallel_workers_per_gather = 0",  # else workers interleave the blocks
+)
+DELETE_DAY = "DELETE FROM ad_impressions WHERE shown_at >= %s AND shown_at < %s"
 OLD_PARTITIONS = """
 SELECT c.relname FROM pg_inherits i
 JOIN pg_class c ON c.oid = i.inhrelid
@@ -96,17 +100,21 @@ def archive_day(
     outcome = {"day": day.isoformat(), "rows": 0, "key": None, "written": False, "adopted": False}
     with conn, conn.cursor() as cur:
         cur.execute("SET LOCAL TimeZone = 'UTC'")  # the CSV's timestamps: parquet_files
-        cur.execute("SET LOCAL work_mem = %s", (SORT_MEMORY,))
+        for setting in STORED_ORDER:
+            cur.execute(setting)
         lock_days(cur, day, day)  # no load of the day checks or writes until this commits
+        cur.execute("SELECT adpipe_hold_partition(%s)", (day,))
+        if not cur.fetchone()[0]:
+            return outcome
         low = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        move = cur.mogrify(  # COPY takes no parameters: bind them into the text here
-            sql.SQL(MOVE_DAY).format(expressions=expressions),
-            {"low": low, "high": low + timedelta(days=1)},
+        high = low + timedelta(days=1)
+        export = cur.mogrify(  # COPY takes no parameters: bind them into the text here
+            sql.SQL(EXPORT_DAY).format(expressions=expressions), {"low": low, "high": high}
         )
         phases.start()
         with ParquetSink(parquet_path) as sink:
-            cur.copy_expert(move.decode(), sink, size=1 << 16)
-        phases.lap("move_rows")  # and write the Parquet file, meanwhile
+            cur.copy_expert(export.decode(), sink, size=1 << 16)
+        phases.lap("export_rows")  # and write the Parquet file, meanwhile
         facts = sink.facts
         if facts["rows"] == 0:
             return outcome
@@ -150,6 +158,8 @@ def archive_day(
             ),
         )
         parquet_path.unlink()
+        empty_day(cur, day, (low, high), facts["rows"])
+        phases.lap("empty_day")
         pause = settings.pause_before_commit
         if pause:  # a seam for fault tests: kill the job or cut its connection here
             log.warning("pausing %.1f s before committing %s", pause, day)
@@ -159,6 +169,26 @@ def archive_day(
     unlisted.discard(key)
     outcome.update(rows=facts["rows"], key=f"s3://{bucket.name}/{key}")
     return outcome
+
+
+def empty_day(cur: Any, day: date, span: tuple[datetime, datetime], rows: int) -> None:
+    """Empty the held day's partition of the ``rows`` just archived: TRUNCATE, which proves
+    the count first, or, when readers keep the partition past its bound, a DELETE of the
+    same rows (held since before the export: none can have changed)."""
+    cur.execute("SAVEPOINT empty_day")
+    try:
+        cur.execute("SELECT adpipe_empty_partition(%s, %s)", (day, rows))
+    except psycopg2.errors.LockNotAvailable:
+        cur.execute("ROLLBACK TO SAVEPOINT empty_day")
+        log.warning("partition of %s is being read; deleting its rows instead", day)
+        cur.execute(DELETE_DAY, span)
+        if cur.rowcount != rows:
+            raise DataError(
+                f"{day} held {cur.rowcount} rows when deleted, not the {rows} archived; "
+                "nothing was committed",
+                "rerun the archive",
+            ) from None
+    cur.execute("RELEASE SAVEPOINT empty_day")
 
 
 def drop_if_empty(conn: Any, day: date) -> bool:
@@ -242,8 +272,8 @@ def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> di
         "objects_unlisted": len(unlisted),
         "partitions_dropped": sum(1 for r in results if r["partition_dropped"]),
         "keys": [r["key"] for r in results if r["key"]],
-        # where the time went, over all days: the DELETE ... RETURNING streamed into Parquet,
-        # the file checked, the PUT, the proof, the commit
+        # where the time went, over all days: the day's rows streamed into Parquet, the file
+        # checked, the PUT, the proof, emptying the partition, the commit
         "phase_seconds": phases.summary(),
     }
     if failures:

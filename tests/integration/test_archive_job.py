@@ -246,7 +246,8 @@ def archive_in_background(**env: str) -> str:
 
 
 def _block_day(day: date) -> psycopg2.extensions.connection:
-    """Lock one row of the day, so the archive's DELETE waits mid-COPY."""
+    """Lock one row of the day, so the archive, its object uploaded, waits to empty the day
+    (TRUNCATE, and past its bound the DELETE of the same rows)."""
     conn = helpers.warehouse()
     with conn.cursor() as cur:
         cur.execute(f"SELECT 1 FROM ad_impressions_{day:%Y%m%d} LIMIT 1 FOR UPDATE")  # noqa: S608
@@ -268,7 +269,7 @@ def _wait_blocked(application: str = "adpipe-archive") -> int:
     pytest.fail(f"{application} never waited on a lock")
 
 
-def test_connection_cut_mid_stream_loses_nothing(fault_days: int) -> None:
+def test_connection_cut_before_the_day_commits_loses_nothing(fault_days: int) -> None:
     blocker = _block_day(F_FIRST + timedelta(days=1))
     try:
         name = archive_in_background()

@@ -48,6 +48,9 @@ def attempt(dsn_setting: str, statement: str) -> str:
         ("ARCHIVE_WAREHOUSE_DSN", "DELETE FROM load_runs"),
         ("LOAD_WAREHOUSE_DSN", "CREATE TABLE ad_impressions_29991231 (x int)"),
         ("LOAD_WAREHOUSE_DSN", "SELECT adpipe_drop_empty_partition('2999-12-31')"),
+        ("LOAD_WAREHOUSE_DSN", "SELECT adpipe_hold_partition('2999-12-31')"),
+        ("LOAD_WAREHOUSE_DSN", "SELECT adpipe_empty_partition('2999-12-31', 0)"),
+        ("WAREHOUSE_DSN", "SELECT adpipe_empty_partition('2999-12-31', 0)"),
         (
             "ARCHIVE_WAREHOUSE_DSN",
             "INSERT INTO load_runs (window_start, window_end, manifest_key,"
@@ -110,6 +113,33 @@ def test_the_archiver_changes_an_object_only_as_it_leaves_the_archive(
         assert attempt("ARCHIVE_WAREHOUSE_DSN", statement) == "InsufficientPrivilege"
     finally:
         helpers.query("DELETE FROM archive_manifest WHERE archive_id = %s", (archive_id,))
+
+
+def test_the_archiver_empties_a_partition_only_while_holding_it_and_at_its_count() -> None:
+    import helpers
+
+    day = "2999-12-30"
+    hold = f"SELECT adpipe_hold_partition('{day}'); "
+    helpers.query(f"SELECT adpipe_ensure_partition('{day}')")
+    helpers.query(
+        "INSERT INTO ad_impressions VALUES (gen_random_uuid(), 1, 2, 3, 'feed', 'mobile', "
+        "'DE', %s, 4, 'EUR', false, 0)",
+        (f"{day} 10:00Z",),
+    )
+    try:
+        empty = f"SELECT adpipe_empty_partition('{day}', %s)"
+        # not held against writers: what it would empty may differ from what was read
+        assert attempt("ARCHIVE_WAREHOUSE_DSN", empty % 1) == "ObjectNotInPrerequisiteState"
+        # held, but the count is not the partition's
+        assert attempt("ARCHIVE_WAREHOUSE_DSN", hold + empty % 2) == (
+            "ObjectNotInPrerequisiteState"
+        )
+        assert attempt("ARCHIVE_WAREHOUSE_DSN", hold + empty % 1) == "ok"  # rolled back
+        assert helpers.query(
+            "SELECT count(*) FROM ad_impressions WHERE shown_at::date = %s", (day,)
+        ) == [(1,)]
+    finally:
+        helpers.query(f"DROP TABLE ad_impressions_{day.replace('-', '')}")
 
 
 def test_no_role_of_the_stack_but_the_superuser_is_one() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -282,6 +283,35 @@ def test_connection_cut_before_the_day_commits_loses_nothing(fault_days: int) ->
     assert held_rows(F_FIRST, F_LAST) == fault_days
     result = archive(F_RUN)
     assert result["exit_code"] == 0, result["stderr"]
+    assert held_rows(F_FIRST, F_LAST) == fault_days
+    assert orphans() == []
+
+
+def test_a_day_a_reader_keeps_busy_is_emptied_by_deleting_the_rows_it_exported(
+    fault_days: int,
+) -> None:
+    # a long query holds the day's partition: TRUNCATE would wait for it (and every query
+    # after it would queue behind); past the 10 s bound the archive deletes the same rows
+    day = F_FIRST + timedelta(days=2)
+    before = pg_rows(day)
+    reader = helpers.warehouse(os.environ["WAREHOUSE_DSN"])
+    try:
+        with reader.cursor() as cur:
+            low = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            cur.execute(
+                "SELECT count(*) FROM ad_impressions WHERE shown_at >= %s AND shown_at < %s",
+                (low, low + timedelta(days=1)),
+            )
+        began = time.monotonic()
+        result = archive(F_RUN)
+        waited = time.monotonic() - began
+    finally:
+        reader.rollback()
+        reader.close()
+    assert result["exit_code"] == 0, result["stderr"]
+    assert f"partition of {day} is being read; deleting its rows instead" in result["stderr"]
+    assert 10 <= waited < 60
+    assert pg_rows(day) == [] and before
     assert held_rows(F_FIRST, F_LAST) == fault_days
     assert orphans() == []
 

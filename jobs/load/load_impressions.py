@@ -31,7 +31,6 @@ import json
 import logging
 import reprlib
 import tempfile
-import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -189,10 +188,7 @@ def _page_body(bucket: Bucket, page: dict, hint: str) -> bytes:
     packed = bucket.get(page["key"])
     if packed is None:
         raise DataError(f"backup page s3://{bucket.name}/{page['key']} is missing", hint)
-    try:
-        body = gzip.decompress(packed)
-    except (OSError, EOFError, zlib.error):
-        body = None
+    body = backups.unpack(packed)
     if body is None or hashlib.sha256(body).hexdigest() != page["sha256"]:
         raise DataError(
             f"backup page s3://{bucket.name}/{page['key']} is damaged: it "

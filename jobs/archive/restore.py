@@ -25,7 +25,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from adpipe.errors import DataError
 from adpipe.job import Command, check_day_range, day_range_arguments
 from adpipe.locks import lock_days
@@ -35,6 +34,7 @@ from adpipe.settings import S3, WAREHOUSE
 from adpipe.storage import Bucket
 from adpipe.table import TABLE_COLUMNS as COLUMNS
 from archive import archive_session
+from parquet_files import batches
 from verify import as_archived, download, set_aside_and_reload
 
 RESTORABLE = """
@@ -49,7 +49,7 @@ STAGE = (
 
 def _csv_lines(path: Path) -> Any:
     """CSV text for COPY, batch by batch (uuids rendered back to text)."""
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=50_000):
+    for batch in batches(path, size=50_000):
         raw = batch.column("impression_id").storage.buffers()[1].to_pybytes()
         ids = pa.array(
             [str(uuid.UUID(bytes=raw[i * 16 : (i + 1) * 16])) for i in range(batch.num_rows)]

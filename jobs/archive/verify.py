@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from adpipe.errors import DataError, UpstreamError, backfill
 from adpipe.storage import Bucket
-from parquet_files import SCHEMA, ids_sha256, sha256_file
+from parquet_files import SCHEMA, batches, ids_sha256, sha256_file
 
 
 def download(bucket: Bucket, key: str, path: Path) -> bool:
@@ -86,9 +86,8 @@ def facts(path: Path, key: str, day: date) -> dict[str, Any]:
     low = high = None
     shown_type = SCHEMA.field("shown_at").type
     try:
-        parquet = pq.ParquetFile(path)
         rows, ids = ids_sha256(path)
-        for batch in parquet.iter_batches(columns=["shown_at"], batch_size=65_536):
+        for batch in batches(path, ["shown_at"]):
             shown = batch.column(0)
             if shown.type != shown_type:
                 raise KeyError("shown_at")

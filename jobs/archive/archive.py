@@ -5,10 +5,11 @@ ARCHIVE_RETENTION_DAYS) from ad_impressions to Parquet (zstd) in
 s3://ad-data/archive/ad_impressions/shown_date=YYYY-MM-DD/part-<sha256 prefix>.parquet.
 
 Each day is one short transaction under the day's lock (so no load of the day interleaves),
-holding the day's partition against every writer (adpipe_hold_partition): COPY (SELECT ...)
-TO STDOUT streams the day's rows, in their stored order, into pyarrow, which turns them into
-a Parquet file batch by batch while they arrive (parquet_files.ParquetSink); the file is
-checked (row count, ids), then put with If-None-Match and its SHA-256, which S3 checks on
+holding the day's partition against every writer (adpipe_hold_partition). A second session,
+through ADBC, reads the day's rows as Arrow record batches (binary COPY, in their stored
+order), which become a Parquet file batch by batch (parquet_files.write_parquet); it reads
+only after the hold, so it reads exactly what the partition holds until the commit. The file
+is checked (row count, ids), then put with If-None-Match and its SHA-256, which S3 checks on
 receipt and keeps, and a HEAD proves the stored object is that file (one kept without a
 SHA-256 is read back and checked whole); only then is its archive_manifest row inserted, the
 partition emptied (TRUNCATE when it holds exactly the rows exported; a DELETE of them when
@@ -33,12 +34,14 @@ import base64
 import logging
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import adbc_driver_manager
+import adbc_driver_postgresql.dbapi as adbc
 import psycopg2
 import pyarrow as pa
 import verify
@@ -48,24 +51,25 @@ from adpipe.locks import archive_lock, lock_days
 from adpipe.partitions import partition_day, partition_name
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
-from adpipe.warehouse import service_error, session
+from adpipe.table import TABLE_COLUMNS
+from adpipe.warehouse import conninfo, service_error, session, unreachable
 from adpipe.windows import ARCHIVE_TABLE_PREFIX as TABLE_PREFIX
 from adpipe.windows import archive_key, archive_key_day
-from parquet_files import ParquetSink, copy_expressions, sha256_file
+from parquet_files import sha256_file, write_parquet
 from psycopg2 import sql
 
 log = logging.getLogger("adpipe.archive")
 
-# the day's rows as stored: a scan from the partition's first block, so the same rows give
-# the same file (an earlier attempt's upload is adopted by that)
-EXPORT_DAY = """
-COPY (SELECT {expressions} FROM ad_impressions WHERE shown_at >= %(low)s AND shown_at < %(high)s)
-TO STDOUT WITH (FORMAT csv)
-"""
+EXPORT_DAY = sql.SQL(
+    "SELECT {columns} FROM ad_impressions WHERE shown_at >= %(low)s AND shown_at < %(high)s"
+).format(columns=sql.SQL(", ").join(map(sql.Identifier, TABLE_COLUMNS)))
+# the reading session's scans start at a partition's first block and read it in order, so
+# the same rows give the same file (an earlier attempt's upload is adopted by that)
 STORED_ORDER = (
-    "SET LOCAL synchronize_seqscans = off",  # else a scan may start where another one is
-    "SET LOCAL max_parallel_workers_per_gather = 0",  # else workers interleave the blocks
+    "SET synchronize_seqscans = off",  # else a scan may start where another one is
+    "SET max_parallel_workers_per_gather = 0",  # else workers interleave the blocks
 )
+EXPORT_SESSION = "adpipe-archive-export"
 DELETE_DAY = "DELETE FROM ad_impressions WHERE shown_at >= %s AND shown_at < %s"
 OLD_PARTITIONS = """
 SELECT c.relname FROM pg_inherits i
@@ -83,6 +87,7 @@ VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s / 1e6), to_timestamp(%s / 1e6), 
 
 def archive_day(
     conn: Any,
+    reader: Any,
     bucket: Bucket,
     day: date,
     run_date: date,
@@ -92,30 +97,25 @@ def archive_day(
     phases: Phases,
     settings: Settings,
 ) -> dict[str, Any]:
-    """Move one day's rows to one verified archive object, in one transaction. ``unlisted``
+    """Move one day's rows to one verified archive object, in one transaction of ``conn``;
+    ``reader`` (`export_session`) reads them. ``unlisted``
     are the archive keys no committed manifest row lists; the one this run would write for
     the day is adopted (and leaves the set), the others are never touched."""
     parquet_path = workdir / "day.parquet"
-    expressions = sql.SQL(", ").join(sql.SQL(expr) for expr in copy_expressions())
     outcome = {"day": day.isoformat(), "rows": 0, "key": None, "written": False, "adopted": False}
     with conn, conn.cursor() as cur:
-        cur.execute("SET LOCAL TimeZone = 'UTC'")  # the CSV's timestamps: parquet_files
-        for setting in STORED_ORDER:
-            cur.execute(setting)
         lock_days(cur, day, day)  # no load of the day checks or writes until this commits
         cur.execute("SELECT adpipe_hold_partition(%s)", (day,))
         if not cur.fetchone()[0]:
             return outcome
         low = datetime(day.year, day.month, day.day, tzinfo=UTC)
         high = low + timedelta(days=1)
-        export = cur.mogrify(  # COPY takes no parameters: bind them into the text here
-            sql.SQL(EXPORT_DAY).format(expressions=expressions), {"low": low, "high": high}
-        )
+        # ADBC reads by binary COPY only a query without parameters: bound into its text here
+        export = cur.mogrify(EXPORT_DAY, {"low": low, "high": high}).decode()
         phases.start()
-        with ParquetSink(parquet_path) as sink:
-            cur.copy_expert(export.decode(), sink, size=1 << 16)
+        with closing(read_rows(reader, export)) as rows:  # closed on an error too
+            facts = write_parquet(rows, parquet_path)
         phases.lap("export_rows")  # and write the Parquet file, meanwhile
-        facts = sink.facts
         if facts["rows"] == 0:
             return outcome
         verify.check_rows(parquet_path, facts, "the Parquet file written")  # before it leaves
@@ -191,6 +191,34 @@ def empty_day(cur: Any, day: date, span: tuple[datetime, datetime], rows: int) -
     cur.execute("RELEASE SAVEPOINT empty_day")
 
 
+def read_rows(reader: Any, query: str) -> Generator[pa.RecordBatch]:
+    """The query's rows as Arrow record batches, by ADBC's binary COPY."""
+    with reader.cursor() as cur:
+        cur.execute(query)
+        yield from cur.fetch_record_batch()
+
+
+@contextmanager
+def export_session(settings: Settings) -> Iterator[Any]:
+    """The archive role's second session, which reads days as Arrow (ADBC: binary COPY, no
+    text on either side). Each read is a transaction of its own that ends with it, so it
+    holds nothing the first session then waits for; it reads a day only while the first
+    session holds it against writers."""
+    try:
+        reader = adbc.connect(
+            conninfo(settings.warehouse_dsn, EXPORT_SESSION, settings), autocommit=True
+        )
+    except adbc_driver_manager.Error as exc:
+        raise unreachable(str(exc), settings.warehouse_dsn) from None
+    try:
+        with reader.cursor() as cur:
+            for setting in STORED_ORDER:
+                cur.execute(setting)
+        yield reader
+    finally:
+        reader.close()
+
+
 def drop_if_empty(conn: Any, day: date) -> bool:
     """Drop the day's partition when nothing is left in it (through the owner's
     ``adpipe_drop_empty_partition``); give up rather than wait."""
@@ -241,13 +269,25 @@ def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> di
     results = []
     failures = []
     phases = Phases()
-    with tempfile.TemporaryDirectory(prefix="adpipe-archive-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="adpipe-archive-") as tmp,
+        export_session(settings) as reader,
+    ):
         for day in days:
             try:
                 result = archive_day(
-                    conn, bucket, day, run_date, committed, unlisted, Path(tmp), phases, settings
+                    conn,
+                    reader,
+                    bucket,
+                    day,
+                    run_date,
+                    committed,
+                    unlisted,
+                    Path(tmp),
+                    phases,
+                    settings,
                 )
-            except (JobError, psycopg2.Error, pa.ArrowException) as exc:
+            except (JobError, psycopg2.Error, pa.ArrowException, adbc_driver_manager.Error) as exc:
                 if conn.closed:
                     raise  # the connection is gone: no later day can run either
                 reason = (

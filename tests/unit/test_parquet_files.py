@@ -1,78 +1,85 @@
-"""The archive's Parquet writing: streamed from COPY's CSV while it arrives, it gives the same
-file as the whole CSV in one block, cuts blocks only where records end, and a failure surfaces
-instead of hanging the COPY."""
+"""The archive's Parquet writing: a day's rows, however they are cut into batches, give the
+same rows and the same facts; a batch in other columns is refused, never written; a file is
+read back a batch at a time in memory that does not grow with it."""
 
 from __future__ import annotations
 
-import csv
-import io
+import os
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
-import parquet_files
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from parquet_files import ParquetSink, blocks_to_parquet
+from adpipe.errors import DataError
+from parquet_files import SCHEMA, batches, ids_sha256, write_parquet
 
 
-def day_csv(rows: int) -> bytes:
-    """PostgreSQL's CSV of a day, as the archive's COPY writes it (TimeZone UTC)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    for n in range(rows):
-        placement = 'line\nbreak, "quoted"' if n % 7 == 0 else "feed"
-        writer.writerow(
-            [
-                str(uuid.UUID(int=n * 7919 + 1)),
-                n,
-                n // 10,
-                n // 50,
-                placement,
-                "ctv",
-                "DE",
-                f"2026-08-03 00:{n // 60 % 60:02d}:{n % 60:02d}.{n % 1000:03d}+00",
-                n * 3,
-                "EUR",
-                "t" if n % 2 else "f",
-                42,
-                "2026-08-04 10:00:00+00",
-            ]
-        )
-    return out.getvalue().encode()
+def day_rows(rows: int) -> pa.Table:
+    """A day's rows as ADBC reads them: the table's columns, nullable, uuids as Arrow's."""
+    start = int(datetime(2026, 8, 3, tzinfo=UTC).timestamp() * 1e6)
+    ids = b"".join(uuid.UUID(int=n * 7919 + 1).bytes for n in range(min(rows, 3000)))
+    ids += os.urandom(16 * rows - len(ids))
+    numbers = pa.array(range(rows), pa.int64())
+    every = pa.array([0] * rows, pa.int64())
+
+    def instants(micros: pa.Array) -> pa.Array:
+        return pc.add(micros, start).cast(pa.timestamp("us", "UTC"))
+
+    columns = {
+        "impression_id": pa.ExtensionArray.from_storage(
+            pa.uuid(), pa.Array.from_buffers(pa.binary(16), rows, [None, pa.py_buffer(ids)])
+        ),
+        "ad_id": numbers,
+        "campaign_id": pc.divide(numbers, 10),
+        "advertiser_id": pc.divide(numbers, 50),
+        "placement": pc.if_else(pc.equal(numbers, 0), 'line\nbreak, "quoted"', "feed"),
+        "device": pa.repeat("ctv", rows),
+        "country": pa.repeat("DE", rows),
+        "shown_at": instants(pc.multiply(numbers, 7_500_000)),
+        "cost_micros": pc.multiply(numbers, 3),
+        "currency": pa.repeat("EUR", rows),
+        "clicked": pc.equal(pc.bit_wise_and(numbers, 1), 1),
+        "load_run_id": pc.add(every, 42),
+        "loaded_at": instants(pc.add(every, 86_400_000_000)),
+    }
+    return pa.table(columns)
 
 
-def test_streamed_parquet_equals_the_one_from_the_whole_csv(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(parquet_files, "BATCH_BYTES", 4096)  # many blocks, cut mid-record
-    data = day_csv(3000)
-    expected = blocks_to_parquet([data], tmp_path / "whole.parquet")  # one block, no cuts
-    with ParquetSink(tmp_path / "streamed.parquet") as sink:
-        for start in range(0, len(data), 157):  # COPY's writes are a row or less each
-            sink.write(data[start : start + 157])
-    assert sink.facts == expected
-    assert expected["rows"] == 3000
-    streamed = pq.read_table(tmp_path / "streamed.parquet")
-    assert streamed.equals(pq.read_table(tmp_path / "whole.parquet"))
-    assert streamed.column("placement")[0].as_py() == 'line\nbreak, "quoted"'
+def test_the_same_rows_in_other_batches_give_the_same_rows_and_facts(tmp_path: Path) -> None:
+    table = day_rows(3000)
+    whole = write_parquet(table.to_batches(), tmp_path / "whole.parquet")
+    cut = write_parquet(table.to_batches(max_chunksize=97), tmp_path / "cut.parquet")
+    assert whole == cut
+    assert whole["rows"] == 3000
+    assert whole["min_us"] == int(datetime(2026, 8, 3, tzinfo=UTC).timestamp() * 1e6)
+    assert ids_sha256(tmp_path / "cut.parquet") == (3000, whole["ids_sha256"])
+    written = pq.read_table(tmp_path / "cut.parquet")
+    assert written.schema == SCHEMA
+    assert written.equals(pq.read_table(tmp_path / "whole.parquet"))
+    assert written.column("placement")[0].as_py() == 'line\nbreak, "quoted"'
+    assert written.column("impression_id").combine_chunks().storage.to_pylist()[:2] == [
+        uuid.UUID(int=1).bytes,
+        uuid.UUID(int=7920).bytes,
+    ]
 
 
-def test_a_block_the_converter_cannot_read_fails_the_copy_and_ends_the_thread(
-    tmp_path: Path, monkeypatch
-) -> None:
-    monkeypatch.setattr(parquet_files, "BATCH_BYTES", 1024)
-    bad = day_csv(50).replace(b",ctv,", b",ctv,,", 1)  # one record with a column too many
-    sink = ParquetSink(tmp_path / "day.parquet")
-    with pytest.raises(pa.ArrowInvalid, match=r"(?i)column|field"), sink:
-        for _ in range(200):
-            sink.write(bad)
-    assert not sink._thread.is_alive()
+def test_rows_in_other_columns_than_the_archives_are_refused(tmp_path: Path) -> None:
+    table = day_rows(10).drop_columns(["loaded_at"])
+    with pytest.raises(DataError, match="not in the archive's columns"):
+        write_parquet(table.to_batches(), tmp_path / "day.parquet")
+    swapped = day_rows(10).set_column(1, "ad_id", pa.array([str(n) for n in range(10)]))
+    with pytest.raises(DataError, match="not in the archive's columns"):
+        write_parquet(swapped.to_batches(), tmp_path / "day.parquet")
 
 
-def test_an_error_in_the_copy_stops_the_converter_without_waiting_for_more(
-    tmp_path: Path,
-) -> None:
-    sink = ParquetSink(tmp_path / "day.parquet")
-    with pytest.raises(RuntimeError, match="connection lost"), sink:
-        sink.write(day_csv(10))
-        raise RuntimeError("connection lost")
-    assert not sink._thread.is_alive()
+def test_a_file_is_read_back_in_memory_that_does_not_grow_with_it(tmp_path: Path) -> None:
+    write_parquet(day_rows(2_000_000).to_batches(65_536), tmp_path / "day.parquet")
+    base, peak = pa.total_allocated_bytes(), 0
+    for batch in batches(tmp_path / "day.parquet", ["impression_id"]):
+        peak = max(peak, pa.total_allocated_bytes() - base)
+        assert batch.num_rows <= 65_536
+    # a batch of ids is 1 MiB; the column, which pyarrow's pre-buffering kept, is 32 MB
+    assert peak < 8 << 20

@@ -5,6 +5,7 @@ writes them, the load and reconcile read them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from adpipe.storage import Bucket
 from adpipe.windows import manifest_version
@@ -59,7 +60,8 @@ def unpack(packed: bytes) -> bytes | None:
     stored before ISA-L did the packing too)."""
     from isal import igzip, isal_zlib
 
+    broken = cast(type[Exception], isal_zlib.error)  # its stub declares an instance
     try:
         return igzip.decompress(packed)
-    except (OSError, EOFError, isal_zlib.error):
+    except (OSError, EOFError, broken):
         return None

@@ -63,9 +63,8 @@ def arrow_type(column: Column) -> pa.DataType:
 
 
 def uuid_bytes(texts: pa.StringArray) -> bytes:
-    """The 16-byte forms of canonical uuid texts (PostgreSQL's, or the API's once checked),
-    in order, without a Python object per row: the array's character data is the texts back
-    to back."""
+    """The 16-byte forms of canonical uuid texts (the API's, once checked), in order, without
+    a Python object per row: the array's character data is the texts back to back."""
     import pyarrow as pa
 
     _, offsets_buffer, data_buffer = texts.buffers()

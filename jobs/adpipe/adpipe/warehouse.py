@@ -22,14 +22,13 @@ from adpipe.migrations import check_schema
 from adpipe.settings import Settings
 
 
-def connect(
-    dsn: str, application_name: str, settings: Settings | None = None
-) -> psycopg2.extensions.connection:
-    """A connection with keepalives, so a dead peer is noticed instead of waited on, and the
-    settings' lock and statement timeouts, so no wait is without bound."""
+def conninfo(dsn: str, application_name: str, settings: Settings | None = None) -> str:
+    """The libpq connection string of every session a job opens: keepalives, so a dead peer
+    is noticed instead of waited on, and the settings' lock and statement timeouts, so no
+    wait is without bound. `ConfigError` when libpq cannot parse ``dsn``."""
     settings = settings or Settings()
     try:
-        return psycopg2.connect(
+        return psycopg2.extensions.make_dsn(
             dsn,
             application_name=application_name,
             connect_timeout=10,
@@ -45,12 +44,27 @@ def connect(
             "the warehouse DSN is not a valid libpq connection string",
             "check WAREHOUSE_DSN (percent-encode @, #, / and % in a password)",
         ) from None
+
+
+def connect(
+    dsn: str, application_name: str, settings: Settings | None = None
+) -> psycopg2.extensions.connection:
+    """A connection made with `conninfo`."""
+    info = conninfo(dsn, application_name, settings)
+    try:
+        return psycopg2.connect(info)
     except psycopg2.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
-        raise UpstreamError(
-            f"cannot connect to the warehouse: {_without_secrets(first_line, dsn)}",
-            "check that PostgreSQL is up and WAREHOUSE_DSN is right",
-        ) from None
+        raise unreachable(str(exc), dsn) from None
+
+
+def unreachable(message: str, dsn: str) -> UpstreamError:
+    """What a job says when the warehouse does not take its connection (its DSN and
+    password never in it)."""
+    first_line = message.strip().splitlines()[0] if message.strip() else "no answer"
+    return UpstreamError(
+        f"cannot connect to the warehouse: {_without_secrets(first_line, dsn)}",
+        "check that PostgreSQL is up and WAREHOUSE_DSN is right",
+    )
 
 
 def _without_secrets(text: str, dsn: str) -> str:

@@ -13,9 +13,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from adpipe.errors import ConfigError, MissingSetting
+
+Number = TypeVar("Number", int, float)
 
 # A PostgreSQL duration as lock_timeout and statement_timeout take it: 500ms, 30s, 5min, 1h
 DURATION = re.compile(r"[1-9][0-9]*(ms|s|min|h)")
@@ -31,27 +33,22 @@ def url(name: str, value: str) -> str:
 
 def whole(low: int, high: int) -> Callable[[str, str], int]:
     """A parser of whole numbers from ``low`` to ``high``."""
-
-    def parse(name: str, value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise ConfigError(f"setting {name} is not a whole number: {value!r}") from None
-        if not low <= number <= high:
-            raise ConfigError(f"setting {name} must be between {low} and {high}, not {number}")
-        return number
-
-    return parse
+    return _ranged(int, "a whole number", low, high)
 
 
 def decimal(low: int, high: int) -> Callable[[str, str], float]:
     """A parser of numbers from ``low`` to ``high``, fractions allowed."""
+    return _ranged(float, "a number", low, high)
 
-    def parse(name: str, value: str) -> float:
+
+def _ranged(
+    convert: Callable[[str], Number], kind: str, low: int, high: int
+) -> Callable[[str, str], Number]:
+    def parse(name: str, value: str) -> Number:
         try:
-            number = float(value)
+            number = convert(value)
         except ValueError:
-            raise ConfigError(f"setting {name} is not a number: {value!r}") from None
+            raise ConfigError(f"setting {name} is not {kind}: {value!r}") from None
         if not low <= number <= high:
             raise ConfigError(f"setting {name} must be between {low} and {high}, not {number}")
         return number

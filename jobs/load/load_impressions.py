@@ -7,15 +7,16 @@ normalises every record (impression_rules), writes the rejected ones with their 
 s3://ad-data/quarantine/, and fails, loading nothing, when their share exceeds
 LOAD_MAX_REJECTED_SHARE.
 
-One transaction per window: COPY the valid records into a temporary table (streamed, one
-page in memory at a time); then, holding the window's days' locks (shared with other loads,
-exclusive of the archive), check the days are not archived, keep the first record of each
-impression_id, replace the window's rows in ad_impressions and write the load_runs
-row. Running it again for the same window leaves the table as one run did; a failure leaves
-the previous state. A reload that would leave fewer than 1 - LOAD_MAX_SHRINK_SHARE of the
-window's committed rows (an empty source after a non-empty load always) loads nothing and
-exits 3, unless run with --allow-shrink. New days' partitions are made beforehand in a
-short transaction of their own.
+One transaction per window: holding the window's days' locks (shared with other loads,
+exclusive of the archive), check the days are not archived and delete the window's rows;
+COPY the valid records whose impression_id certainly comes first in the window
+(first_seen.py) straight into ad_impressions, streamed, one page in memory at a time, and
+the few that may repeat one into a temporary table, from which the first of each id not already
+written is added; then write the load_runs row. Running it again for the same window leaves
+the table as one run did; a failure leaves the previous state. A reload that would leave
+fewer than 1 - LOAD_MAX_SHRINK_SHARE of the window's committed rows (an empty source after a
+non-empty load always) loads nothing and exits 3, unless run with --allow-shrink. New days'
+partitions are made beforehand in a short transaction of their own.
 
     docker run --rm --network host --env-file .env.load adpipe/load:dev run \\
         --start 2026-11-20T10:00:00Z --end 2026-11-20T11:00:00Z
@@ -39,6 +40,7 @@ from typing import Any
 
 import fast_path
 import pyarrow as pa
+import pyarrow.compute as pc
 from adpipe import backups, check, table
 from adpipe.errors import DataError, UpstreamError, backfill
 from adpipe.job import Command, Phases, check_window, cli, window_arguments
@@ -49,12 +51,13 @@ from adpipe.settings import Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
 from adpipe.windows import backup_prefix, quarantine_key, rfc3339, window_days
+from first_seen import SeenIds
 from impression_rules import Rejected, normalise, parse_page
 from psycopg2 import sql
 
 log = logging.getLogger("adpipe.load")
 
-# the API's columns with their types in ad_impressions, after each record's ordinal
+# the rows that may repeat an earlier id: the API's columns after each record's ordinal
 STAGE = sql.SQL("CREATE TEMPORARY TABLE stage_impressions ({}) ON COMMIT DROP").format(
     sql.SQL(", ").join(
         sql.SQL("{} {} NOT NULL").format(sql.Identifier(c.name), sql.SQL(c.postgres))
@@ -65,11 +68,20 @@ STAGE = sql.SQL("CREATE TEMPORARY TABLE stage_impressions ({}) ON COMMIT DROP").
 STAGE_MEMORY = "256MB"
 PREFETCH = 2  # pages fetched ahead of the one being loaded
 COPY_STAGE = "COPY stage_impressions FROM STDIN WITH (FORMAT binary)"
+# the rows first of their id, as ad_impressions stores them
+ROW_SCHEMA = pa.schema([*list(fast_path.STAGE_SCHEMA)[1:], ("load_run_id", pa.int64())])
+COPY_ROWS = sql.SQL("COPY ad_impressions ({}) FROM STDIN WITH (FORMAT binary)").format(
+    sql.SQL(", ").join(map(sql.Identifier, ROW_SCHEMA.names))
+)
 DELETE_WINDOW = "DELETE FROM ad_impressions WHERE shown_at >= %s AND shown_at < %s"
-INSERT_FIRST_OF_EACH = """
+# of the rows that may repeat, the first of each id the window does not hold yet: a row
+# written straight was the first of its id, so it wins over every staged one
+FIRST_OF_REPEATS = """
 INSERT INTO ad_impressions ({columns}, load_run_id)
-SELECT DISTINCT ON (impression_id) {columns}, %s
-FROM stage_impressions
+SELECT DISTINCT ON (impression_id) {columns}, %(run_id)s
+FROM stage_impressions s
+WHERE NOT EXISTS (SELECT 1 FROM ad_impressions t WHERE t.impression_id = s.impression_id
+                  AND t.shown_at >= %(start)s AND t.shown_at < %(end)s)
 ORDER BY impression_id, ordinal
 """
 ARCHIVED_RELOAD = """
@@ -207,10 +219,10 @@ def staged_rows(
     quarantine: Quarantine,
     phases: Phases,
 ) -> Iterator[pa.RecordBatch]:
-    """The window's valid records as the stage's rows, a page at a time, each with its
-    ordinal (its place in the window: the first of an id wins). The fast path takes the
-    records it can accept column-wise; the rules decide the rest, and rejected records go to
-    the quarantine."""
+    """The window's valid records as rows (`fast_path.STAGE_SCHEMA`), one batch a page in
+    the window's order, each with its ordinal (its place in the window: the first of an id
+    wins). The fast path takes the records it can accept column-wise; the rules decide the
+    rest, and rejected records go to the quarantine."""
     pages = page_bodies(bucket, manifest)
     while True:
         with phases.timed("read_pages"):
@@ -231,7 +243,6 @@ def staged_rows(
             left: Iterable[tuple[int, Any]] = enumerate(records)
             counts.received += len(records)
         else:
-            yield batch.rows
             counts.received += batch.records
             counts.valid += batch.accepted
             with phases.timed("check_records"):
@@ -250,6 +261,11 @@ def staged_rows(
                 ordinals.append(first + position)
             counts.valid += len(rows)
             ruled = fast_path.rules_rows(rows, ordinals)
+            if batch is not None and not rows:
+                ruled = batch.rows
+            elif batch is not None and batch.accepted:
+                # the rules' rows sit between the fast path's: one batch, in order
+                ruled = pa.concat_batches([batch.rows, ruled]).sort_by("ordinal")
         yield ruled
 
 
@@ -261,8 +277,9 @@ def load(
     conn: Any,
     allow_shrink: bool = False,
 ) -> dict[str, Any]:
-    """Load the window in one transaction: `stage` its backup, `guard` what must hold before
-    its rows change, `replace` them and record the run; see the module's description."""
+    """Load the window in one transaction: `guard` what must hold before its rows change,
+    delete them, `write` the backup's rows in their place and record the run; see the
+    module's description."""
     started_at = datetime.now(UTC)
     counts, phases = Counts(), Phases()
     first_day, last_day = window_days(start, end)
@@ -275,9 +292,14 @@ def load(
         cur.execute(NEXT_RUN_ID)
         run_id = cur.fetchone()[0]
         with Quarantine(bucket, quarantine_key(start, end, run_id)) as quarantine:
+            guard(cur, bucket, start, end)
             phases.start()
-            stage(cur, staged_rows(bucket, manifest, start, end, counts, quarantine, phases))
-            phases.lap("stage")
+            cur.execute(DELETE_WINDOW, (start, end))
+            replaced = cur.rowcount
+            phases.lap("delete_window")
+            rows = staged_rows(bucket, manifest, start, end, counts, quarantine, phases)
+            written = write(cur, rows, SeenIds(int(manifest.get("records") or 0)), run_id)
+            phases.lap("copy_rows")
             if too_many_rejected(counts, settings.max_rejected_share):
                 conn.rollback()
                 # this run's own key: the committed run's quarantine stays as it was
@@ -288,10 +310,8 @@ def load(
                     f"{quarantine.publish()}",
                     "inspect the quarantine, fix the source or raise LOAD_MAX_REJECTED_SHARE",
                 )
-            guard(cur, bucket, start, end)
-            phases.start()
-            replaced, written = replace(cur, start, end, run_id)
-            phases.lap("replace_rows")
+            written += first_of_repeats(cur, start, end, run_id)
+            phases.lap("first_of_repeats")
             _check_shrink(replaced, written, settings.max_shrink_share, allow_shrink, manifest_key)
             # the run's counts, as load_runs records them and the SUMMARY reports them
             tally = {
@@ -333,14 +353,35 @@ def load(
     }
 
 
-def stage(cur: Any, rows: Iterator[pa.RecordBatch]) -> None:
-    """COPY the window's valid records (``rows``, from `staged_rows`) into the temporary
-    stage table, as binary COPY. The stage lives in the session's temp buffers and is sorted
-    by id once: room for both in memory up to about a million rows, on disk beyond."""
-    cur.execute("SET LOCAL temp_buffers = %s", (STAGE_MEMORY,))
-    cur.execute("SET LOCAL work_mem = %s", (STAGE_MEMORY,))
-    cur.execute(STAGE)
-    copy_in(cur, COPY_STAGE, LineStream(binary_rows(fast_path.STAGE_SCHEMA, rows)))
+def write(cur: Any, rows: Iterator[pa.RecordBatch], seen: SeenIds, run_id: int) -> int:
+    """COPY the rows (from `staged_rows`) that certainly come first of their id straight into
+    ad_impressions, as binary COPY, and then the rest, spooled to a temporary file meanwhile,
+    into the temporary stage table; returns how many went straight in."""
+    written = 0
+    run = pa.scalar(run_id, pa.int64())
+
+    def firsts(repeats: pa.ipc.RecordBatchStreamWriter) -> Iterator[pa.RecordBatch]:
+        nonlocal written
+        for batch in rows:
+            first = seen.first(batch.column("impression_id"))
+            kept = batch.filter(first)
+            if kept.num_rows < batch.num_rows:
+                repeats.write_batch(batch.filter(pc.invert(first)))
+            written += kept.num_rows
+            columns = [*kept.columns[1:], pa.repeat(run, kept.num_rows)]
+            yield pa.RecordBatch.from_arrays(columns, schema=ROW_SCHEMA)
+
+    with tempfile.TemporaryFile() as spool:
+        with pa.ipc.new_stream(spool, fast_path.STAGE_SCHEMA) as repeats:
+            statement = COPY_ROWS.as_string(cur)
+            copy_in(cur, statement, LineStream(binary_rows(ROW_SCHEMA, firsts(repeats))))
+        spool.seek(0)
+        cur.execute("SET LOCAL temp_buffers = %s", (STAGE_MEMORY,))
+        cur.execute("SET LOCAL work_mem = %s", (STAGE_MEMORY,))
+        cur.execute(STAGE)
+        with pa.ipc.open_stream(spool) as staged:
+            copy_in(cur, COPY_STAGE, LineStream(binary_rows(fast_path.STAGE_SCHEMA, staged)))
+    return written
 
 
 def too_many_rejected(counts: Counts, limit: float) -> bool:
@@ -369,14 +410,15 @@ def guard(cur: Any, bucket: Bucket, start: datetime, end: datetime) -> None:
         )
 
 
-def replace(cur: Any, start: datetime, end: datetime, run_id: int) -> tuple[int, int]:
-    """Delete the window's rows and insert the first staged record of each impression_id;
-    returns (rows deleted, rows written)."""
-    cur.execute(DELETE_WINDOW, (start, end))
-    replaced = cur.rowcount
+def first_of_repeats(cur: Any, start: datetime, end: datetime, run_id: int) -> int:
+    """Add the first staged record of each impression_id the window does not hold yet;
+    returns how many."""
     columns = sql.SQL(", ").join(map(sql.Identifier, table.IMPRESSION_COLUMNS))
-    cur.execute(sql.SQL(INSERT_FIRST_OF_EACH).format(columns=columns), (run_id,))
-    return replaced, cur.rowcount
+    cur.execute(
+        sql.SQL(FIRST_OF_REPEATS).format(columns=columns),
+        {"run_id": run_id, "start": start, "end": end},
+    )
+    return cur.rowcount
 
 
 def _check_shrink(

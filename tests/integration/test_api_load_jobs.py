@@ -46,12 +46,12 @@ def args(start: datetime, end: datetime) -> tuple[str, ...]:
 
 
 def wait_copying() -> int:
-    """The pid of the load's backend once it is copying into its stage table."""
+    """The pid of the load's backend once it is copying its rows into ad_impressions."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         copying = helpers.admin_query(
             "SELECT pid FROM pg_stat_activity WHERE application_name"
-            " = 'adpipe-load' AND query LIKE 'COPY stage_impressions%%'"
+            " = 'adpipe-load' AND query LIKE 'COPY ad_impressions%%'"
         )
         if copying:
             return copying[0][0]

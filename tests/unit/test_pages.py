@@ -37,6 +37,10 @@ ODD = [
     b'{"impressions": [{"a": ' + b"[" * 97 + b"]" * 97 + b"}]}",  # 100 levels: passes
     b'{"impressions": [{"a": ' + b"[" * 98 + b"]" * 98 + b"}]}",  # 101: refused
     b'{"impressions": [{"a": "{{[["}, "[x]", 3]}',  # brackets inside strings
+    # more openings than a record may nest, all in a string: walked, and passes
+    b'{"impressions": [{"a": 1}, {"b": "' + b"{[" * 60 + b'"}, {"c": [[]]}]}',
+    # the third of three records nests 101 levels: refused
+    b'{"impressions": [{"a": 1}, {"b": "x"}, {"c": ' + b"[" * 98 + b"]" * 98 + b"}]}",
     b'{"impressions": [{"a": 123456789012345678901234567890}]}',
 ]
 

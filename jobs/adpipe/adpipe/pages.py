@@ -6,13 +6,15 @@ whatever its stack depth, without RecursionError. (The records' own rules are th
 jobs/load/impression_rules.py.)
 
 The extract only counts a page's records (`count`): msgspec reads the page in C and only the
-records that may nest are walked. The load's rules read records (`parse`): Python's parser,
-and a walk of every level. Both pass and refuse the same pages."""
+records that may nest too deep (chosen in C too) are walked. The load's rules read records
+(`parse`): Python's parser, and a walk of every level. Both pass and refuse the same pages."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
 import msgspec
@@ -43,12 +45,14 @@ class _RawPage(msgspec.Struct):
 
 
 _RAW = msgspec.json.Decoder(_RawPage)
+_NOT_OPENING = bytes(c for c in range(256) if c not in b"{[\0")
 
 
 def count(body: bytes) -> tuple[int, str | None]:
     """(records, next cursor) of a page body, or `PageError`: what `parse` would say of it,
     without building the records. msgspec reads the page in C; a record whose bytes hold
-    one brace and no bracket is flat and is not walked; any other is read and walked alone."""
+    too few braces and brackets to nest too deep is not walked (`_may_nest`); any other is
+    read and walked alone."""
     try:
         page = _RAW.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
@@ -56,16 +60,25 @@ def count(body: bytes) -> tuple[int, str | None]:
     if page is None or page.next_cursor == "":
         found = parse(body)
         return len(found.records), found.cursor
-    for raw in page.impressions:
-        record = bytes(raw)
-        if record.count(b"{") > 1 or b"[" in record:
-            try:
-                depth = 2 + nesting(json.loads(record))
-            except RecursionError:
-                depth = MAX_NESTING + 1
-            if depth > MAX_NESTING:
-                raise PageError(f"nests deeper than {MAX_NESTING} levels")
+    for raw in _may_nest(page.impressions):
+        try:
+            depth = 2 + nesting(json.loads(bytes(raw)))
+        except RecursionError:
+            depth = MAX_NESTING + 1
+        if depth > MAX_NESTING:
+            raise PageError(f"nests deeper than {MAX_NESTING} levels")
     return len(page.impressions), page.next_cursor
+
+
+def _may_nest(records: list[msgspec.Raw]) -> Iterator[msgspec.Raw]:
+    """The records that could nest deeper than a record may (MAX_NESTING less the page's two
+    levels): those holding more opening braces and brackets than that, in strings or not.
+    Counted in C: the records joined by NUL (which JSON never holds unescaped), all but the
+    openings deleted, split back into one short string a record."""
+    openings = b"\0".join(records).translate(None, _NOT_OPENING).split(b"\0")
+    if len(openings) != len(records):  # a NUL inside a record after all: walk them all
+        return iter(records)
+    return compress(records, map((MAX_NESTING - 2).__lt__, map(len, openings)))
 
 
 def parse(body: bytes) -> Page:

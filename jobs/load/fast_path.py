@@ -169,9 +169,9 @@ def _ids(texts: pa.StringArray) -> pa.Array:
     return pa.Array.from_buffers(UUID_BYTES, len(texts), [None, pa.py_buffer(uuid_bytes(texts))])
 
 
-def raw_records(body: bytes) -> list[bytes]:
-    """Each record's own bytes, for the records left to the rules."""
-    return [bytes(raw) for raw in RAW_PAGE.decode(body).impressions]
+def raw_records(body: bytes) -> list[msgspec.Raw]:
+    """Each record's own bytes (``bytes(raw)``), for the records left to the rules."""
+    return RAW_PAGE.decode(body).impressions
 
 
 def _integers(values: Sequence[object]) -> pa.Array:

@@ -188,6 +188,9 @@ def main() -> None:
             # the gateway's Iceberg and Lance catalogs: unauthenticated, and unused here
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
+            # the gateway's read buffers and its chunk cache, 64 MB each at most
+            "-s3.readerCacheSizeMB=64",
+            "-s3.cacheCapacityMB=64",
         ]
     )
     children = [server]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import subprocess
 import time
@@ -10,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import helpers
 import pytest
+from adpipe.windows import manifest_key, page_key, rfc3339
 from helpers import docker_run
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -224,3 +227,75 @@ def test_load_cut_by_pg_terminate_backend_exits_4_with_the_lost_connection_line(
     assert "FAILED load: lost the warehouse connection: " in log
     assert "Traceback" not in log and "already closed" not in log
     assert helpers.window_checksum(start, end) == before
+
+
+def put_backup(start: datetime, end: datetime, pages: list[list[dict]], **facts) -> None:
+    """A new backup version of the window holding these pages, written as the extract writes
+    one; ``facts`` go into its manifest."""
+    prefix = helpers.backup_prefix(start, end)
+    version = len(helpers.backup_manifests(start, end)) + 1
+    listed = []
+    for number, records in enumerate(pages, start=1):
+        cursor = None if number == len(pages) else f"after-{number}"
+        body = json.dumps({"impressions": records, "next_cursor": cursor}).encode()
+        digest = hashlib.sha256(body).hexdigest()
+        key = page_key(prefix, digest)
+        helpers.s3().put_object(Bucket=helpers.bucket(), Key=key, Body=gzip.compress(body))
+        listed.append({"key": key, "records": len(records), "bytes": len(body), "sha256": digest})
+    manifest = {"window": {"start": rfc3339(start), "end": rfc3339(end)}, "pages": listed, **facts}
+    helpers.s3().put_object(
+        Bucket=helpers.bucket(),
+        Key=manifest_key(prefix, version),
+        Body=json.dumps(manifest).encode(),
+    )
+
+
+@pytest.mark.parametrize("sized", [True, False], ids=["manifest-counts", "no-count"])
+def test_each_id_keeps_its_first_record_wherever_its_repeats_are(sized: bool) -> None:
+    """Repeats with other content: later on the same page, on a later page, and a record the
+    fast path takes repeating one only the rules read (an id in capitals). Each id keeps its
+    first record, once. Without a record count in the manifest (as a backup from before it
+    had one) the load's filter is as small as it gets and every row goes the exact way."""
+    start, end = window(11 if sized else 12)
+    ids = [str(uuid.uuid4()) for _ in range(4)]
+
+    def record(uid: str, minute: int, cost: int) -> dict:
+        return {
+            "impression_id": uid,
+            "ad_id": 7,
+            "campaign_id": 8,
+            "advertiser_id": 9,
+            "placement": "feed",
+            "device": "mobile",
+            "country": "DE",
+            "shown_at": rfc3339(start + timedelta(minutes=minute)),
+            "cost_micros": cost,
+            "currency": "EUR",
+            "clicked": False,
+        }
+
+    filler = [record(str(uuid.uuid4()), 30, 1) for _ in range(50)]
+    first = [
+        record(ids[0], 1, 100),
+        record(ids[1], 2, 200),
+        record(ids[0], 3, 999),  # same page, later, another instant
+        record(ids[2].upper(), 4, 300),  # read by the rules
+        record(ids[2], 5, 998),  # the fast path's, after it
+        *filler,
+    ]
+    second = [record(ids[1], 6, 997), record(ids[3], 7, 400), record(ids[3], 7, 400)]
+    facts = {"records": len(first) + len(second)} if sized else {}
+    put_backup(start, end, [first, second], **facts)
+    result = run_job("load", start, end)
+    assert result["exit_code"] == 0, result["stderr"]
+    assert (result["rows_written"], result["duplicates"]) == (4 + len(filler), 4)
+    stored = helpers.query(
+        "SELECT impression_id::text, shown_at, cost_micros FROM ad_impressions "
+        "WHERE impression_id = ANY(%s::uuid[]) ORDER BY cost_micros",
+        (ids,),
+    )
+    minutes = [
+        (uid, start + timedelta(minutes=m), cost)
+        for uid, m, cost in [(ids[0], 1, 100), (ids[1], 2, 200), (ids[2], 4, 300), (ids[3], 7, 400)]
+    ]
+    assert stored == minutes

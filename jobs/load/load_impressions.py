@@ -11,8 +11,8 @@ One transaction per window: holding the window's days' locks (shared with other 
 exclusive of the archive), check the days are not archived and delete the window's rows;
 COPY the valid records whose impression_id certainly comes first in the window
 (first_seen.py) straight into ad_impressions, streamed, one page in memory at a time, and
-the few that may repeat one into a temporary table, from which the first of each id not already
-written is added; then write the load_runs row. Running it again for the same window leaves
+the few that may repeat one into a temporary table, from which the first of each id not
+already written is added; then write the load_runs row. Running it again for the same window leaves
 the table as one run did; a failure leaves the previous state. A reload that would leave
 fewer than 1 - LOAD_MAX_SHRINK_SHARE of the window's committed rows (an empty source after a
 non-empty load always) loads nothing and exits 3, unless run with --allow-shrink. New days'
@@ -350,8 +350,9 @@ def load(
         **tally,
         "manifest": f"s3://{bucket.name}/{manifest_key}",
         "quarantine": rejects,
-        # where the time went: COPY into the stage (of it, reading pages from S3 and checking
-        # records in this process), replacing the window's rows, the commit
+        # where the time went: deleting the window's rows, the COPY of its rows (of it,
+        # reading pages from S3 and checking records in this process), adding the first of
+        # the rows that may repeat, the commit
         "phase_seconds": phases.summary(),
     }
 

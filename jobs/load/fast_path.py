@@ -1,5 +1,5 @@
 """The load's fast path: a page's records checked column by column and kept as Arrow
-rows for the stage's binary COPY, without Python touching each row.
+rows for the load's binary COPY, without Python touching each row.
 
 It only ever accepts. A record it accepts is one `impression_rules.normalise` would accept,
 turned into the same row (the same UUID, the same integers and texts, the same instant);
@@ -7,7 +7,7 @@ every other record (a string where an integer belongs, a missing field, an id in
 a timestamp in an unusual form, anything the rules reject) is left to the rules, which stay
 the one specification and give every reason. A page the typed decoder cannot read at all
 goes to the rules whole. `rules_rows` puts the rows the rules accept into the same Arrow
-shape, so every staged row travels one way.
+shape, so every row travels one way.
 
 msgspec decodes the page into typed fields in C; pyarrow checks the columns. A timestamp
 goes as the UTC instant Arrow parsed from the API's text, the instant the rules compute,
@@ -45,7 +45,7 @@ INSTANT = pa.timestamp("us", tz="UTC")
 TEXTS = ("placement", "device")
 CURRENCY_SET = pa.array(sorted(CURRENCIES))
 UUID_BYTES = pa.binary(16)  # what PostgreSQL's uuid reads in binary COPY
-# the stage's columns: each record's ordinal (its place in the window), then the API's
+# a checked row's columns: its record's ordinal (its place in the window), then the API's
 STAGE_SCHEMA = pa.schema(
     [("ordinal", pa.int64())]
     + [(c.name, UUID_BYTES if c.arrow == "uuid" else arrow_type(c)) for c in API_COLUMNS]
@@ -98,7 +98,7 @@ EMPTY = pa.RecordBatch.from_pylist([], schema=STAGE_SCHEMA)
 
 
 def page_batch(body: bytes, start: datetime, end: datetime, first_ordinal: int) -> Batch | None:
-    """The page's records the fast path accepts, as rows for the load's stage table (ordinal
+    """The page's records the fast path accepts, as rows for the load (ordinal
     ``first_ordinal + position``), or None when the page is for the rules whole."""
     try:
         records = PAGE.decode(body).impressions
@@ -148,7 +148,7 @@ def page_batch(body: bytes, start: datetime, end: datetime, first_ordinal: int) 
 
 def rules_rows(rows: list[tuple[Any, ...]], ordinals: list[int]) -> pa.RecordBatch:
     """The rows `impression_rules.normalise` accepted, each after its ordinal, in the fast
-    path's shape: one way into the stage for every row."""
+    path's shape: one way into PostgreSQL for every row."""
     if not rows:
         return EMPTY
     fields = list(zip(*rows, strict=True))

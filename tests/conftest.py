@@ -1,4 +1,5 @@
-"""Test setup: the settings of .env, and the guard that the stack runs."""
+"""Test setup: the settings of .env, the guard that the stack runs, and the stores' last log
+lines beside a failed stack test (the containers are gone when `make test` ends)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,17 @@ def stack() -> None:
             if time.monotonic() > deadline:
                 pytest.fail(f"{dag_id}'s scheduled runs did not end in 300 s: {active}")
             time.sleep(3)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    """A failed test on the stack carries the last log lines of S3 and PostgreSQL."""
+    report = yield
+    if report.when == "call" and report.failed and "stack" in item.fixturenames:
+        tail = ("--no-color", "--timestamps", "--tail", "30", "s3", "postgres")
+        logs = helpers.compose("logs", *tail)
+        report.sections.append(("the last log lines of s3 and postgres", logs.stdout + logs.stderr))
+    return report
 
 
 @pytest.fixture(scope="session")

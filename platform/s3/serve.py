@@ -8,7 +8,9 @@ publishes it on the host's 127.0.0.1. The S3 port checks every request's signatu
 
 At start it writes the S3 identities from the environment (one per job, each limited to what
 that job needs, and the operator's) to a file only this user can read, starts SeaweedFS with
-telemetry off, creates the bucket when it is missing, opens the relay and marks itself ready.
+telemetry off, waits until its master knows every volume on disk (before that an object
+stored before the start cannot be read), creates the bucket when it is missing, opens the
+relay and marks itself ready.
 Objects live in SeaweedFS's own on-disk format under /data: nothing is replayed at start.
 
 Environment: S3_PORT, S3_BUCKET, and for each identity the pair <PREFIX>AWS_ACCESS_KEY_ID /
@@ -24,6 +26,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 DATA = Path("/data")
@@ -139,6 +142,43 @@ def ensure_bucket(master: str, bucket: str, deadline: float) -> None:
     sys.exit(f"s3: the filer did not answer within {START_TIMEOUT:.0f} s")
 
 
+def served_volumes(master: str) -> int | None:
+    """How many volumes the master knows a volume server for; None until a volume server has
+    joined (from the master's own status page, on the container's loopback)."""
+    url = f"http://{master}/dir/status"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            topology = json.load(answer)["Topology"]
+    except (OSError, ValueError, KeyError):
+        return None
+    nodes = [
+        node
+        for centre in topology.get("DataCenters") or []
+        for rack in centre.get("Racks") or []
+        for node in rack.get("DataNodes") or []
+    ]
+    return sum(node.get("Volumes", 0) for node in nodes) if nodes else None
+
+
+def wait_volumes(master: str, deadline: float) -> None:
+    """Until the master knows every volume on disk. The gateway answers, and the filer lists
+    the objects, before the volume server has loaded its volumes and told the master: a read
+    then finds no volume to read from (500 InternalError)."""
+    on_disk = len(list(DATA.glob("*.dat")))
+    began, served = time.monotonic(), None
+    while time.monotonic() < deadline:
+        served = served_volumes(master)
+        if served is not None and served >= on_disk:
+            waited = time.monotonic() - began
+            print(f"s3: {served} volumes served, {waited:.1f} s after S3 answered", flush=True)
+            return
+        time.sleep(0.2)
+    sys.exit(
+        f"s3: the master knows {served or 0} of the {on_disk} volumes in {DATA} after "
+        f"{START_TIMEOUT:.0f} s; what the volume server says: make logs SERVICE=s3"
+    )
+
+
 def relay(port: int) -> subprocess.Popen:
     """The S3 port on every address of the container (compose publishes it on the host's
     127.0.0.1), relayed to the gateway on loopback; nothing else leaves the container."""
@@ -197,6 +237,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: [child.terminate() for child in children])
     deadline = time.monotonic() + START_TIMEOUT
     wait_port(server, LOOPBACK, GATEWAY_PORT, deadline)
+    wait_volumes(f"{LOOPBACK}:{MASTER_PORT}", deadline)
     for name in buckets:
         ensure_bucket(f"{LOOPBACK}:{MASTER_PORT}", name, deadline)
     children.append(relay(port))

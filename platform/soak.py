@@ -42,6 +42,14 @@ def resident(text: str) -> float:
     return float(used)
 
 
+def service_of(project: str, container: str) -> str | None:
+    """The service a container of the project runs (its name less the project and the
+    replica number), or None for a container of another project."""
+    if not container.startswith(project):
+        return None
+    return container.removeprefix(project).strip("_-").rsplit("_", 1)[0]
+
+
 def sample(project: str, samples: dict[str, list[float]], stop: threading.Event) -> None:
     while not stop.is_set():
         out = subprocess.run(
@@ -58,8 +66,7 @@ def sample(project: str, samples: dict[str, list[float]], stop: threading.Event)
         ).stdout
         for line in out.splitlines():
             name, _, usage = line.partition("\t")
-            if name.startswith(project):
-                service = name.removeprefix(project).strip("_-").rsplit("_", 1)[0]
+            if service := service_of(project, name):
                 samples.setdefault(service, []).append(resident(usage))
         stop.wait(SAMPLE_SECONDS)
 
@@ -73,7 +80,9 @@ def soft_bounds(project: str) -> dict[str, float]:
         text=True,
         check=False,
     ).stdout.split()
-    for name in (n for n in names if n.startswith(project)):
+    for name in names:
+        if not (service := service_of(project, name)):
+            continue
         env = subprocess.run(  # noqa: S603 - fixed arguments
             ["docker", "inspect", "--format", "{{json .Config.Env}}", name],  # noqa: S607
             capture_output=True,
@@ -82,7 +91,6 @@ def soft_bounds(project: str) -> dict[str, float]:
         ).stdout
         for item in json.loads(env or "[]"):
             if item.startswith("GOMEMLIMIT="):
-                service = name.removeprefix(project).strip("_-").rsplit("_", 1)[0]
                 bounds[service] = resident(item.partition("=")[2])
     return bounds
 

@@ -68,8 +68,7 @@ airflow: env ## Run an Airflow CLI command in the stack: make airflow ARGS="dags
 	@bash platform/compose.sh exec $$([ -t 0 ] || echo -T) airflow-scheduler airflow $(ARGS)
 
 psql: env ## psql on the warehouse as the read-only role (ROLE=owner: as its owner, for migrations by hand)
-	@set -a; . ./.env; set +a; dsn="$$WAREHOUSE_DSN"; [ "$(ROLE)" = owner ] && dsn="$$WAREHOUSE_OWNER_DSN"; \
-	  bash platform/compose.sh exec $$([ -t 0 ] || echo -T) -e PGDSN="$$dsn" postgres sh -c 'exec psql "$$PGDSN"'
+	@python3 platform/psql.py "$(ROLE)"
 
 backfill: env ## Backfill a DAG through Airflow's API: make backfill DAG=api-load FROM=2026-11-20T00:00 TO=2026-11-20T05:00
 	@test -n "$(DAG)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill DAG=api-load FROM=... TO=... (ISO 8601; UTC without an offset)" >&2; exit 2; }
@@ -135,10 +134,9 @@ lineage: ## Print the OpenLineage events of the stack's tasks, one JSON per line
 
 accept-gap: env ## Accept hours no load will fill (reconcile stops naming them): make accept-gap FROM=2026-11-20T03:00 TO=2026-11-20T05:00 REASON="API outage"
 	@test -n "$(FROM)" -a -n "$(TO)" -a -n "$(REASON)" || { echo "usage: make accept-gap FROM=... TO=... REASON=... (the first and last hour, UTC)" >&2; exit 2; }
-	@set -a; . ./.env; set +a; printf '%s\n' "SET TimeZone = 'UTC';" \
+	@printf '%s\n' "SET TimeZone = 'UTC';" \
 	  "INSERT INTO accepted_gaps (gap_start, gap_end, reason) VALUES (:'first', (:'last')::timestamptz + interval '1 hour', :'reason') RETURNING *;" | \
-	  bash platform/compose.sh exec -T -e PGDSN="$$WAREHOUSE_OWNER_DSN" postgres \
-	  sh -c 'exec psql "$$PGDSN" -v ON_ERROR_STOP=1 -v first="$$1" -v last="$$2" -v reason="$$3"' sh "$(FROM)" "$(TO)" "$(REASON)"
+	  python3 platform/psql.py owner -v ON_ERROR_STOP=1 -v first="$(FROM)" -v last="$(TO)" -v reason="$(REASON)"
 
 clean: ## Stop the stack, delete its volumes (all data), the venv and the logs; .env and images stay
 	-@bash platform/compose.sh down -v --remove-orphans >/dev/null 2>&1

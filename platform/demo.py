@@ -1,9 +1,13 @@
 """make demo: the pipelines end to end through Airflow's scheduler, then a reconciliation.
 
-Runs ``api-load`` for two hours on each of three days (40 days ago, old enough for the
-30-day retention, and the two days before today), then ``archive`` for today, through the
-stack's REST API, and prints reconcile's table for the range. Exits 0 only when every day
-balances. Expects the stack to run (``make demo`` starts it).
+Runs ``api-load`` for three whole days (50, 16 and 15 days ago), one run a day whose data
+interval is the day (24 hours of the hourly grid in one window), then ``archive`` for the day
+after the last of them, through the stack's REST API, and prints reconcile's table for the
+three days. The archive's cutoff (its date less the 30-day retention) moves the oldest day
+to S3, and its reconcile task checks the 45 days before its date: the demo's days, not the
+stack's first day, whose hours before the stack started were never loaded (reconcile names
+them, with the commands that fill or accept them). Exits 0 only when every day balances.
+Expects the stack to run (``make demo`` starts it).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from stack_client import Airflow, job_argv, load_env
 
-HOURS = (8, 9)
+DAYS_AGO = (50, 16, 15)  # tests/days.py reserves them for the demo
 
 
 def unsuccessful(airflow: Airflow, dag_id: str, run_ids: list[str]) -> list[str]:
@@ -42,7 +46,7 @@ def main() -> int:
     load_env()
     started = time.monotonic()
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    days = [today - timedelta(days=40), today - timedelta(days=2), today - timedelta(days=1)]
+    days = [today - timedelta(days=n) for n in DAYS_AGO]
     try:
         airflow = Airflow()
         # a second demo first restores the old day its first run archived, so reloading it
@@ -60,17 +64,17 @@ def main() -> int:
         airflow.unpause("api-load")
         runs = []
         for day in days:
-            for hour in HOURS:
-                end = day + timedelta(hours=hour + 1)  # a manual run's window ends at its date
-                run_id = f"demo__{end:%Y-%m-%dT%H}"
-                airflow.trigger("api-load", end, run_id)
-                runs.append(run_id)
-        print(f"demo: triggered {len(runs)} api-load runs over {len(days)} days", flush=True)
+            end = day + timedelta(days=1)
+            run_id = f"demo__{day:%Y-%m-%d}"
+            airflow.trigger("api-load", end, run_id, interval=(day, end))
+            runs.append(run_id)
+        print(f"demo: triggered {len(runs)} api-load runs, one a whole day", flush=True)
         failed = unsuccessful(airflow, "api-load", runs)
-        run_id = f"demo__{today:%Y-%m-%d}"
-        # a manual run's window is the last whole day before its date: the run's date is today
-        # (or yesterday before 02:00 UTC); either way the oldest demo day is past the cutoff
-        airflow.trigger("archive", datetime.now(UTC).replace(second=0, microsecond=0), run_id)
+        # a manual run's date is that of the last 02:00 before its logical date: the day
+        # after the demo's last
+        run_date = days[-1] + timedelta(days=1)
+        run_id = f"demo__archive_{run_date:%Y-%m-%d}"
+        airflow.trigger("archive", run_date + timedelta(hours=12), run_id)
         airflow.unpause("archive")  # after the loads, so its own scheduled run sees them too
         failed += unsuccessful(airflow, "archive", [run_id])
     except (urllib.error.URLError, OSError, KeyError) as exc:
@@ -95,7 +99,7 @@ def main() -> int:
             "--from",
             f"{days[0]:%Y-%m-%d}",
             "--to",
-            f"{today:%Y-%m-%d}",
+            f"{days[-1]:%Y-%m-%d}",
         ]
     )
     print(reconcile.stdout.split("SUMMARY")[0].rstrip())

@@ -52,11 +52,13 @@ def job_argv(
     options: Sequence[str] = ("--rm",),
 ) -> list[str]:
     """``docker run`` of a job image as the DAGs run it: host network, the job's own env file
-    (its identity and settings, nothing more), ``env`` on top."""
+    (its identity and settings, nothing more), ``env``'s names on top. Only the names: run
+    it with ``env``'s values in the environment (``{**os.environ, **env}``), where docker
+    reads them, so no value (a DSN, a key) is ever in a process's arguments."""
     argv = ["docker", "run", *options, "--network", "host"]
     argv += ["--env-file", str(job_env_file(image, args))]
-    for key, value in (env or {}).items():
-        argv += ["-e", f"{key}={value}"]
+    for key in env or {}:
+        argv += ["-e", key]
     return [*argv, image, *args]
 
 
@@ -109,9 +111,16 @@ class Airflow:
                     raise
                 time.sleep(2)
 
-    def trigger(self, dag_id: str, logical_date: datetime, run_id: str) -> None:
+    def trigger(
+        self,
+        dag_id: str,
+        logical_date: datetime,
+        run_id: str,
+        interval: tuple[datetime, datetime] | None = None,
+    ) -> None:
         """Trigger a run for ``logical_date``, replacing an earlier run with that date or id
-        (ending it first if it still goes), so a demo or a test can run again."""
+        (ending it first if it still goes), so a demo or a test can run again; ``interval``
+        gives the run that data interval instead of the timetable's."""
         self.wait_for_dag(dag_id)
         stamp = urllib.parse.quote(logical_date.isoformat())
         earlier = self.api(
@@ -126,11 +135,11 @@ class Airflow:
             if state not in ENDED:
                 self.api("PATCH", f"/dags/{dag_id}/dagRuns/{stale_id}", {"state": "failed"})
             self.api("DELETE", f"/dags/{dag_id}/dagRuns/{stale_id}")
-        self.api(
-            "POST",
-            f"/dags/{dag_id}/dagRuns",
-            {"dag_run_id": run_id, "logical_date": logical_date.isoformat()},
-        )
+        body = {"dag_run_id": run_id, "logical_date": logical_date.isoformat()}
+        if interval:
+            body["data_interval_start"] = interval[0].isoformat()
+            body["data_interval_end"] = interval[1].isoformat()
+        self.api("POST", f"/dags/{dag_id}/dagRuns", body)
 
     def unpause(self, dag_id: str) -> None:
         self.wait_for_dag(dag_id)

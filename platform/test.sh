@@ -13,6 +13,13 @@ read -r -a args <<<"${PYTEST_ARGS:-}"
 mkdir -p .state
 t0=$SECONDS
 say() { echo "test: $* ($((SECONDS - t0)) s)"; }
+# One day and one seed for every pytest run below (tests/days.py): the groups side by side
+# and the Celery tier keep the same days across midnight, and a red run is replayed with
+# `make test ADPIPE_TEST_TODAY=... ADPIPE_TEST_SEED=...`.
+export ADPIPE_TEST_TODAY="${ADPIPE_TEST_TODAY:-$(date -u +%F)}"
+export ADPIPE_TEST_SEED="${ADPIPE_TEST_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
+pytest+=("--hypothesis-seed=$ADPIPE_TEST_SEED")
+say "ADPIPE_TEST_TODAY=$ADPIPE_TEST_TODAY ADPIPE_TEST_SEED=$ADPIPE_TEST_SEED (set both to replay this run)"
 
 fast=""
 if [ ${#args[@]} = 0 ]; then

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
+import itertools
 import json
 import os
 import subprocess
@@ -14,16 +16,18 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import boto3
+import days
 import psycopg2
 import pyarrow.parquet as pq
+import stack_client
+from adpipe.windows import manifest_key, page_key, rfc3339
 from stack_client import (  # noqa: F401 - for the tests
     ROOT,
-    Airflow,
     job_argv,
     job_env_file,
     load_env,
@@ -42,16 +46,87 @@ def docker_run(
     name: str | None = None,
     entrypoint: str | None = None,
     remove: bool = True,
+    claim: bool = True,
 ) -> subprocess.CompletedProcess:
     """``docker run --rm --network host --env-file .env.<identity> <image> <args>``, as the
-    README tells a user (``remove=False`` keeps the container, and its log, after it ends)."""
+    README tells a user (``remove=False`` keeps the container, and its log, after it ends).
+    The days it writes must be the test module's (``claim=False``: a run the job refuses)."""
     options = [*(["--rm"] if remove else []), *(["-d"] if detach else [])]
     options += [
         *(["--name", name] if name else []),
         *(["--entrypoint", entrypoint] if entrypoint else []),
     ]
+    if claim:
+        _claim(image, args)
     cmd = job_argv(image, args, env, options)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},  # the values docker reads for job_argv's names
+    )
+
+
+def _claim(image: str, args: tuple[str, ...]) -> None:
+    """The days a job command writes must be its test module's (`days.claim`)."""
+    given = dict(itertools.pairwise(args))
+    try:
+        job = image.split("/")[-1].split(":")[0]
+        if "--start" in given and "--end" in given and job in ("extract_backup", "load"):
+            start, end = map(datetime.fromisoformat, (given["--start"], given["--end"]))
+            last = (end - timedelta(microseconds=1)).astimezone(UTC).date()
+            first = start.astimezone(UTC).date()
+            days.claim(first, max(last, first), f"runs {job}")
+        elif "restore" in args and "--from" in given and "--to" in given:
+            first, last = map(date.fromisoformat, (given["--from"], given["--to"]))
+            days.claim(first, last, "restores")
+    except (ValueError, OverflowError):
+        pass  # an argument the job itself refuses (exit 2) writes nothing
+
+
+class Airflow(stack_client.Airflow):
+    """The stack's Airflow, whose api-load runs claim their hour (`days.claim`), and whose
+    failed runs explain themselves (`explain`)."""
+
+    def trigger(
+        self,
+        dag_id: str,
+        logical_date: datetime,
+        run_id: str,
+        interval: tuple[datetime, datetime] | None = None,
+    ) -> None:
+        if dag_id == "api-load":  # a manual run's window is the hour before its date
+            low, high = interval or (logical_date - timedelta(hours=1), logical_date)
+            last = (high - timedelta(microseconds=1)).astimezone(UTC).date()
+            days.claim(low.astimezone(UTC).date(), last, "runs api-load")
+        super().trigger(dag_id, logical_date, run_id, interval)
+
+    def explain(self, dag_id: str, run_id: str) -> str:
+        """Each task's state, and the FAILED line and last lines of every task that did not
+        succeed (reconcile's per-day table among them): what an assertion on a run shows."""
+        lines = []
+        for task, state in self.task_states(dag_id, run_id).items():
+            lines.append(f"{task}: {state}")
+            if state in ("success", "skipped"):
+                continue
+            ti = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task}")
+            tries = max(int(ti.get("try_number") or 1), 1)
+            try:
+                log = self.api(
+                    "GET",
+                    f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task}/logs/{tries}"
+                    "?full_content=true",
+                )
+            except urllib.error.HTTPError as exc:
+                lines.append(f"  (no log: {exc})")
+                continue
+            events = log.get("content", []) if isinstance(log, dict) else []
+            text = [e.get("event", "") if isinstance(e, dict) else str(e) for e in events]
+            failed = [t for t in text if "FAILED " in t]
+            lines += [f"  {t}" for t in failed + text[-40:]]
+        return "\n".join(lines)
 
 
 def summary(done: subprocess.CompletedProcess) -> dict:
@@ -70,6 +145,61 @@ def load_window(start: datetime, end: datetime, env: dict[str, str] | None = Non
             f"adpipe/{job}:dev", "--start", start.isoformat(), "--end", end.isoformat(), env=env
         )
         assert done.returncode == 0, done.stderr
+
+
+def load_span(start: datetime, end: datetime, env: dict[str, str] | None = None) -> None:
+    """api-load over ``[start, end)``, a window a day (a window never spans two days), the
+    days three at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    windows = []
+    while start < end:
+        midnight = datetime(start.year, start.month, start.day, tzinfo=UTC) + timedelta(days=1)
+        windows.append((start, min(midnight, end)))
+        start = min(midnight, end)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for done in [pool.submit(load_window, low, high, env) for low, high in windows]:
+            done.result()
+
+
+def impression(shown_at: datetime, **fields: Any) -> dict[str, Any]:
+    """A record the ad API could send, valid by every rule, shown at ``shown_at``: a new id,
+    ``fields`` on top."""
+    return {
+        "impression_id": str(uuid.uuid4()),
+        "ad_id": 1,
+        "campaign_id": 2,
+        "advertiser_id": 3,
+        "placement": "feed",
+        "device": "mobile",
+        "country": "DE",
+        "shown_at": rfc3339(shown_at),
+        "cost_micros": 4,
+        "currency": "EUR",
+        "clicked": False,
+        **fields,
+    }
+
+
+def put_backup(start: datetime, end: datetime, pages: list[list[dict]], **facts) -> None:
+    """A new backup version of the window holding these pages, written as the extract writes
+    one; ``facts`` go into its manifest."""
+    prefix = backup_prefix(start, end)
+    version = len(backup_manifests(start, end)) + 1
+    listed = []
+    for number, records in enumerate(pages, start=1):
+        cursor = None if number == len(pages) else f"after-{number}"
+        body = json.dumps({"impressions": records, "next_cursor": cursor}).encode()
+        digest = hashlib.sha256(body).hexdigest()
+        key = page_key(prefix, digest)
+        s3().put_object(Bucket=bucket(), Key=key, Body=gzip.compress(body))
+        listed.append({"key": key, "records": len(records), "bytes": len(body), "sha256": digest})
+    manifest = {"window": {"start": rfc3339(start), "end": rfc3339(end)}, "pages": listed, **facts}
+    s3().put_object(
+        Bucket=bucket(),
+        Key=manifest_key(prefix, version),
+        Body=json.dumps(manifest).encode(),
+    )
 
 
 def start_detached(image: str, *args: str, env: dict[str, str] | None = None) -> str:
@@ -292,6 +422,21 @@ def admin_query(sql: str, params: tuple = ()) -> list[tuple]:
         conn.close()
 
 
+def attempt(dsn_setting: str, take: str | Callable[[Any], None]) -> str:
+    """The error PostgreSQL answers a session of ``dsn_setting``'s role with when it runs
+    ``take`` (a statement, or a function of a cursor), or 'ok'; rolled back either way."""
+    conn = psycopg2.connect(os.environ[dsn_setting])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(take) if isinstance(take, str) else take(cur)
+        return "ok"
+    except psycopg2.Error as exc:
+        return type(exc).__name__
+    finally:
+        conn.rollback()
+        conn.close()
+
+
 def table_exists(name: str) -> bool:
     return query("SELECT to_regclass(%s) IS NOT NULL", (name,))[0][0]
 
@@ -405,9 +550,53 @@ def superuser(dbname: str | None = None) -> Any:
     return conn
 
 
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def gunzip(data: bytes) -> bytes:
     return gzip.decompress(data)
+
+
+HOUR = timedelta(hours=1)
+
+
+def balance_days(owner: str, reason: str = "") -> list[tuple[datetime, datetime]]:
+    """`balance_day` for each of ``owner``'s days (tests/days.py) that holds a load: a test
+    that loads a few hours of a day inside the archive DAG's reconcile window leaves nothing
+    there that reconcile would name. Returns the spans accepted."""
+    accepted = []
+    for first, last in days.of(owner):
+        low = datetime(first.year, first.month, first.day, tzinfo=UTC)
+        high = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+        loaded = query(
+            "SELECT DISTINCT (window_start AT TIME ZONE 'UTC')::date FROM load_runs "
+            "WHERE window_start >= %s AND window_start < %s",
+            (low, high),
+        )
+        for (day,) in loaded:
+            accepted += balance_day(day, reason or f"{owner}: a test loads only some hours")
+    return accepted
+
+
+def balance_day(day: date, reason: str) -> list[tuple[datetime, datetime]]:
+    """Accept as gaps (as `make accept-gap` does, as the owner) the hours of ``day`` no load
+    and no accepted gap covers, of those that ended an hour ago (reconcile expects a day that
+    holds a load whole; later hours it does not expect yet). Returns the spans accepted."""
+    low = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    covered = query(
+        "SELECT window_start, window_end FROM load_runs WHERE window_start < %s "
+        "AND window_end > %s UNION ALL SELECT gap_start, gap_end FROM accepted_gaps "
+        "WHERE gap_start < %s AND gap_end > %s",
+        (low + timedelta(days=1), low, low + timedelta(days=1), low),
+    )
+    now, spans = datetime.now(UTC), []
+    for hour in (low + n * HOUR for n in range(24)):
+        if hour + HOUR > now - HOUR or any(a <= hour and hour + HOUR <= b for a, b in covered):
+            continue
+        if spans and spans[-1][1] == hour:
+            spans[-1] = (spans[-1][0], hour + HOUR)
+        else:
+            spans.append((hour, hour + HOUR))
+    for gap_start, gap_end in spans:
+        query(
+            "INSERT INTO accepted_gaps (gap_start, gap_end, reason) VALUES (%s, %s, %s)",
+            (gap_start, gap_end, reason),
+        )
+    return spans

@@ -69,6 +69,17 @@ def deadline(setting: str, default_minutes: float) -> DeadlineAlert:
     )
 
 
+def window_cron() -> str:
+    """The api-load schedule whose data intervals are the jobs' window grid (WINDOW_MINUTES,
+    60 by default: whole hours): the cron of `adpipe.grid.cron`, which tests/dags holds this
+    to (the scheduler's image does not carry the jobs' package)."""
+    minutes = int(settings_env("WINDOW_MINUTES").get("WINDOW_MINUTES", "60"))
+    if minutes < 60:
+        return f"*/{minutes} * * * *"
+    hours = minutes // 60
+    return {1: "0 * * * *", 24: "0 0 * * *"}.get(hours, f"0 */{hours} * * *")
+
+
 def paused() -> bool:
     """Whether the product's DAGs start paused: no, they run once the stack is up, unless
     DAGS_PAUSED=true (.env). Read at parse time from the environment only."""

@@ -1,6 +1,7 @@
 """### api-load
 
-Hourly: pages every impression of the hour ``[data_interval_start, data_interval_end)`` from
+Every window of the grid (``WINDOW_MINUTES``, 60: hourly): pages every impression of
+``[data_interval_start, data_interval_end)`` from
 the ad API into ``s3://ad-data/backup/`` (`extract_backup`), then loads that backup into
 ``ad_impressions`` in PostgreSQL (`load_impressions`). Both run as job images
 (``adpipe/extract_backup``, ``adpipe/load``) with the DockerOperator; re-running a run
@@ -18,6 +19,8 @@ passes the load's ``--allow-shrink``).
   reconcile names hours with no load.
 - **Paused?** No: hourly loads start once the stack is up (``DAGS_PAUSED=true`` in .env keeps
   it paused when it first appears).
+- **Windows**: a run whose data interval is off the grid or spans two days (a REST trigger
+  may give any) fails at once: both jobs refuse it with exit 2, which is never retried.
 - **XCom**: each task returns its job's SUMMARY (counts, version) as a dict.
 - **Concurrency**: up to 4 windows at once; a window's load holds a lock, so two runs of the
   same window never interleave.
@@ -25,7 +28,16 @@ passes the load's ``--allow-shrink``).
 
 from datetime import UTC, datetime
 
-from adpipe_dags.jobs import BACKUP, DEFAULT_ARGS, TABLE, deadline, job_task, paused, settings_env
+from adpipe_dags.jobs import (
+    BACKUP,
+    DEFAULT_ARGS,
+    TABLE,
+    deadline,
+    job_task,
+    paused,
+    settings_env,
+    window_cron,
+)
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 WINDOW = [
@@ -39,7 +51,7 @@ WINDOW = [
 with DAG(
     dag_id="api-load",
     doc_md=__doc__,
-    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    schedule=CronDataIntervalTimetable(window_cron(), timezone="UTC"),  # WINDOW_MINUTES
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=4,
@@ -54,7 +66,9 @@ with DAG(
         command=WINDOW,
         connections=("ad_api", "s3_extract"),
         outlets=[BACKUP],
-        environment=settings_env("EXTRACT_PAGE_SIZE", "EXTRACT_RETRY_AFTER_MAX_SECONDS"),
+        environment=settings_env(
+            "WINDOW_MINUTES", "EXTRACT_PAGE_SIZE", "EXTRACT_RETRY_AFTER_MAX_SECONDS"
+        ),
     )
     load_impressions = job_task(
         task_id="load_impressions",
@@ -63,6 +77,8 @@ with DAG(
         connections=("s3_load", "warehouse_load"),
         inlets=[BACKUP],
         outlets=[TABLE],
-        environment=settings_env("LOAD_MAX_REJECTED_SHARE", "LOAD_MAX_SHRINK_SHARE"),
+        environment=settings_env(
+            "WINDOW_MINUTES", "LOAD_MAX_REJECTED_SHARE", "LOAD_MAX_SHRINK_SHARE"
+        ),
     )
     extract_backup >> load_impressions

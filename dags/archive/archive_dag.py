@@ -20,8 +20,9 @@ deletes those rows in the same transaction that records the verified object in
 - **Restore**: ``make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD``.
 - **Paused?** No: it runs nightly once the stack is up (``DAGS_PAUSED=true`` in .env keeps it
   paused when it first appears).
-- **Gaps**: reconcile fails on an hour with no load between a day's first and last loaded
-  hours, and on a backup whose bytes no longer match their recorded sha256.
+- **Gaps**: reconcile fails on an hour with no load of a day that holds any load (and of
+  every day from ``RECONCILE_EXPECT_FROM``), on windows that overlap or lie off the grid, and
+  on a backup whose bytes no longer match their recorded sha256.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -73,7 +74,7 @@ with DAG(
         ],
         connections=("s3_reconcile", "warehouse"),
         outlets=[RECONCILED],
-        environment=settings_env("RECONCILE_EXPECT_FROM"),
+        environment=settings_env("WINDOW_MINUTES", "RECONCILE_EXPECT_FROM"),
         retries=1,  # a second look after a service failed (exit 4); an imbalance fails at once
         retry_delay=timedelta(seconds=30),
     )

@@ -46,10 +46,11 @@ import psycopg2
 import pyarrow as pa
 import verify
 from adpipe.errors import ConfigError, DataError, JobError
+from adpipe.grid import check_run_date
 from adpipe.job import Command, Phases
 from adpipe.locks import archive_lock, lock_days
 from adpipe.partitions import partition_day, partition_name
-from adpipe.settings import Settings
+from adpipe.settings import S3, WAREHOUSE, Settings
 from adpipe.storage import Bucket
 from adpipe.table import TABLE_COLUMNS
 from adpipe.warehouse import conninfo, service_error, session, unreachable
@@ -362,12 +363,13 @@ def archive_session(settings: Settings) -> Iterator[Any]:
             "the day in flight was rolled back; rerun",
             settings,
         ) as conn,
-        archive_lock(conn),
+        archive_lock(settings),
     ):
         yield conn
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
+    check_run_date(args.date, args.settings.retention_days)  # not later than tomorrow
     with archive_session(args.settings) as conn:
         return archive(conn, Bucket(args.settings), args.date, args.settings)
 
@@ -388,4 +390,5 @@ RUN = Command(
     main,
     _arguments,
     env_file="archive",
+    settings=(*WAREHOUSE, *S3, "ARCHIVE_RETENTION_DAYS", "ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS"),
 )

@@ -2,10 +2,10 @@
 
 The archive image's commands. run (the default) moves whole days older than the retention
 cutoff from ad_impressions to s3://ad-data/archive/; restore brings archived days back;
-adopt and set-aside resolve an archive object the archive refuses to touch;
-reconcile checks that every record the API sent has exactly one place; migrate
-applies the warehouse's migrations as its owner; check proves the image reaches its
-services.
+adopt and set-aside resolve an archive object the archive refuses to touch; retire stops
+counting a window off the grid or overlapping another; reconcile checks that every record
+the API sent has exactly one place; migrate applies the warehouse's migrations as its
+owner; check proves the image reaches its services.
 
     docker run --rm --network host --env-file .env.archive adpipe/archive:dev run --date 2026-11-27
     docker run --rm --network host --env-file .env.archive adpipe/archive:dev restore \\
@@ -20,10 +20,20 @@ from archive import RUN
 from reconcile import RECONCILE
 from repair import ADOPT, SET_ASIDE
 from restore import RESTORE
+from retire import RETIRE_WINDOW
 
 if __name__ == "__main__":
     cli(
         "archive",
         __doc__ or "",
-        [RUN, RESTORE, ADOPT, SET_ASIDE, RECONCILE, migrate.COMMAND, check.command("archive")],
+        [
+            RUN,
+            RESTORE,
+            ADOPT,
+            SET_ASIDE,
+            RETIRE_WINDOW,
+            RECONCILE,
+            migrate.COMMAND,
+            check.command("archive"),
+        ],
     )

@@ -17,8 +17,9 @@ wrong with it. Every hour of the range is expected loaded from RECONCILE_EXPECT_
 env sets it to the hour .env was made, so a new environment is not flagged for the days
 before it existed; unset: the first hour ever loaded) up to the last hour that ended an hour
 ago; a day also fails on each such hour no load covered (a missed window would otherwise
-balance as 0 = 0) and on one between its first and last loaded hours, unless the hour was
-accepted as lost (make accept-gap); a day with none names the whole day. It also fails on a
+balance as 0 = 0), and a day that holds any load is expected whole, whenever it was,
+unless the hour was accepted as lost (make accept-gap); a day with none names the whole day.
+It also fails on a window off the grid or overlapping another (retire names it), on a
 backup manifest whose bytes no longer match the sha256 its load recorded, on a page its
 manifest lists that is gone, and on an archive object that is missing or holds other rows
 than its manifest row says, or other bytes than were archived. Exits non-zero (3) on any of
@@ -44,12 +45,13 @@ from pathlib import Path
 from typing import Any
 
 import verify
+from adpipe import grid
 from adpipe.backups import version_keys
 from adpipe.errors import DataError, backfill
 from adpipe.job import Command, check_day_range, day_range_arguments
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
-from adpipe.windows import backup_day_prefix, days_between
+from adpipe.windows import backup_day_prefix, days_between, window_of
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
 FIELDS = ("backup", "postgres", "archive", "rejected", "duplicates")
@@ -64,10 +66,13 @@ WHERE shown_date BETWEEN %s AND %s AND restored_at IS NULL
 LATEST_LOADS = """
 SELECT DISTINCT ON (window_start, window_end) window_start, window_end, duplicates,
     manifest_key, manifest_sha256, quarantine_key
-FROM load_runs
+FROM load_runs r
 WHERE window_start >= %s AND window_start < %s
+  AND NOT EXISTS (SELECT FROM retired_windows w
+                  WHERE w.window_start = r.window_start AND w.window_end = r.window_end)
 ORDER BY window_start, window_end, load_run_id DESC
 """
+RETIRED = "SELECT window_start, window_end FROM retired_windows WHERE window_start < %s"
 FIRST_LOAD = "SELECT min(window_start) FROM load_runs"
 ACCEPTED = "SELECT gap_start, gap_end FROM accepted_gaps WHERE gap_end > %s AND gap_start < %s"
 HOUR = timedelta(hours=1)
@@ -134,9 +139,10 @@ def missing_hours(
     expect_from: datetime | None,
     now: datetime,
 ) -> list[datetime]:
-    """The hours of ``[start, end)`` no load covered and no accepted gap excuses: every hour
-    from ``expect_from`` that ended at least GRACE before ``now``, and any between a day's
-    first and last loaded hours."""
+    """The hours of ``[start, end)`` that ended at least GRACE before ``now`` and that no load
+    covered and no accepted gap excuses, of two kinds: every hour from ``expect_from`` on, and
+    every hour of a day that holds any load, whenever that day was (a day loaded from 03:00
+    to 06:00 misses the other 21, before ``expect_from`` too)."""
     loads, excused = _merged(loaded), _merged(accepted)
     expected: set[datetime] = set()
     if expect_from is not None:
@@ -144,16 +150,42 @@ def missing_hours(
         while hour < end and hour + HOUR <= now - GRACE:
             expected.add(hour)
             hour += HOUR
-    by_day: dict[date, list[tuple[datetime, datetime]]] = {}
-    for low, high in loaded:
-        by_day.setdefault(low.astimezone(UTC).date(), []).append((low, high))
-    for windows in by_day.values():
-        hour = min(low for low, _ in windows).replace(minute=0, second=0, microsecond=0)
-        last = max(high for _, high in windows)
-        while hour + HOUR <= last:
-            expected.add(hour)
+    for day in {low.astimezone(UTC).date() for low, _ in loaded}:
+        hour = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        for _ in range(24):
+            if start <= hour < end and hour + HOUR <= now - GRACE:
+                expected.add(hour)
             hour += HOUR
     return sorted(h for h in expected if not _covered(h, loads) and not _covered(h, excused))
+
+
+def window_problems(windows: set[tuple[datetime, datetime]], minutes: int) -> dict[date, list[str]]:
+    """Per day, each window off the grid and each pair of overlapping windows: records
+    reconcile would count twice, with the command that retires the one that should not
+    count."""
+    found: dict[date, list[str]] = {}
+    ordered = sorted(windows)
+    for i, (low, high) in enumerate(ordered):
+        day = low.astimezone(UTC).date()
+        retire = (
+            f"archive retire --start {low:%Y-%m-%dT%H:%M:%SZ} --end {high:%Y-%m-%dT%H:%M:%SZ} "
+            "--reason ..."
+        )
+        if not (grid.on_grid(low, minutes) and grid.on_grid(high, minutes)):
+            found.setdefault(day, []).append(
+                f"window {low:%H:%M}-{high:%H:%M} UTC is off the grid of WINDOW_MINUTES="
+                f"{minutes} (load the grid's windows of its hours, then: {retire})"
+            )
+        for other_low, other_high in ordered[i + 1 :]:
+            if other_low >= high:
+                break
+            found.setdefault(day, []).append(
+                f"windows {low:%H:%M}-{high:%H:%M} and {other_low:%H:%M}-{other_high:%H:%M} UTC "
+                f"overlap: their records count twice (retire the one that should not count: "
+                f"archive retire --start {other_low:%Y-%m-%dT%H:%M:%SZ} --end "
+                f"{other_high:%Y-%m-%dT%H:%M:%SZ} --reason ..., or {retire})"
+            )
+    return found
 
 
 def describe_gaps(day: date, hours: list[datetime]) -> list[str]:
@@ -189,6 +221,7 @@ def reconcile(
     last: date,
     expect_from: datetime | None = None,
     now: datetime | None = None,
+    minutes: int = 60,
 ) -> list[dict[str, Any]]:
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
     end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
@@ -227,6 +260,8 @@ def reconcile(
             expect_from = cur.fetchone()[0]
         cur.execute(ACCEPTED, (start, end))
         accepted = cur.fetchall()
+        cur.execute(RETIRED, (end,))
+        retired = set(cur.fetchall())
         gap_days: dict[date, list[datetime]] = {}
         for hour in missing_hours(
             start, end, spans, accepted, expect_from, now or datetime.now(UTC)
@@ -244,14 +279,18 @@ def reconcile(
         by_day: dict[date, list[tuple[str, int, str]]] = {}
         for day, key, rows, sha256 in archived:
             by_day.setdefault(day, []).append((key, rows, sha256.strip()))
+        counted = {w for w in spans if w not in retired}
         for day in span:
             windows: dict[str, list[str]] = {}
             for key in bucket.keys(backup_day_prefix(day)):
                 windows.setdefault(key.rsplit("/", 1)[0] + "/", []).append(key)
             for prefix, keys in windows.items():
                 versions = version_keys(keys)
-                if not versions:
-                    continue  # an extract that never finished: nothing was loaded from it
+                window = window_of(prefix)
+                if not versions or window in retired:
+                    continue  # an extract that never finished, or a window retired
+                if window:
+                    counted.add(window)
                 key, recorded_sha = loaded.get(prefix) or (versions[-1][1], None)
                 body = bucket.get(key)
                 if body is None:
@@ -289,6 +328,9 @@ def reconcile(
                     )
                 row(day)["archive"] += found[0] if found else 0
             progress.step(day.isoformat())
+        for day, problems in window_problems(counted, minutes).items():
+            if first <= day <= last:
+                row(day)["problems"] += problems
 
     result = []
     for day in sorted(days):
@@ -319,7 +361,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     ) as conn:
         # one snapshot for every query: a load committing meanwhile is counted whole or not
         conn.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
-        days = reconcile(conn, bucket, args.first, args.last, settings.expect_from)
+        days = reconcile(
+            conn,
+            bucket,
+            args.first,
+            args.last,
+            settings.expect_from,
+            minutes=settings.window_minutes,
+        )
     print(json.dumps(days, indent=1) if args.json else table(days), flush=True)
     off = [d for d in days if not d["balanced"]]
     if off:

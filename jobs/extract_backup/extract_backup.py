@@ -17,6 +17,15 @@ may have at most EXTRACT_MAX_PAGES pages of at most EXTRACT_MAX_PAGE_BYTES each,
 the API already sent fails the window. A page is compressed and put in a thread while the
 next is fetched: at most IN_FLIGHT + 1 pages are in memory.
 
+A response whose headers do not match its body is the transport's fault, not the data's, and
+a later try may get it right: a body that does not decode as its Content-Encoding says (or
+in a coding urllib3 does not decode), one shorter than its Content-Length, one whose
+Content-Type is not JSON is retried like a cut body and, when the tries run out, fails with
+exit 4. A body longer than its Content-Length is read as far as the header says (HTTP's
+rule): what that holds is judged as a page, and a page that is not JSON in its structure
+(adpipe.pages) fails with exit 3 before anything is backed up: the API's data breaks the
+contract, and a re-extract replaces it. Every such failure names the API and the window.
+
     docker run --rm --network host --env-file .env.extract_backup adpipe/extract_backup:dev run \\
         --start 2026-11-20T10:00:00Z --end 2026-11-20T11:00:00Z
 """
@@ -41,7 +50,7 @@ from adpipe.errors import DataError, UpstreamError
 from adpipe.job import Command, check_window, cli, window_arguments
 from adpipe.storage import Bucket
 from adpipe.windows import backup_prefix, manifest_key, page_key, rfc3339
-from urllib3.exceptions import InvalidHeader, MaxRetryError
+from urllib3.exceptions import DecodeError, InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
 log = logging.getLogger("adpipe.extract_backup")
@@ -51,6 +60,12 @@ BACKOFF_FACTOR = 0.5
 BACKOFF_MAX = 30.0
 IN_FLIGHT = 2  # pages being compressed and put while the next is fetched
 MANIFEST_RACE_TRIES = 5  # versions another extract of the window may take before we give up
+# application/json, or a JSON-based type (application/<something>+json)
+JSON_TYPE = re.compile(r"application/(?:[!#$&^_.+\w-]+\+)?json", re.ASCII | re.IGNORECASE)
+
+
+class Mislabelled(urllib3.exceptions.HTTPError):
+    """A response whose headers say something its body is not (type or encoding)."""
 
 
 class ApiRetry(Retry):
@@ -100,6 +115,10 @@ class ApiClient:
         )
         self._http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5.0, read=timeout))
 
+    def where(self, start: datetime, end: datetime) -> str:
+        """The API and the window, as a failure names them."""
+        return f"ad API {self.base_url}, window [{rfc3339(start)}, {rfc3339(end)})"
+
     def page(self, start: datetime, end: datetime, cursor: str | None, number: int) -> bytes:
         """The raw body of one page, as the API sent it (`read_page` checks its shape)."""
         query: dict[str, str | int] = {
@@ -111,6 +130,7 @@ class ApiClient:
             query["cursor"] = cursor
         url = f"{self.base_url}/v1/impressions?{urlencode(query)}"
         retry: Retry = self._retry
+        where = self.where(start, end)
         # urllib3's read timeout bounds each read, not a body sent a byte at a time: a timer
         # shuts the response down at the page's deadline, whatever it is waiting for
         deadline = time.monotonic() + self.page_deadline
@@ -126,64 +146,89 @@ class ApiClient:
                         problem = f"HTTP {response.status}: {response.read(200)!r}"
                         raise UpstreamError(
                             f"ad API failed page {number} after {len(retry.history) + 1} "
-                            f"attempts ({problem})",
+                            f"attempts ({problem}); {where}",
                             "check the window, the ad API (AD_API_URL), then rerun",
                         )
-                    body = self._body(response, number)
-                    self._check_deadline(deadline, number)
+                    _check_labels(response)
+                    body = self._body(response, number, where)
+                    self._check_deadline(deadline, number, where)
                     return body
                 except (
                     urllib3.exceptions.ProtocolError,
                     urllib3.exceptions.TimeoutError,
+                    DecodeError,
+                    Mislabelled,
                     OSError,
                 ) as exc:
-                    self._check_deadline(deadline, number)
-                    # a body cut short: one more attempt under the same policy and budget
+                    self._check_deadline(deadline, number, where)
+                    # a body cut short, or not what its headers say: one more attempt under
+                    # the same policy and budget
                     retry = retry.increment("GET", url, error=exc)
                     log.warning("page %d: %s; retrying", number, exc)
                     retry.sleep()
-                    self._check_deadline(deadline, number)
+                    self._check_deadline(deadline, number, where)
                 finally:
                     cut.cancel()
                     response.release_conn()
         except MaxRetryError as exc:
             raise UpstreamError(
                 f"ad API failed page {number} after {len(retry.history) + 1} attempts "
-                f"({exc.reason})",
-                "check the ad API (AD_API_URL), then rerun",
+                f"({exc.reason}); {where}",
+                "check the ad API (AD_API_URL) and what stands between it and this job, then rerun",
             ) from None
         finally:
             self.retries += len(retry.history)
 
-    def _check_deadline(self, deadline: float, number: int) -> None:
+    def _check_deadline(self, deadline: float, number: int, where: str) -> None:
         if time.monotonic() >= deadline:
             raise UpstreamError(
                 f"ad API did not deliver page {number} within EXTRACT_PAGE_DEADLINE_SECONDS "
-                f"({self.page_deadline:.0f} s); nothing of the window was recorded",
+                f"({self.page_deadline:.0f} s); nothing of the window was recorded; {where}",
                 "check the ad API (AD_API_URL), then rerun; raise the deadline for a slow API",
             )
 
-    def _body(self, response: Any, number: int) -> bytes:
+    def _body(self, response: Any, number: int, where: str) -> bytes:
         chunks, size = [], 0
         for chunk in response.stream(1 << 16):
             size += len(chunk)
             if size > self.max_page_bytes:
                 raise DataError(
                     f"page {number} is larger than EXTRACT_MAX_PAGE_BYTES "
-                    f"({self.max_page_bytes} bytes); nothing of the window was recorded",
+                    f"({self.max_page_bytes} bytes); nothing of the window was recorded; "
+                    f"{where}",
                     "ask for smaller pages (EXTRACT_PAGE_SIZE) or raise the limit",
                 )
             chunks.append(chunk)
         return b"".join(chunks)
 
 
-def read_page(body: bytes, number: int) -> tuple[int, str | None]:
-    """(record count, next cursor) of a page body; `DataError` naming the page otherwise."""
+def _check_labels(response: Any) -> None:
+    """`Mislabelled` unless the response says its body is JSON, in no coding or in ones
+    urllib3 decodes (it would pass any other through undecoded, for the page check to
+    misname)."""
+    media = response.headers.get("Content-Type", "").partition(";")[0].strip()
+    if not JSON_TYPE.fullmatch(media):
+        said = f"as {media!r}" if media else "without a Content-Type"
+        raise Mislabelled(f"the body is sent {said}, not JSON")
+    codings = response.headers.get("Content-Encoding", "").lower().split(",")
+    unknown = [
+        c for c in map(str.strip, codings) if c not in ("", "identity", *response.CONTENT_DECODERS)
+    ]
+    if unknown:
+        raise Mislabelled(
+            f"the body is sent in a Content-Encoding not decoded here: {unknown[0]!r}"
+        )
+
+
+def read_page(body: bytes, number: int, where: str = "") -> tuple[int, str | None]:
+    """(record count, next cursor) of a page body; `DataError` naming the page (and
+    ``where``: `ApiClient.where`) otherwise."""
     try:
         return pages.count(body)
     except pages.PageError as exc:
         raise DataError(
-            f"page {number} {exc}; nothing of the window was recorded",
+            f"page {number} {exc}; nothing of the window was recorded"
+            + (f"; {where}" if where else ""),
             "the ad API answered outside its contract; rerun, and report it if it persists",
         ) from None
 
@@ -252,13 +297,14 @@ def extract(
                 )
             began = time.monotonic()
             body = api.page(start, end, cursor, number)
-            count, cursor = read_page(body, number)
+            count, cursor = read_page(body, number, api.where(start, end))
             fetching += time.monotonic() - began
             if cursor is not None:
                 if cursor in cursors:
                     raise DataError(
                         f"page {number} sends a next_cursor the API sent before: it would page "
-                        "forever; the latest complete backup stays current",
+                        f"forever; the latest complete backup stays current; "
+                        f"{api.where(start, end)}",
                         "the ad API answered outside its contract; report it",
                     )
                 cursors.add(cursor)
@@ -337,8 +383,8 @@ def _record_version(
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    check_window(args.start, args.end)
     settings = args.settings
+    check_window(args.start, args.end, settings.window_minutes)
     api = ApiClient(
         settings.ad_api_url,
         settings.page_size,

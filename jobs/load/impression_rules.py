@@ -1,25 +1,42 @@
 """The rules a record from the ad API must pass to become a row of ``ad_impressions``.
 
-`parse_page` turns a page body into records; `normalise` turns one record into a row tuple
-(`IMPRESSION_COLUMNS` order: timestamps in UTC, integers as int, canonical UUIDs) or
-raises `Rejected` with the reason. Nothing else escapes either function, whatever the input,
-and every row `normalise` returns can be written to PostgreSQL: text fields are short and
+`parse_page` splits a page body into its records' bytes (`adpipe.pages`: the contract the
+extract checked); `parse_record` reads one record's bytes; `normalise` turns the record into
+a row tuple (`IMPRESSION_COLUMNS` order: timestamps in UTC, integers as int, canonical UUIDs).
+Each raises `Rejected` with the reason, and nothing else escapes them, whatever the bytes.
+
+A record is judged alone, so one record never stops its page: it must be UTF-8 throughout,
+JSON (RFC 8259: no NaN or Infinity, no control character inside a string), nest at most
+MAX_NESTING levels, and give each contract field once (two values for one field is a
+record that means two things; the last would win silently in Python's json and in msgspec).
+Every row `normalise` returns can be written to PostgreSQL: text fields are short and
 printable (no control characters, no lone surrogates), timestamps lie in years 1 to 9999 in
 UTC, integers fit a bigint.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import reprlib
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 from adpipe import pages
+from adpipe.table import IMPRESSION_COLUMNS
 
 BIGINT_MAX = 2**63 - 1
 MAX_TEXT = 64
+# Levels of arrays and objects a record may hold, itself included. A record is an object of
+# scalars; anything near this deep is broken data, and Python's parser reads it far inside
+# its recursion limit (1,000) from any caller's stack.
+MAX_NESTING = 100
+# an integer literal longer than this ("-9223372036854775808") is beyond every column: in a
+# record holding one past the 4,300 digits Python's int() reads, each stays unread (`TooLong`)
+LONGEST_INTEGER = 20
+FIELDS = frozenset(IMPRESSION_COLUMNS)
 COUNTRY = re.compile(r"[A-Z]{2}")
 DIGITS = re.compile(r"[0-9]{1,19}")
 # a UUID in its canonical 8-4-4-4-12 hex form (either case); uuid.UUID alone also takes
@@ -45,18 +62,95 @@ class Rejected(ValueError):
     """A record or page that breaks the contract; the message is the reason."""
 
 
+class TooLong:
+    """An integer literal too long for any column (`LONGEST_INTEGER`), kept unread."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, literal: str) -> None:
+        self.digits = len(literal.lstrip("-"))
+
+    def __repr__(self) -> str:
+        return f"<an integer of {self.digits} digits>"
+
+
+class _Repeats(dict):
+    """An object that gave some keys more than once (`repeated`); the last value stands."""
+
+    __slots__ = ("repeated",)
+    repeated: set[str]
+
+
 def parse_page(body: bytes) -> list[Any]:
-    """The records of a page body (`adpipe.pages`: the contract the extract checked)."""
+    """Each record's bytes of a page body (`adpipe.pages.split`), or `Rejected` naming how
+    the page breaks the contract."""
     try:
-        return pages.parse(body).records
+        return pages.split(body).records
     except pages.PageError as exc:
         raise Rejected(f"page {exc}") from None
+
+
+def parse_record(raw: Any) -> Any:
+    """The JSON value of one record's bytes (``bytes``, or anything ``bytes()`` takes), or
+    `Rejected` saying why it is not one the contract reads."""
+    data = bytes(raw)
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        raise Rejected(
+            f"record is not UTF-8: {exc.reason} at byte {exc.start} "
+            f"({data[exc.start : exc.start + 4]!r})"
+        ) from None
+    if text.startswith("\ufeff"):  # what json.loads would say; a decoder's decode does not
+        raise Rejected("record is not JSON: it starts with a byte order mark")
+    # openings are counted in C; only a record with enough of them is walked
+    if data.count(b"[") + data.count(b"{") > MAX_NESTING and pages.nesting(data) > MAX_NESTING:
+        raise Rejected(f"record nests deeper than {MAX_NESTING} levels")
+    try:
+        try:
+            record = _DECODER.decode(text)
+        except ValueError:  # perhaps an integer past what int() reads: read it unread
+            record = _GUARDED.decode(text)
+    except ValueError as exc:  # JSONDecodeError, or a constant JSON has not
+        raise Rejected(f"record is not JSON: {exc}") from None
+    except RecursionError:  # cannot happen below MAX_NESTING; a reason all the same
+        raise Rejected(f"record nests deeper than {MAX_NESTING} levels") from None
+    if isinstance(record, _Repeats) and (twice := sorted(record.repeated & FIELDS)):
+        raise Rejected(f"record gives {', '.join(twice)} more than once")
+    return record
+
+
+def _integer_literal(literal: str) -> int | TooLong:
+    return int(literal) if len(literal) <= LONGEST_INTEGER else TooLong(literal)
+
+
+def _constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) == len(pairs):
+        return members
+    repeats = _Repeats(members)
+    repeats.repeated = {key for key, times in Counter(k for k, _ in pairs).items() if times > 1}
+    return repeats
+
+
+# made once (json.loads with options makes a decoder a call); the second reads an integer
+# past the 4,300 digits Python's int() takes as `TooLong`, for the records the first refuses
+_DECODER = json.JSONDecoder(parse_constant=_constant, object_pairs_hook=_members)
+_GUARDED = json.JSONDecoder(
+    parse_int=_integer_literal, parse_constant=_constant, object_pairs_hook=_members
+)
 
 
 def _integer(record: dict[str, Any], name: str) -> int:
     value = record.get(name)
     if isinstance(value, bool) or value is None:
         raise Rejected(f"{name} is missing or not an integer")
+    if isinstance(value, TooLong):
+        raise Rejected(f"{name} is out of range: an integer of {value.digits} digits")
     if isinstance(value, str):
         if not DIGITS.fullmatch(value):
             raise Rejected(f"{name} is not an integer: {value[:40]!r}")
@@ -64,7 +158,7 @@ def _integer(record: dict[str, Any], name: str) -> int:
     if not isinstance(value, int):
         raise Rejected(f"{name} is not an integer: {reprlib.repr(value)[:40]}")
     if not 0 <= value <= BIGINT_MAX:
-        raise Rejected(f"{name} is out of range: {value}")
+        raise Rejected(f"{name} is out of range: {reprlib.repr(value)}")
     return value
 
 

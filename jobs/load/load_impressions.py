@@ -25,12 +25,12 @@ partitions are made beforehand in a short transaction of their own.
 from __future__ import annotations
 
 import argparse
+import base64
 import gzip
 import hashlib
 import io
 import json
 import logging
-import reprlib
 import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -42,7 +42,8 @@ import fast_path
 import pyarrow as pa
 import pyarrow.compute as pc
 from adpipe import backups, check, table
-from adpipe.errors import DataError, UpstreamError, backfill
+from adpipe.errors import ConfigError, DataError, UpstreamError, backfill
+from adpipe.grid import refuse_overlaps
 from adpipe.job import Command, Phases, check_window, cli, window_arguments
 from adpipe.locks import lock_days, lock_window
 from adpipe.partitions import ensure_partitions, missing_partitions
@@ -52,7 +53,7 @@ from adpipe.storage import Bucket
 from adpipe.warehouse import session
 from adpipe.windows import backup_prefix, quarantine_key, rfc3339, window_days
 from first_seen import SeenIds
-from impression_rules import Rejected, normalise, parse_page
+from impression_rules import Rejected, normalise, parse_page, parse_record
 from psycopg2 import sql
 
 log = logging.getLogger("adpipe.load")
@@ -94,6 +95,16 @@ WHERE m.restored_at IS NULL AND m.min_shown_at < %(end)s AND m.max_shown_at >= %
                                          AND r.window_end > %(start)s)
 LIMIT 1
 """
+RETIRED_WINDOW = """
+SELECT 1 FROM retired_windows WHERE window_start = %(start)s AND window_end = %(end)s
+"""
+# loaded windows that share a moment with this one, retired ones aside
+OTHER_WINDOWS = """
+SELECT DISTINCT window_start, window_end FROM load_runs r
+WHERE window_start < %(end)s AND window_end > %(start)s
+  AND NOT EXISTS (SELECT FROM retired_windows w
+                  WHERE w.window_start = r.window_start AND w.window_end = r.window_end)
+"""
 NEXT_RUN_ID = "SELECT nextval(pg_get_serial_sequence('load_runs', 'load_run_id'))"
 # the run's audit row, written once and complete: the loader may not update it (migration 0004)
 INSERT_RUN = """
@@ -125,7 +136,11 @@ class Counts:
 class Quarantine:
     """A run's rejected records, one JSON object a line, spooled gzip-compressed to a
     temporary file and put under the run's own key (`adpipe.windows.quarantine_key`) by
-    `publish`: a run that never commits cannot replace a committed run's rejects."""
+    `publish`: a run that never commits cannot replace a committed run's rejects.
+
+    A line holds the record's ``page`` (from 1), its ``position`` in the page (from 0), the
+    ``reason`` it was rejected and its bytes exactly as the API sent them: ``record``, their
+    text, when they are UTF-8, else ``record_base64``."""
 
     def __init__(self, bucket: Bucket, key: str) -> None:
         self.bucket, self.key = bucket, key
@@ -140,15 +155,16 @@ class Quarantine:
         self._lines.close()
         self._spool.close()
 
-    def add(self, page: int, position: int, reason: str, record: Any) -> None:
-        """One rejected record. A record JSON cannot write back (nested too deep to encode)
-        is kept as a shortened repr, so the reason is never lost with it."""
+    def add(self, page: int, position: int, reason: str, raw: Any) -> None:
+        """One rejected record, ``raw`` its bytes (anything ``bytes()`` takes). Kept as text,
+        never parsed and written again: a record's bytes are what the quarantine is for."""
         entry: dict[str, Any] = {"page": page, "position": position, "reason": reason}
+        data = bytes(raw)
         try:
-            line = json.dumps({**entry, "record": record})
-        except (ValueError, RecursionError):
-            line = json.dumps({**entry, "record_repr": reprlib.repr(record)})
-        self._lines.write(line + "\n")
+            entry["record"] = data.decode()
+        except UnicodeDecodeError:
+            entry["record_base64"] = base64.b64encode(data).decode()
+        self._lines.write(json.dumps(entry) + "\n")
 
     def publish(self) -> str:
         """Put the records to S3; returns their address."""
@@ -237,29 +253,27 @@ def staged_rows(
             batch = fast_path.page_batch(body, start, end, first)
         if batch is None:
             try:
-                records = parse_page(body)
+                raws = parse_page(body)
             except Rejected as exc:
                 raise DataError(
                     f"backup page {number} breaks the contract: {exc}",
                     "rerun extract_backup for this window",
                 ) from None
-            left: Iterable[tuple[int, Any]] = enumerate(records)
-            counts.received += len(records)
+            left: Iterable[tuple[int, Any]] = enumerate(raws)
+            counts.received += len(raws)
         else:
             counts.received += batch.records
             counts.valid += batch.accepted
-            with phases.timed("check_records"):
-                raws = fast_path.raw_records(body) if batch.left else []
-            # a record the typed decoder read has scalar fields: it parses without recursion
-            left = ((position, json.loads(bytes(raws[position]))) for position in batch.left)
+            left = ((position, batch.raws[position]) for position in batch.left)
         rows, ordinals = [], []
         with phases.timed("check_records"):
-            for position, record in left:
+            # each record on its own: whatever one holds, it is a row or a reason
+            for position, raw in left:
                 try:
-                    rows.append(normalise(record, start, end))
+                    rows.append(normalise(parse_record(raw), start, end))
                 except Rejected as exc:
                     counts.rejected += 1
-                    quarantine.add(number, position, str(exc), record)
+                    quarantine.add(number, position, str(exc), raw)
                     continue
                 ordinals.append(first + position)
             counts.valid += len(rows)
@@ -296,6 +310,7 @@ def load(
         run_id = cur.fetchone()[0]
         with Quarantine(bucket, quarantine_key(start, end, run_id)) as quarantine:
             guard(cur, bucket, start, end)
+            refuse_other_windows(cur, start, end)
             phases.start()
             cur.execute(DELETE_WINDOW, (start, end))
             replaced = cur.rowcount
@@ -417,6 +432,20 @@ def guard(cur: Any, bucket: Bucket, start: datetime, end: datetime) -> None:
         )
 
 
+def refuse_other_windows(cur: Any, start: datetime, end: datetime) -> None:
+    """Refuse a retired window, and one that overlaps another loaded window: reconcile would
+    count the records of both (`adpipe.grid`). Read under the day's lock, as `guard` is."""
+    cur.execute(RETIRED_WINDOW, {"start": start, "end": end})
+    if cur.fetchone():
+        raise ConfigError(
+            f"the window {rfc3339(start)} to {rfc3339(end)} was retired (retired_windows): "
+            "reconcile no longer counts it",
+            "load the grid's windows of its hours instead",
+        )
+    cur.execute(OTHER_WINDOWS, {"start": start, "end": end})
+    refuse_overlaps(cur.fetchall(), start, end, "loaded")
+
+
 def first_of_repeats(cur: Any, start: datetime, end: datetime, run_id: int) -> int:
     """Add the first staged record of each impression_id the window does not hold yet;
     returns how many."""
@@ -447,8 +476,8 @@ def _check_shrink(
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    check_window(args.start, args.end)
     settings = args.settings
+    check_window(args.start, args.end, settings.window_minutes)
     bucket = Bucket(settings)
     with session(
         settings.warehouse_dsn,

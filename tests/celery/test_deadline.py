@@ -11,10 +11,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import days
 import helpers
 import pytest
 
@@ -53,7 +54,7 @@ def deadline_alerts(posts: list[dict[str, Any]], run_id: str) -> list[dict[str, 
 
 def test_a_run_past_its_deadline_alerts_once_naming_its_window_and_one_in_time_none() -> None:
     airflow = helpers.Airflow()
-    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=11)
+    day = days.moment("test_deadline", n=1)  # and the day before it
     stamp = int(time.time())
     on_time, late = f"deadline-on-time-{stamp}", f"deadline-late-{stamp}"
     late_start = day + timedelta(hours=15)

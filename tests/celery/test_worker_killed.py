@@ -8,8 +8,9 @@ import json
 import os
 import subprocess
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+import days
 import helpers
 import pytest
 from helpers import docker_run
@@ -61,7 +62,7 @@ def worker_logs(container: str, since: float) -> str:
 
 def test_a_worker_killed_mid_load_loses_and_doubles_nothing() -> None:
     airflow = helpers.Airflow()
-    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=9)
+    day = days.moment("test_worker_killed")
     start, end = day + timedelta(hours=20), day + timedelta(hours=21)
     run_id = f"celery-kill-{int(time.time())}"
     began = time.time()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
+import days
 import helpers
 import pytest
 from helpers import docker_run
@@ -14,8 +15,7 @@ pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.alone]
 
 # Relative to today, like the scheduler's own archive run (created when the DAG is unpaused):
 # whichever runs first, both cut at today - 30 days, so OLD leaves and RECENT stays.
-TODAY = datetime.now(UTC).date()
-OLD, RECENT = TODAY - timedelta(days=40), TODAY - timedelta(days=5)
+RECENT, OLD = days.day("test_archive_dag", 0), days.day("test_archive_dag", 1)
 
 
 def day_rows(day: date) -> int:
@@ -39,13 +39,14 @@ def test_archive_dag_moves_the_old_day_and_reconciles() -> None:
         assert run["state"] == "success"
     loaded = day_rows(OLD)
     assert loaded > 0 and day_rows(RECENT) > 0
+    helpers.balance_days("test_archive_dag")  # reconcile expects each day whole
 
     run_id = f"e2e-archive-{uuid.uuid4().hex[:6]}"
     run = airflow.run("archive", datetime.now(UTC).replace(second=0, microsecond=0), run_id)
     assert airflow.task_states("archive", run_id) == {
         "archive_days": "success",
         "reconcile_days": "success",
-    }
+    }, airflow.explain("archive", run_id)
     assert run["state"] == "success"
     assert day_rows(OLD) == 0 and day_rows(RECENT) > 0
     archived = helpers.query(

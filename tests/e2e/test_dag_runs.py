@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
+import days
 import helpers
 import pytest
 
@@ -30,10 +31,11 @@ def test_smoke_dag_runs_each_job_image_through_the_docker_operator() -> None:
 def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> None:
     airflow = helpers.Airflow()
     run_id = f"e2e-api-load-{uuid.uuid4().hex[:8]}"
-    # a recent hour: the archive DAG, once unpaused, moves anything older than 30 days
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
+    # a recent hour (10:00-11:00): the archive DAG, once unpaused, moves anything older
+    # than 30 days
+    hour = days.moment("test_dag_runs", hour=11)
     run = airflow.run("api-load", hour, run_id)
-    assert run["state"] == "success", airflow.task_states("api-load", run_id)
+    assert run["state"] == "success", airflow.explain("api-load", run_id)
     assert airflow.task_states("api-load", run_id) == {
         "extract_backup": "success",
         "load_impressions": "success",
@@ -119,13 +121,12 @@ def test_a_task_whose_job_exits_3_fails_at_once_without_retries() -> None:
     airflow = helpers.Airflow()
     # an hour of a day older than the retention: loaded by a first run, then archived, so a
     # second run's load refuses it (exit 3: loading it again would hold its rows twice)
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=47)
-    earlier = (hour - timedelta(hours=1)).date().isoformat()  # a session before archived it
-    helpers.restore_days(earlier, hour.date().isoformat())
+    hour = days.moment("test_dag_runs", span=1, hour=11)
+    helpers.restore_days(hour.date().isoformat(), hour.date().isoformat())  # an earlier session's
     first = airflow.run("api-load", hour, f"e2e-exit3-first-{uuid.uuid4().hex[:8]}")
     assert first["state"] == "success"
     day = datetime.fromisoformat(first["data_interval_start"]).date()
-    today = datetime.now(UTC).date().isoformat()
+    today = days.TODAY.isoformat()
     archived = helpers.summary(helpers.docker_run("adpipe/archive:dev", "run", "--date", today))
     assert archived["exit_code"] == 0, archived
     try:

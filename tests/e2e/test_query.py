@@ -10,14 +10,15 @@ import subprocess
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import days
 import helpers
 import pytest
 from helpers import docker_run
 
 pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.alone]
 
-TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-SPLIT = TODAY - timedelta(days=52)  # older than the retention: an archive run moves it
+TODAY = datetime.combine(days.TODAY, datetime.min.time(), UTC)
+SPLIT = days.moment("test_query")  # older than the retention: an archive run moves it
 
 
 def make_query(sql: str, tmp_path: Path | None = None) -> subprocess.CompletedProcess:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import subprocess
 import time
@@ -12,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 
 import helpers
 import pytest
-from adpipe.windows import manifest_key, page_key, rfc3339
 from helpers import docker_run
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -172,17 +170,24 @@ def test_s3_stopped_during_extract_changes_no_row_and_the_retry_succeeds(fault_a
 
 @pytest.mark.alone  # wait_copying finds any load's COPY, so no other load may run
 def test_load_killed_mid_copy_leaves_the_previous_state_and_the_retry_succeeds() -> None:
-    start, end = window(6, hours=48, hour=0)
+    start, end = window(6, hours=24, hour=0)
     assert run_job("extract_backup", start, end)["exit_code"] == 0
-    before = helpers.window_checksum(start, end)
-    name = helpers.start_detached("adpipe/load:dev", *args(start, end))
-    wait_copying()
-    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=True)
-    time.sleep(1)
-    assert helpers.window_checksum(start, end) == before
-    result = run_job("load", start, end)
-    assert result["exit_code"] == 0, result["stderr"]
-    assert helpers.window_checksum(start, end)[0] == result["rows_written"] > 100_000
+    # the window empty, then holding a committed load: a killed load leaves either as it was
+    for committed in (False, True):
+        if not committed:
+            helpers.query(
+                "DELETE FROM ad_impressions WHERE shown_at >= %s AND shown_at < %s", (start, end)
+            )
+        before = helpers.window_checksum(start, end)
+        assert (before[0] > 50_000) == committed, before
+        name = helpers.start_detached("adpipe/load:dev", *args(start, end))
+        wait_copying()  # the reload has deleted the window's rows in its transaction
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=True)
+        time.sleep(1)
+        assert helpers.window_checksum(start, end) == before
+        result = run_job("load", start, end)
+        assert result["exit_code"] == 0, result["stderr"]
+        assert helpers.window_checksum(start, end)[0] == result["rows_written"] > 50_000
 
 
 def test_too_many_rejects_load_nothing_and_name_the_quarantine() -> None:
@@ -202,7 +207,6 @@ def test_a_backup_page_that_differs_from_its_manifest_is_refused() -> None:
     body = helpers.gunzip(original)
     tampered = body.replace(b'"clicked":false', b'"clicked":true', 1)
     assert tampered != body
-    import gzip
 
     helpers.s3().put_object(Bucket=helpers.bucket(), Key=page, Body=gzip.compress(tampered))
     try:
@@ -216,7 +220,7 @@ def test_a_backup_page_that_differs_from_its_manifest_is_refused() -> None:
 
 @pytest.mark.alone  # wait_copying finds any load's COPY, so no other load may run
 def test_load_cut_by_pg_terminate_backend_exits_4_with_the_lost_connection_line() -> None:
-    start, end = window(10, hours=48, hour=0)
+    start, end = window(10, hours=24, hour=0)
     assert run_job("extract_backup", start, end)["exit_code"] == 0
     before = helpers.window_checksum(start, end)
     name = helpers.start_detached("adpipe/load:dev", *args(start, end))
@@ -229,27 +233,6 @@ def test_load_cut_by_pg_terminate_backend_exits_4_with_the_lost_connection_line(
     assert helpers.window_checksum(start, end) == before
 
 
-def put_backup(start: datetime, end: datetime, pages: list[list[dict]], **facts) -> None:
-    """A new backup version of the window holding these pages, written as the extract writes
-    one; ``facts`` go into its manifest."""
-    prefix = helpers.backup_prefix(start, end)
-    version = len(helpers.backup_manifests(start, end)) + 1
-    listed = []
-    for number, records in enumerate(pages, start=1):
-        cursor = None if number == len(pages) else f"after-{number}"
-        body = json.dumps({"impressions": records, "next_cursor": cursor}).encode()
-        digest = hashlib.sha256(body).hexdigest()
-        key = page_key(prefix, digest)
-        helpers.s3().put_object(Bucket=helpers.bucket(), Key=key, Body=gzip.compress(body))
-        listed.append({"key": key, "records": len(records), "bytes": len(body), "sha256": digest})
-    manifest = {"window": {"start": rfc3339(start), "end": rfc3339(end)}, "pages": listed, **facts}
-    helpers.s3().put_object(
-        Bucket=helpers.bucket(),
-        Key=manifest_key(prefix, version),
-        Body=json.dumps(manifest).encode(),
-    )
-
-
 @pytest.mark.parametrize("sized", [True, False], ids=["manifest-counts", "no-count"])
 def test_each_id_keeps_its_first_record_wherever_its_repeats_are(sized: bool) -> None:
     """Repeats with other content: later on the same page, on a later page, and a record the
@@ -260,19 +243,8 @@ def test_each_id_keeps_its_first_record_wherever_its_repeats_are(sized: bool) ->
     ids = [str(uuid.uuid4()) for _ in range(4)]
 
     def record(uid: str, minute: int, cost: int) -> dict:
-        return {
-            "impression_id": uid,
-            "ad_id": 7,
-            "campaign_id": 8,
-            "advertiser_id": 9,
-            "placement": "feed",
-            "device": "mobile",
-            "country": "DE",
-            "shown_at": rfc3339(start + timedelta(minutes=minute)),
-            "cost_micros": cost,
-            "currency": "EUR",
-            "clicked": False,
-        }
+        at = start + timedelta(minutes=minute)
+        return helpers.impression(at, impression_id=uid, ad_id=7, cost_micros=cost)
 
     filler = [record(str(uuid.uuid4()), 30, 1) for _ in range(50)]
     first = [
@@ -285,7 +257,7 @@ def test_each_id_keeps_its_first_record_wherever_its_repeats_are(sized: bool) ->
     ]
     second = [record(ids[1], 6, 997), record(ids[3], 7, 400), record(ids[3], 7, 400)]
     facts = {"records": len(first) + len(second)} if sized else {}
-    put_backup(start, end, [first, second], **facts)
+    helpers.put_backup(start, end, [first, second], **facts)
     result = run_job("load", start, end)
     assert result["exit_code"] == 0, result["stderr"]
     assert (result["rows_written"], result["duplicates"]) == (4 + len(filler), 4)

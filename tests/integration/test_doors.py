@@ -11,6 +11,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import days
 import helpers
 import pytest
 from helpers import ROOT, compose, docker_run
@@ -287,7 +288,7 @@ def test_a_jobs_env_file_holds_its_own_secrets_and_no_other(name: str) -> None:
     [
         ("extract_backup", "extract_backup", ("run", "check")),
         ("load", "load", ("run", "check")),
-        ("archive", "archive", ("run", "restore", "adopt", "set-aside", "check")),
+        ("archive", "archive", ("run", "restore", "adopt", "set-aside", "retire", "check")),
         ("reconcile", "archive", ("reconcile",)),
         ("migrate", "archive", ("migrate",)),
     ],
@@ -310,7 +311,7 @@ def test_a_jobs_env_file_holds_exactly_the_settings_its_commands_help_lists(
 
 
 def test_a_load_run_by_hand_with_its_env_file_loads_and_without_its_key_refuses() -> None:
-    start = helpers.datetime(2026, 11, 3, 7, tzinfo=helpers.UTC)
+    start = days.moment("test_doors", hour=7)
     end = start + helpers.timedelta(hours=1)
     window = ("run", "--start", start.isoformat(), "--end", end.isoformat())
     extracted = docker_run("adpipe/extract_backup:dev", *window)
@@ -335,12 +336,9 @@ def test_a_load_run_by_hand_with_its_env_file_loads_and_without_its_key_refuses(
                     "host",
                     "--env-file",
                     str(partial),
-                    "-e",
-                    f"AWS_ACCESS_KEY_ID={os.environ['AWS_ACCESS_KEY_ID']}",
-                    "-e",
-                    f"AWS_SECRET_ACCESS_KEY={os.environ['AWS_SECRET_ACCESS_KEY']}",
-                    "-e",
-                    f"WAREHOUSE_DSN={os.environ['WAREHOUSE_DSN']}",
+                    # the names only: docker takes their values from this environment
+                    *("-e", "AWS_ACCESS_KEY_ID", "-e", "AWS_SECRET_ACCESS_KEY"),
+                    *("-e", "WAREHOUSE_DSN"),
                     "adpipe/load:dev",
                     *window,
                 ],
@@ -348,6 +346,7 @@ def test_a_load_run_by_hand_with_its_env_file_loads_and_without_its_key_refuses(
                 text=True,
                 timeout=120,
                 check=False,
+                env=os.environ,
             )
         finally:
             partial.unlink()

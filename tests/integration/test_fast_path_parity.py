@@ -1,9 +1,10 @@
 """The load's fast path and its rules agree on every record as PostgreSQL stores it: records
 through the load are COPYed into PostgreSQL the way it stages them (binary, from Arrow), the
 rules' rows as CSV text, and the stored rows are compared. Offsets up to +/-23:59
-(PostgreSQL's own input takes only 15:59), years at both ends, nesting at the page limit, ids
-in non-canonical forms, texts of every class of character: the same stored rows, a reason for
-every other record, never an error of another kind."""
+(PostgreSQL's own input takes only 15:59), years at both ends, nesting at the record limit,
+ids in non-canonical forms, texts of every class of character, and pages built byte by byte
+as a hostile source sends them (tests/hostile.py): the same stored rows, a reason for every
+other record, never an error of another kind."""
 
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ from typing import Any
 
 import fast_path
 import helpers
+import hostile
 import pyarrow as pa
 import pytest
-from adpipe.pages import MAX_NESTING
 from adpipe.pg_copy import binary_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from impression_rules import Rejected, normalise, parse_page
+from impression_rules import MAX_NESTING, Rejected, normalise, parse_page, parse_record
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -106,8 +107,8 @@ def pages(draw: Any) -> tuple[datetime, list[Any]]:
             "clicked": draw(st.booleans()),
         }
         if draw(st.integers(0, 9)) == 0:  # a field nesting to just under or over the limit
-            record[draw(st.sampled_from(["ad_id", "placement"]))] = nested(
-                MAX_NESTING - 3 + draw(st.integers(-2, 1))
+            record[draw(st.sampled_from(["ad_id", "placement", "debug"]))] = nested(
+                MAX_NESTING - 1 + draw(st.integers(-2, 1))
             )
         records.append(record)
     return hour, records
@@ -127,38 +128,24 @@ def stored(cur: Any, table: str) -> list[tuple]:
     return cur.fetchall()
 
 
-@settings(
-    max_examples=300,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(pages())
-def test_the_fast_path_and_the_rules_store_the_same_rows(page: tuple[datetime, list]) -> None:
-    hour, records = page
-    start, end = hour, hour + timedelta(hours=1)
-    body = json.dumps({"impressions": records}).encode()
-
+def stored_alike(body: bytes, start: datetime, end: datetime) -> None:
+    """The rows the rules make of every record of the page, and the rows the load makes of it
+    (the fast path, the rules for what it leaves), stored by PostgreSQL, are the same."""
+    raws = parse_page(body)
     rules_lines = io.StringIO()
-    try:
-        parsed = parse_page(body)
-    except Rejected:
-        # a page past the nesting limit: the extract refuses it, the rules name it, the fast
-        # path never takes it
-        assert fast_path.page_batch(body, start, end, 1) is None
-        return
     rules = csv.writer(rules_lines, lineterminator="\n")
-    for position, record in enumerate(parsed):
+    for position, raw in enumerate(raws):
         try:
-            rules.writerow((1 + position, *normalise(record, start, end)))
+            rules.writerow((1 + position, *normalise(parse_record(raw), start, end)))
         except Rejected as exc:
             assert str(exc)  # a reason, never another error
 
     batch = fast_path.page_batch(body, start, end, 1)
     rows, ordinals = [], []
-    left = range(len(parsed)) if batch is None else batch.left
+    left = range(len(raws)) if batch is None else batch.left
     for position in left:
         try:
-            rows.append(normalise(parsed[position], start, end))
+            rows.append(normalise(parse_record(raws[position]), start, end))
         except Rejected:
             continue
         ordinals.append(1 + position)
@@ -176,19 +163,42 @@ def test_the_fast_path_and_the_rules_store_the_same_rows(page: tuple[datetime, l
         conn.close()
 
 
-ONE = {
-    "impression_id": "4c862ccc-208b-43d7-b9e2-5cf7617adb87",
-    "ad_id": 1,
-    "campaign_id": 2,
-    "advertiser_id": 3,
-    "placement": "feed",
-    "device": "mobile",
-    "country": "DE",
-    "shown_at": "2026-11-21T04:30:00+18:00",  # 10:30 UTC
-    "cost_micros": 5,
-    "currency": "EUR",
-    "clicked": False,
-}
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(pages())
+def test_the_fast_path_and_the_rules_store_the_same_rows(page: tuple[datetime, list]) -> None:
+    hour, records = page
+    stored_alike(json.dumps({"impressions": records}).encode(), hour, hour + timedelta(hours=1))
+
+
+HOSTILE_HOUR = datetime(2026, 11, 20, 10, tzinfo=UTC)
+
+
+@st.composite
+def hostile_pages(draw: Any) -> bytes:
+    damage = draw(st.sampled_from([0.05, 0.3, 0.8]))
+    records = draw(st.lists(hostile.records(HOSTILE_HOUR, damage), min_size=1, max_size=12))
+    return draw(hostile.page(records, draw(st.none() | st.just("p2"))))
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(hostile_pages())
+def test_the_fast_path_and_the_rules_store_the_same_rows_of_hostile_bytes(body: bytes) -> None:
+    stored_alike(body, HOSTILE_HOUR, HOSTILE_HOUR + timedelta(hours=1))
+
+
+ONE = helpers.impression(
+    datetime(2026, 11, 20, 10, 30, tzinfo=UTC),
+    impression_id="4c862ccc-208b-43d7-b9e2-5cf7617adb87",
+    shown_at="2026-11-21T04:30:00+18:00",  # 10:30 UTC, in an offset PostgreSQL cannot read
+)
 
 
 def test_an_offset_postgresql_cannot_read_is_stored_as_the_same_instant() -> None:

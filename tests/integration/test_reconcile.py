@@ -3,34 +3,29 @@
 from __future__ import annotations
 
 import json
-import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import days as registry
 import helpers
 import pytest
-from adpipe.windows import days_between
 from helpers import docker_run
 
 pytestmark = pytest.mark.usefixtures("stack")
 
-# Three days of their own each session, no backup of which exists yet: drawn from the months
-# after every cutoff the archive tests use (2025-05-11 at the latest) and before the 45 days
-# the archive DAG reconciles, so these tests run beside the archive tests (no archive run of
-# theirs moves these days) and never restore (a restore takes the archive lock they need);
-# August 2026 is make bench's.
-FIRST, LAST = datetime(2025, 6, 1, tzinfo=UTC), datetime(2026, 7, 31, tzinfo=UTC)
-
 
 @pytest.fixture(scope="module")
 def days() -> list[datetime]:
-    """Three consecutive days no test has backed up (hence loaded or archived) yet."""
-    span = (LAST - FIRST).days - 2
+    """Three consecutive days no session has backed up (hence loaded or archived) yet, drawn
+    with the session's seed from this module's own range (tests/days.py): above every archive
+    cutoff of the old-days tests, so these tests run beside them and never restore."""
+    taken: set[date] = set()
     for _ in range(50):
-        first = FIRST + timedelta(days=secrets.randbelow(span))
-        chosen = days_between(first, first + timedelta(days=2))
-        if not any(helpers.keys(f"backup/impressions/date={d:%Y-%m-%d}/") for d in chosen):
-            return chosen
-    pytest.fail(f"no three untouched days left between {FIRST:%Y-%m-%d} and {LAST:%Y-%m-%d}")
+        chosen = registry.draw("test_reconcile", 3, taken)
+        used = {d for d in chosen if helpers.keys(f"backup/impressions/date={d:%Y-%m-%d}/")}
+        if not used:
+            return [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in chosen]
+        taken |= used
+    pytest.fail("no three untouched days left in test_reconcile's range (tests/days.py)")
 
 
 def reconcile(day: datetime, *extra: str) -> tuple[int, str, str]:
@@ -44,6 +39,9 @@ def test_a_loaded_day_balances_and_a_deleted_row_is_named(days: list[datetime]) 
     for hour in (5, 6, 7):
         start = day + timedelta(hours=hour)
         helpers.load_window(start, start + timedelta(hours=1))
+    # the day's other 21 hours: an outage with nothing to fetch (reconcile expects a day with
+    # a load whole)
+    assert len(helpers.balance_day(day.date(), "reconcile test: 3 hours")) == 2
     code, out, err = reconcile(day, "--json")
     assert code == 0, err
     (counts,) = json.loads(out[: out.index("SUMMARY")])
@@ -78,6 +76,11 @@ def test_a_missed_hour_and_a_deleted_load_run_are_gaps_not_zero_equals_zero(
     assert [p for p in counts["problems"] if "no load for 04:00-05:00 UTC" in p], counts["problems"]
 
     helpers.load_window(hour[4], hour[4] + timedelta(hours=1))
+    still = docker_run("adpipe/archive:dev", "reconcile", "--from", stamp, "--to", stamp)
+    assert still.returncode == 3  # the day's other 21 hours, expected since it holds a load
+    assert "no load for 00:00-03:00 UTC" in still.stderr, still.stderr
+    assert "no load for 06:00-24:00 UTC" in still.stderr, still.stderr
+    helpers.balance_day(gap_day.date(), "reconcile test: hours 3 to 5 only")
     filled = docker_run("adpipe/archive:dev", "reconcile", "--from", stamp, "--to", stamp)
     assert filled.returncode == 0, filled.stdout + filled.stderr
 

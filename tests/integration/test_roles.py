@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+import helpers
 import psycopg2
 import psycopg2.errors
 import pytest
@@ -13,20 +14,6 @@ import pytest
 pytestmark = pytest.mark.usefixtures("stack")
 
 REFUSED = (psycopg2.errors.InsufficientPrivilege,)
-
-
-def attempt(dsn_setting: str, statement: str) -> str:
-    """'ok', or the name of the error PostgreSQL answered with (rolled back either way)."""
-    conn = psycopg2.connect(os.environ[dsn_setting])
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-        return "ok"
-    except psycopg2.Error as exc:
-        return type(exc).__name__
-    finally:
-        conn.rollback()
-        conn.close()
 
 
 @pytest.mark.parametrize(
@@ -70,7 +57,7 @@ def attempt(dsn_setting: str, statement: str) -> str:
     ],
 )
 def test_a_jobs_role_is_refused_what_it_must_not_do(role: str, statement: str) -> None:
-    assert attempt(role, statement) == "InsufficientPrivilege"
+    assert helpers.attempt(role, statement) == "InsufficientPrivilege"
 
 
 @pytest.mark.parametrize(
@@ -82,7 +69,7 @@ def test_a_jobs_role_is_refused_what_it_must_not_do(role: str, statement: str) -
     ],
 )
 def test_a_jobs_role_may_read_what_its_checks_need(role: str, statement: str) -> None:
-    assert attempt(role, statement) == "ok"
+    assert helpers.attempt(role, statement) == "ok"
 
 
 @pytest.mark.parametrize(
@@ -110,7 +97,7 @@ def test_the_archiver_changes_an_object_only_as_it_leaves_the_archive(
         (restored,),
     )[0]
     try:
-        assert attempt("ARCHIVE_WAREHOUSE_DSN", statement) == "InsufficientPrivilege"
+        assert helpers.attempt("ARCHIVE_WAREHOUSE_DSN", statement) == "InsufficientPrivilege"
     finally:
         helpers.query("DELETE FROM archive_manifest WHERE archive_id = %s", (archive_id,))
 
@@ -129,12 +116,12 @@ def test_the_archiver_empties_a_partition_only_while_holding_it_and_at_its_count
     try:
         empty = f"SELECT adpipe_empty_partition('{day}', %s)"
         # not held against writers: what it would empty may differ from what was read
-        assert attempt("ARCHIVE_WAREHOUSE_DSN", empty % 1) == "ObjectNotInPrerequisiteState"
+        assert helpers.attempt("ARCHIVE_WAREHOUSE_DSN", empty % 1) == "ObjectNotInPrerequisiteState"
         # held, but the count is not the partition's
-        assert attempt("ARCHIVE_WAREHOUSE_DSN", hold + empty % 2) == (
+        assert helpers.attempt("ARCHIVE_WAREHOUSE_DSN", hold + empty % 2) == (
             "ObjectNotInPrerequisiteState"
         )
-        assert attempt("ARCHIVE_WAREHOUSE_DSN", hold + empty % 1) == "ok"  # rolled back
+        assert helpers.attempt("ARCHIVE_WAREHOUSE_DSN", hold + empty % 1) == "ok"  # rolled back
         assert helpers.query(
             "SELECT count(*) FROM ad_impressions WHERE shown_at::date = %s", (day,)
         ) == [(1,)]

@@ -63,9 +63,3 @@ def test_a_page_larger_than_the_limit_is_refused(api: str) -> None:
     client = ApiClient(api, 1000, max_page_bytes=10_000)
     with pytest.raises(DataError, match="larger than EXTRACT_MAX_PAGE_BYTES"):
         client.page(START, END, None, 1)
-
-
-def test_a_page_nested_too_deep_is_refused_naming_it() -> None:
-    body = b'{"impressions": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    with pytest.raises(DataError, match="page 7 nests deeper"):
-        read_page(body, 7)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import hostile
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from impression_rules import Rejected, normalise, parse_page
+from impression_rules import Rejected, normalise, parse_page, parse_record
 
 START = datetime(2026, 11, 20, 10, tzinfo=UTC)
 END = datetime(2026, 11, 20, 11, tzinfo=UTC)
@@ -80,9 +81,13 @@ json_values = st.recursive(
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_only_ever_reject(body: bytes) -> None:
     try:
-        for record in parse_page(body):
+        normalise(parse_record(body), START, END)
+    except Rejected as exc:
+        assert str(exc)
+    try:
+        for raw in parse_page(body):
             try:
-                normalise(record, START, END)
+                normalise(parse_record(raw), START, END)
             except Rejected:
                 pass
     except Rejected:
@@ -106,12 +111,12 @@ def test_arbitrary_json_records_only_ever_reject(record: object) -> None:
 def test_arbitrary_pages_only_ever_reject(value: object) -> None:
     body = json.dumps({"impressions": value, "next_cursor": None}).encode()
     try:
-        records = parse_page(body)
+        raws = parse_page(body)
     except Rejected:
         return
-    for record in records:
+    for raw in raws:
         try:
-            normalise(record, START, END)
+            normalise(parse_record(raw), START, END)
         except Rejected:
             pass
 
@@ -191,7 +196,92 @@ def test_unprintable_text_is_rejected_with_a_reason(field: str, value: str) -> N
         normalise({**GOOD, field: value}, START, END)
 
 
-def test_a_page_nested_too_deep_is_refused_by_rule() -> None:
-    body = b'{"impressions": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
-    with pytest.raises(Rejected, match="nests deeper"):
-        parse_page(body)
+def test_a_page_nested_deeper_than_any_parser_reaches_splits_and_its_record_is_rejected() -> None:
+    body = b'{"impressions": [' + b"[" * 100_000 + b"]" * 100_000 + b', {"a": 1}]}'
+    deep, flat = parse_page(body)
+    with pytest.raises(Rejected, match="nests deeper than 100 levels"):
+        parse_record(deep)
+    assert parse_record(flat) == {"a": 1}
+
+
+GOOD_BYTES = json.dumps(GOOD).encode()
+
+
+def spliced(field: str, value: bytes) -> bytes:
+    """GOOD's bytes with one field's value replaced by ``value``, as sent."""
+    head, _, tail = GOOD_BYTES.partition(json.dumps(field).encode() + b": ")
+    old = json.dumps(GOOD[field]).encode()
+    assert tail.startswith(old)
+    return head + json.dumps(field).encode() + b": " + value + tail[len(old) :]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (spliced("placement", b'"fe\xe2\x82"'), "record is not UTF-8: invalid continuation byte"),
+        (spliced("debug", b'"\xff"'), "record is not UTF-8: invalid start byte at byte"),
+        (spliced("ad_id", b"9" * 5000), "ad_id is out of range: an integer of 5000 digits"),
+        (spliced("ad_id", b"-" + b"9" * 25), "ad_id is out of range: -9999999999999999999999999"),
+        (spliced("ad_id", b"9" * 20), "ad_id is out of range: 99999999999999999999"),
+        (spliced("cost_micros", b"1.0"), "cost_micros is not an integer: 1.0"),
+        (spliced("cost_micros", b"1e3"), "cost_micros is not an integer"),
+        (spliced("campaign_id", b"NaN"), "record is not JSON: NaN is not a JSON number"),
+        (spliced("debug", b"-Infinity"), "record is not JSON: -Infinity is not a JSON number"),
+        (spliced("placement", b'"nul\x00"'), "record is not JSON: Invalid control character"),
+        (spliced("placement", b'"nul\\u0000"'), "placement holds characters that are not"),
+        (spliced("device", b'"\\ud800"'), "device holds characters that are not printable"),
+        (b"\xef\xbb\xbf" + GOOD_BYTES, "record is not JSON: it starts with a byte order mark"),
+        (spliced("device", b'"\xef\xbb\xbfctv"'), "device holds characters that are not"),
+        (GOOD_BYTES[:-1] + b', "ad_id": 7}', "record gives ad_id more than once"),
+        (GOOD_BYTES[:-1] + b', "\\u0061d_id": 7}', "record gives ad_id more than once"),
+        (spliced("debug", b"[" * 100 + b"]" * 100), "record nests deeper than 100 levels"),
+        (spliced("debug", b"[" * 5000 + b"]" * 5000), "record nests deeper than 100 levels"),
+        (b'{"a":} ', "record is not JSON: Expecting value"),
+        (GOOD_BYTES + b" {}", "record is not JSON: Extra data"),
+        (b"[1, 2]", "record is not a JSON object"),
+    ],
+)
+def test_each_kind_of_hostile_record_is_rejected_with_its_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(Rejected, match=reason.replace("(", r"\(")):
+        normalise(parse_record(raw), START, END)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        GOOD_BYTES[:-1] + b', "note": 1, "note": 2}',  # a key nobody reads, twice
+        spliced("debug", b"9" * 5000),  # a number nobody reads, past any parser's digits
+        spliced("debug", b'"\\ud800 \\u0000 \xef\xbb\xbf"'),
+        spliced("debug", b"[" * 99 + b"]" * 99),  # 100 levels, the record's own included
+        spliced("debug", b'"' + b"[{" * 200 + b'"'),  # brackets in a string are text
+        spliced("debug", b"1e999"),
+        spliced("placement", b'"fe\\u0065d"'),  # escapes that spell plain text
+        GOOD_BYTES.replace(b", ", b",\n\t "),
+    ],
+)
+def test_what_no_field_of_the_contract_holds_leaves_the_record_standing(raw: bytes) -> None:
+    assert normalise(parse_record(raw), START, END) == normalise(GOOD, START, END)
+
+
+def row_or_reason(raw: bytes) -> None:
+    """A record's bytes give a writable row, or `Rejected` with a reason; nothing else."""
+    try:
+        row = normalise(parse_record(raw), START, END)
+    except Rejected as exc:
+        assert str(exc)
+        return
+    for value in row:
+        if isinstance(value, str):
+            value.encode("utf-8")
+            assert value.isprintable()
+
+
+@settings(max_examples=1500, deadline=None)
+@given(hostile.records(START) | st.binary(max_size=400))
+def test_any_records_bytes_give_a_row_or_a_reason(raw: bytes) -> None:
+    row_or_reason(raw)
+
+
+@pytest.mark.parametrize("raw", hostile.every_damage(START), ids=lambda raw: repr(raw[:30]))
+def test_every_damage_a_source_does_gives_a_row_or_a_reason(raw: bytes) -> None:
+    row_or_reason(raw)

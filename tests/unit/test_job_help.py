@@ -15,6 +15,7 @@ import pytest
 import reconcile
 import repair
 import restore
+import retire
 from adpipe import check, migrate
 from adpipe.errors import ConfigError
 from adpipe.job import Command, parser, summary
@@ -27,6 +28,7 @@ IMAGES: dict[str, list[Command]] = {
     "load": [LOAD, check.command("load")],
     "archive": [
         archive.RUN,
+        retire.RETIRE_WINDOW,
         restore.RESTORE,
         repair.ADOPT,
         repair.SET_ASIDE,

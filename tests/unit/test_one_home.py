@@ -1,8 +1,9 @@
 """Knowledge written once. The table's columns live in adpipe/table.py, the settings in
 adpipe/settings.py, the S3 keys in adpipe/windows.py (the DAGs' lineage and the S3 server's
-policies mirror its areas, checked here). Every advisory lock of the warehouse, and its key,
-lives in adpipe/locks.py: a grep over the source fails the build when a lock is taken, or a key
-written, anywhere else (an applied migration may hold a key's value: it must be locks.py's).
+policies mirror its areas, checked here). Every lock the warehouse's writers take lives in
+adpipe/locks.py: a grep over the source fails the build when one is taken anywhere else (the
+rows of adpipe_locks, the migration lock, an advisory lock, which no writer takes any more, or
+in the code any row or table lock), and the migrations' SQL names only locks.py's kinds.
 The job contract's failures live in adpipe/errors.py, which settings.py imports instead of
 job.py (no import circle)."""
 
@@ -22,12 +23,20 @@ sys.path.insert(0, str(ROOT / "dags"))
 from adpipe_dags import lineage  # noqa: E402
 
 HOME = ROOT / "jobs" / "adpipe" / "adpipe" / "locks.py"
+MIGRATIONS = ROOT / "jobs" / "adpipe" / "adpipe" / "migrations"
 SOURCES = ("jobs", "dags", "platform", "tests", "bench")
-LOCK_CALL = re.compile(r"pg_(?:try_)?advisory_\w*lock")
+# the writers' locks: adpipe_locks' rows, the migration lock, and PostgreSQL's advisory locks
+# (open to every role, the reader's sessions too: no writer may take one again)
+LOCK_CALL = re.compile(r"pg_(?:try_)?advisory_\w*lock|adpipe_locks|LOCK\s+(?:TABLE\s+)?schema_mig")
+ADVISORY = re.compile(r"pg_(?:try_)?advisory_\w*lock")
+# any row or table lock, in the code (tests take such locks to inject faults)
+ANY_LOCK = re.compile(r"\bFOR (?:NO KEY )?UPDATE\b|\bFOR (?:KEY )?SHARE\b|\bLOCK TABLE\b")
+# takes the old advisory keys and tries every lock as the reader role, to show it holds nothing
+READER_TEST = ROOT / "tests" / "integration" / "test_reader_holds_nothing.py"
 FAILURE_CLASS = re.compile(
     r"class \w+\((?:JobError|ConfigError|MissingSetting|DataError|UpstreamError)\)"
 )
-KEY = re.compile(r"\b4_?242_?0\d\d\b")
+FUNCTION = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(\w+)\b(.*?)\$\$\s*;", re.I | re.S)
 
 
 def python_files() -> list[Path]:
@@ -39,26 +48,35 @@ def python_files() -> list[Path]:
     ]
 
 
-def test_no_advisory_lock_is_taken_outside_locks_py() -> None:
+def test_no_lock_is_taken_outside_locks_py() -> None:
     found = [
         f"{path.relative_to(ROOT)}:{number}"
         for path in python_files()
+        if path != READER_TEST
         for number, line in enumerate(path.read_text().splitlines(), 1)
-        if LOCK_CALL.search(line) or KEY.search(line)
+        if LOCK_CALL.search(line) or (path.parts[len(ROOT.parts)] in CODE and ANY_LOCK.search(line))
     ]
-    assert found == [], f"advisory locks and their keys belong in {HOME.relative_to(ROOT)}"
+    assert found == [], f"the writers' locks are taken in {HOME.relative_to(ROOT)} only"
 
 
-def test_a_key_in_an_applied_migration_is_the_one_locks_py_names() -> None:
-    keys = {locks.MIGRATION, locks.PARTITION_LOCK, locks.ARCHIVE, locks.DAY}
-    assert len(keys) == 4
-    migrations = (ROOT / "jobs" / "adpipe" / "adpipe" / "migrations").glob("*.sql")
-    used = {
-        int(key)
-        for path in migrations
-        for key in re.findall(r"pg_advisory_\w*lock\((\d+)\)", path.read_text())
+def test_the_migrations_lock_only_the_kinds_locks_py_names_and_no_advisory_key() -> None:
+    texts = [path.read_text() for path in sorted(MIGRATIONS.glob("*.sql"))]
+    # a function's latest definition is the one in force; an applied migration stays as written
+    latest = {name: body for text in texts for name, body in FUNCTION.findall(text)}
+    advisory = sorted(name for name, body in latest.items() if ADVISORY.search(body))
+    assert advisory == [], f"functions still taking an advisory lock: {advisory}"
+    (allowed,) = [m for text in texts for m in re.findall(r"kind\s+IN\s*\(([^)]*)\)", text)]
+    assert set(re.findall(r"'(\w+)'", allowed)) == set(locks.KINDS)
+    named = {
+        kind
+        for text in texts
+        for statement in text.split(";")
+        if "adpipe_locks" in statement
+        for found in re.findall(r"kind\s*=\s*'(\w*)'|VALUES\s*\(\s*'(\w*)'", statement)
+        for kind in found
+        if kind
     }
-    assert used and used <= keys, used - keys
+    assert named and named <= set(locks.KINDS), named - set(locks.KINDS)
 
 
 def test_the_job_errors_live_in_errors_py_and_settings_imports_no_job_code() -> None:

@@ -54,7 +54,11 @@ has none): ``POST /_faults`` with ``{"plan": [...]}`` queues faults; each
 ``/v1/impressions`` request consumes the next one: ``"429:<s>"`` (Retry-After s, 0 for no
 hint), ``"500"``, ``"slow:<s>"`` (answers after s seconds), ``"cut"`` (promises the full
 body, sends half, closes), ``"drip:<s>"`` (sends the body one byte every s seconds),
-``"garbage"`` (200 with a body that is not JSON). ``GET /_faults``
+``"garbage"`` (200 with a body that is not JSON), and answers whose headers lie about the
+page they carry: ``"encoding:<coding>"`` (the plain body, labelled ``Content-Encoding:
+<coding>``, gzip by default), ``"length:<+-n>"`` (a ``Content-Length`` n bytes more or less
+than the body; the whole body is sent, then the connection closed), ``"type:<media type>"``
+(the body labelled with that ``Content-Type``, text/html by default). ``GET /_faults``
 shows what is left, ``DELETE /_faults`` clears it.
 """
 
@@ -419,6 +423,19 @@ class Handler(BaseHTTPRequestHandler):
                     time.sleep(pause)
             except OSError:  # the client gave up: what a deadline is for
                 pass
+            self.close_connection = True
+        elif fault and fault.startswith("encoding"):
+            self._send(200, body, headers={"Content-Encoding": fault.partition(":")[2] or "gzip"})
+        elif fault and fault.startswith("type"):
+            self._send(200, body, fault.partition(":")[2] or "text/html")
+        elif fault and fault.startswith("length"):
+            promised = len(body) + int(fault.partition(":")[2] or "-100")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(max(promised, 0)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
             self.close_connection = True
         elif fault == "cut":
             self.send_response(200)

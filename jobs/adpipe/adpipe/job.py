@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NoReturn
 
+from adpipe import grid
 from adpipe.errors import ConfigError, JobError
 from adpipe.settings import ENV_FILES, Settings, value
 
@@ -61,9 +62,10 @@ def window_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
-def check_window(start: datetime, end: datetime) -> None:
-    if end <= start:
-        raise ConfigError(f"--end ({end.isoformat()}) must be after --start ({start.isoformat()})")
+def check_window(start: datetime, end: datetime, minutes: int) -> None:
+    """The window's rules (`adpipe.grid.check_window`): on the grid of ``minutes``, inside
+    one day and the days adpipe holds, ended."""
+    grid.check_window(start, end, minutes)
 
 
 def day_range_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -88,6 +90,7 @@ def day_range_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 def check_day_range(first: date, last: date) -> None:
     if last < first:
         raise ConfigError(f"--to ({last}) must not be before --from ({first})")
+    grid.check_days(first, last)
 
 
 class Phases:

@@ -1,10 +1,17 @@
-"""Every advisory lock the warehouse's writers take, and its key: the only place a key is
-written (migration 0003's partition function holds PARTITION_LOCK's value in its text, as
-applied migrations are never edited).
+"""Every lock the warehouse's writers take: the only place one is taken.
 
-The keys live in PostgreSQL's one-key space (``pg_advisory_*lock(bigint)``) or, for the days,
-its two-key space (``pg_advisory_*lock(int, int)``); a window's load lock is the one-key hash
-of its backup prefix.
+The writers lock rows of ``adpipe_locks`` (migration 0006), ``(kind, key)``, with
+``SELECT ... FOR SHARE`` or ``FOR UPDATE``. Those clauses need UPDATE privilege on the table,
+which only the loader, the archiver and the owner have: the reader role (``make psql``,
+reconcile, tools) has no privilege on it, so no reader session can take or hold a writer's
+lock. PostgreSQL's advisory locks, used before, are open to every role, and closing them
+(REVOKE on pg_catalog's functions) needs a superuser, which managed services do not give.
+
+The migration lock is ``schema_migrations`` itself, locked EXCLUSIVE: a role that may only
+SELECT it can take nothing stronger than ACCESS SHARE, which does not conflict with it.
+
+Migration 0006's partition function locks the ``partition`` row and makes each day's row in
+SQL, with the kind names below (``tests/unit/test_one_home.py`` checks they agree).
 """
 
 from __future__ import annotations
@@ -14,27 +21,49 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
-from adpipe.errors import UpstreamError
+import psycopg2.errors
+
+from adpipe.errors import ConfigError, UpstreamError
+from adpipe.settings import Settings
 from adpipe.windows import backup_prefix, days_between
 
-MIGRATION = 4_242_001  # schema changes, one migrate at a time
-PARTITION_LOCK = 4_242_002  # adpipe_ensure_partition (migration 0003), one partition DDL at a time
-ARCHIVE = 4_242_003  # one archive, restore or repair at a time (session lock, tried once)
-DAY = 4_242_004  # (DAY, days since 1970-01-01): one day's rows
-EPOCH = date(1970, 1, 1)
-LOCK_DAY = "SELECT pg_advisory_xact_lock(%s, %s)"
-LOCK_DAY_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
+# the kinds of adpipe_locks rows; the key of a kind with one row is ONE
+ARCHIVE = "archive"  # one archive, restore or repair at a time (held for a whole run, tried once)
+PARTITION = "partition"  # adpipe_ensure_partition: one partition DDL at a time
+DAY = "day"  # one day's rows, keyed YYYY-MM-DD
+WINDOW = "window"  # one load of a window at a time, keyed by its backup prefix
+KINDS = (ARCHIVE, PARTITION, DAY, WINDOW)
+ONE = ""
+
+LOCK_ROW = "SELECT 1 FROM adpipe_locks WHERE kind = %s AND key = %s"
+LOCK_SHARED = LOCK_ROW + " FOR SHARE"
+LOCK_EXCLUSIVE = LOCK_ROW + " FOR UPDATE"
+MAKE_ROW = "INSERT INTO adpipe_locks (kind, key) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+LOCK_MIGRATIONS = "LOCK TABLE schema_migrations IN EXCLUSIVE MODE"
 
 
-def lock_migrations(cur: Any) -> None:
-    """Hold the migration lock until the caller's transaction ends."""
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION,))
+def lock_migrations(cur: Any, create: str) -> None:
+    """Hold the migration lock, EXCLUSIVE on ``schema_migrations``, until the caller's
+    transaction ends; ``create`` makes the table on a new database.
+
+    Two first migrations of a new database both make it: the second waits for the first to
+    commit and then fails on the table's name, so that failure is undone (a savepoint) and it
+    takes the lock on the table the first one made, then finds its migrations applied."""
+    cur.execute("SAVEPOINT adpipe_migration_lock")
+    try:
+        cur.execute(create)
+    except (psycopg2.errors.UniqueViolation, psycopg2.errors.DuplicateTable):
+        cur.execute("ROLLBACK TO SAVEPOINT adpipe_migration_lock")
+    cur.execute(LOCK_MIGRATIONS)
 
 
 def lock_window(cur: Any, start: datetime, end: datetime) -> None:
     """Hold the window's load lock until the caller's transaction ends: one load of a window
-    at a time."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (backup_prefix(start, end),))
+    at a time.
+
+    The window's row is made here when missing: only another load of the same window can
+    meet that insert, and it is to wait for this one anyway."""
+    _lock(cur, WINDOW, backup_prefix(start, end), LOCK_EXCLUSIVE)
 
 
 def lock_days(cur: Any, first: date, last: date, *, shared: bool = False) -> None:
@@ -42,29 +71,57 @@ def lock_days(cur: Any, first: date, last: date, *, shared: bool = False) -> Non
 
     Loads take it shared (loads of different windows of a day may run together); the
     archive, restore and partition drops take it exclusive, so a load and an archive of the
-    same day never interleave and what one checked is still true when it acts."""
-    statement = LOCK_DAY_SHARED if shared else LOCK_DAY
+    same day never interleave and what one checked is still true when it acts.
+
+    A day's row is made with its partition (``adpipe_ensure_partition``, before the caller's
+    transaction) or by migration 0006 for the days that had one; a day with neither gets its
+    row here."""
+    statement = LOCK_SHARED if shared else LOCK_EXCLUSIVE
     for day in days_between(first, last):
-        cur.execute(statement, (DAY, (day - EPOCH).days))
+        _lock(cur, DAY, day.isoformat(), statement)
+
+
+def _lock(cur: Any, kind: str, key: str, statement: str) -> None:
+    cur.execute(statement, (kind, key))
+    if cur.fetchone() is None:  # no row yet: nothing was locked
+        cur.execute(MAKE_ROW, (kind, key))
+        cur.execute(statement, (kind, key))
+        if cur.fetchone() is None:
+            raise ConfigError(
+                f"the {kind} lock {key!r} has no row in adpipe_locks",
+                "run `make migrate` (migration 0006 makes the table)",
+            )
 
 
 @contextmanager
-def archive_lock(conn: Any) -> Iterator[None]:
-    """Hold the archive's session lock while the block runs: one archive, restore or repair
-    at a time. Tried once: `UpstreamError` (exit 4) when another session holds it."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s)", (ARCHIVE,))
-        got = bool(cur.fetchone()[0])
-    conn.commit()
-    if not got:
-        raise UpstreamError(
-            "another archive or restore run holds the archive lock",
-            "wait for it to end, then rerun",
-        )
+def archive_lock(settings: Settings) -> Iterator[None]:
+    """Hold the archive lock while the block runs: one archive, restore or repair at a time.
+    Tried once: `UpstreamError` (exit 4) when another run holds it.
+
+    A row lock lasts one transaction and the run commits once a day, so a connection of its
+    own (``settings``' warehouse DSN: a connection's ``dsn`` hides the password) holds it in a
+    transaction left open for the block. Closing that connection ends the transaction, and
+    so does the server when the job dies and its connection drops."""
+    from adpipe.warehouse import connect  # warehouse imports the migrations, which import this
+
+    holder = connect(settings.warehouse_dsn, "adpipe-archive-lock", settings)
     try:
+        with holder.cursor() as cur:
+            # idle in its transaction for the whole run: no idle timeout may end it, and the
+            # lock with it, before the run ends
+            cur.execute("SET idle_in_transaction_session_timeout = 0")
+            try:
+                cur.execute(LOCK_EXCLUSIVE + " NOWAIT", (ARCHIVE, ONE))
+            except psycopg2.errors.LockNotAvailable:
+                raise UpstreamError(
+                    "another archive or restore run holds the archive lock",
+                    "wait for it to end, then rerun",
+                ) from None
+            if cur.fetchone() is None:
+                raise ConfigError(
+                    "the archive lock has no row in adpipe_locks",
+                    "run `make migrate` (migration 0006 makes it)",
+                )
         yield
     finally:
-        if not conn.closed:  # a lost connection released the lock with the session
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", (ARCHIVE,))
-            conn.commit()
+        holder.close()

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from adpipe.errors import ConfigError, MissingSetting
+from adpipe.grid import STEPS
 
 Number = TypeVar("Number", int, float)
 
@@ -57,6 +58,16 @@ def _ranged(
 
 
 share = decimal(0, 1)
+
+
+def step(name: str, value: str) -> int:
+    minutes = whole(1, 1440)(name, value)
+    if minutes not in STEPS:
+        raise ConfigError(
+            f"setting {name} must divide an hour or a day into whole windows, not {minutes}",
+            f"one of {', '.join(map(str, STEPS))}",
+        )
+    return minutes
 
 
 def duration(name: str, value: str) -> str:
@@ -131,6 +142,13 @@ SETTINGS = {
         Setting("S3_BUCKET", "bucket", "ad-data"),
         Setting("AWS_DEFAULT_REGION", "region", "us-east-1"),
         Setting("AD_API_URL", "the ad API's base URL", parse=url),
+        Setting(
+            "WINDOW_MINUTES",
+            "the window grid: minutes from 00:00 UTC a window starts and ends on; the api-load "
+            "DAG's step",
+            "60",
+            step,
+        ),
         Setting("EXTRACT_PAGE_SIZE", "records asked per page", "1000", whole(1, 10_000)),
         Setting(
             "EXTRACT_MAX_PAGES",
@@ -176,9 +194,10 @@ SETTINGS = {
         ),
         Setting(
             "ARCHIVE_RETENTION_DAYS",
-            "days kept in PostgreSQL before the archive moves them",
+            "days kept in PostgreSQL before the archive moves them; at least 2, so a run "
+            "dated tomorrow never moves yesterday, whose last hour may still be loading",
             "30",
-            whole(1, 100_000),
+            whole(2, 100_000),
         ),
         Setting(
             "ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS",
@@ -206,6 +225,7 @@ S3 = (
 )
 EXTRACT = (
     "AD_API_URL",
+    "WINDOW_MINUTES",
     "EXTRACT_PAGE_SIZE",
     "EXTRACT_MAX_PAGES",
     "EXTRACT_MAX_PAGE_BYTES",
@@ -356,6 +376,10 @@ class Settings:
         return self.read("EXTRACT_PAGE_DEADLINE_SECONDS")
 
     @property
+    def window_minutes(self) -> int:
+        return self.read("WINDOW_MINUTES")
+
+    @property
     def max_rejected_share(self) -> float:
         return self.read("LOAD_MAX_REJECTED_SHARE")
 
@@ -401,15 +425,32 @@ ENV_FILES = {
             "load",
             "load",
             None,
-            (*WAREHOUSE, *S3, "LOAD_MAX_REJECTED_SHARE", "LOAD_MAX_SHRINK_SHARE"),
+            (
+                *WAREHOUSE,
+                *S3,
+                "WINDOW_MINUTES",
+                "LOAD_MAX_REJECTED_SHARE",
+                "LOAD_MAX_SHRINK_SHARE",
+            ),
         ),
         EnvFile(
             "archive",
             "archive",
             None,
-            (*WAREHOUSE, *S3, "ARCHIVE_RETENTION_DAYS", "ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS"),
+            (
+                *WAREHOUSE,
+                *S3,
+                "WINDOW_MINUTES",
+                "ARCHIVE_RETENTION_DAYS",
+                "ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS",
+            ),
         ),
-        EnvFile("reconcile", "reconcile", "", (*WAREHOUSE, *S3, "RECONCILE_EXPECT_FROM")),
+        EnvFile(
+            "reconcile",
+            "reconcile",
+            "",
+            (*WAREHOUSE, *S3, "WINDOW_MINUTES", "RECONCILE_EXPECT_FROM"),
+        ),
         EnvFile("migrate", "", "", ("WAREHOUSE_OWNER_DSN", *WAREHOUSE[1:])),
     )
 }

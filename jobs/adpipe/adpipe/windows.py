@@ -27,6 +27,7 @@ QUARANTINE_PREFIX = "quarantine/"
 ARCHIVE_PREFIX = "archive/"
 SET_ASIDE_PREFIX = "set-aside/"  # objects `archive set-aside` moved out of archive/
 MANIFEST = re.compile(r"manifest-([0-9]{6})\.json")
+WINDOW = re.compile(r"window=([0-9]{8}T[0-9]{6}Z)-([0-9]{8}T[0-9]{6}Z)/")
 # each area's folder of the table's data
 BACKUP_TABLE_PREFIX = f"{BACKUP_PREFIX}impressions/"
 QUARANTINE_TABLE_PREFIX = f"{QUARANTINE_PREFIX}impressions/"
@@ -46,6 +47,17 @@ def _stamp(moment: datetime) -> str:
 def window_path(start: datetime, end: datetime) -> str:
     """``date=YYYY-MM-DD/window=<start>-<end>/`` (the date is the start's, in UTC)."""
     return f"date={start.astimezone(UTC):%Y-%m-%d}/window={_stamp(start)}-{_stamp(end)}/"
+
+
+def window_of(key: str) -> tuple[datetime, datetime] | None:
+    """The window a backup key or prefix names (`window_path`), or None for another shape."""
+    found = WINDOW.search(key)
+    if not found:
+        return None
+    start, end = (
+        datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) for stamp in found.groups()
+    )
+    return start, end
 
 
 def window_days(start: datetime, end: datetime) -> tuple[date, date]:

@@ -20,6 +20,12 @@ import psycopg2.extensions
 from adpipe.errors import ConfigError
 from adpipe.locks import lock_migrations
 
+SCHEMA_MIGRATIONS = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version integer PRIMARY KEY, name text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now(), sha256 char(64) NOT NULL)"
+)
+
 
 def migrations() -> list[tuple[int, str, str]]:
     """(version, name, sql) of every migration, in order."""
@@ -66,12 +72,7 @@ def apply(conn: psycopg2.extensions.connection) -> list[str]:
     applied migration's text changed since (its sha256 is recorded)."""
     applied = []
     with conn, conn.cursor() as cur:
-        lock_migrations(cur)
-        cur.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now(), sha256 char(64) NOT NULL)"
-        )
+        lock_migrations(cur, SCHEMA_MIGRATIONS)  # the lock is the table, made when missing
         cur.execute("SELECT version, sha256 FROM schema_migrations")
         seen = dict(cur.fetchall())
         for version, name, text in migrations():

@@ -162,9 +162,9 @@ def load_span(start: datetime, end: datetime, env: dict[str, str] | None = None)
             done.result()
 
 
-def impression(shown_at: datetime, **fields: Any) -> dict[str, Any]:
-    """A record the ad API could send, valid by every rule, shown at ``shown_at``: a new id,
-    ``fields`` on top."""
+def impression(at: datetime, /, **fields: Any) -> dict[str, Any]:
+    """A record the ad API could send, valid by every rule, shown ``at``: a new id, ``fields``
+    on top (its ``shown_at`` too, as text)."""
     return {
         "impression_id": str(uuid.uuid4()),
         "ad_id": 1,
@@ -173,7 +173,7 @@ def impression(shown_at: datetime, **fields: Any) -> dict[str, Any]:
         "placement": "feed",
         "device": "mobile",
         "country": "DE",
-        "shown_at": rfc3339(shown_at),
+        "shown_at": rfc3339(at),
         "cost_micros": 4,
         "currency": "EUR",
         "clicked": False,

@@ -40,20 +40,26 @@ if [ -n "$fast" ]; then
   cat .state/test-fast.log
   say "tests/dags and tests/unit: exit $rc"
   if [ $rc != 0 ]; then stop_after; exit $rc; fi
-  # On the one stack, two pytest runs side by side: the tests of days older than the
-  # retention (an archive run moves every such day, so they run one at a time) and the tests
-  # of recent days, each with its own fault API; then the tests marked `alone` (a service
-  # stopped, the archive over today, the whole stack's state) with nothing beside them.
-  # Each names its slowest tests, so a run shows where its minutes went.
-  stacked=(tests/integration tests/e2e -p no:cacheprovider --durations=8)
-  "${pytest[@]}" "${stacked[@]}" -m "old_days and not alone" >.state/test-old-days.log 2>&1 & old=$!
-  ADPIPE_TEST_FAULT_API_PORT=18095 "${pytest[@]}" "${stacked[@]}" -m "not old_days and not alone" \
-    >.state/test-recent-days.log 2>&1 & recent=$!
-  wait "$old" || rc=$?
-  wait "$recent" || rc=$?
-  cat .state/test-old-days.log .state/test-recent-days.log
+  # On the one stack, three pytest runs side by side: the tests of days older than the
+  # retention (an archive run moves every such day, so they run one at a time), and the tests
+  # of recent days in two, the jobs' (tests/integration) and the DAGs' (tests/e2e: mostly
+  # waiting on Airflow), each with its own fault API (every module owns its days:
+  # tests/days.py); then the tests marked `alone` (a service stopped, the archive over today,
+  # the whole stack's state) with nothing beside them. Each names its slowest tests, so a
+  # run shows where its minutes went.
+  stacked=(-p no:cacheprovider --durations=8)
+  "${pytest[@]}" tests/integration tests/e2e "${stacked[@]}" -m "old_days and not alone" \
+    >.state/test-old-days.log 2>&1 & old=$!
+  ADPIPE_TEST_FAULT_API_PORT=18095 "${pytest[@]}" tests/integration "${stacked[@]}" \
+    -m "not old_days and not alone" >.state/test-recent-jobs.log 2>&1 & jobs=$!
+  ADPIPE_TEST_FAULT_API_PORT=18093 "${pytest[@]}" tests/e2e "${stacked[@]}" \
+    -m "not old_days and not alone" >.state/test-recent-dags.log 2>&1 & dags=$!
+  for group in "$old" "$jobs" "$dags"; do wait "$group" || rc=$?; done
+  cat .state/test-old-days.log .state/test-recent-jobs.log .state/test-recent-dags.log
   say "the tests of old and of recent days, side by side: exit $rc"
-  if [ $rc = 0 ]; then "${pytest[@]}" "${stacked[@]}" -m alone || rc=$?; fi
+  if [ $rc = 0 ]; then
+    "${pytest[@]}" tests/integration tests/e2e "${stacked[@]}" -m alone || rc=$?
+  fi
 else
   "${pytest[@]}" "${args[@]}" || rc=$?
 fi

@@ -150,13 +150,24 @@ def load_window(start: datetime, end: datetime, env: dict[str, str] | None = Non
 def load_span(start: datetime, end: datetime, env: dict[str, str] | None = None) -> None:
     """api-load over ``[start, end)``, a window a day (a window never spans two days), the
     days three at a time."""
-    from concurrent.futures import ThreadPoolExecutor
-
     windows = []
     while start < end:
         midnight = datetime(start.year, start.month, start.day, tzinfo=UTC) + timedelta(days=1)
         windows.append((start, min(midnight, end)))
         start = min(midnight, end)
+    load_windows(windows, env)
+
+
+def load_days(days_: list[date], env: dict[str, str] | None = None) -> None:
+    """api-load of each day whole, three at a time."""
+    midnights = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in days_]
+    load_windows([(m, m + timedelta(days=1)) for m in midnights], env)
+
+
+def load_windows(windows: list[tuple[datetime, datetime]], env: dict[str, str] | None) -> None:
+    """api-load of each window, three at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=3) as pool:
         for done in [pool.submit(load_window, low, high, env) for low, high in windows]:
             done.result()

@@ -222,15 +222,19 @@ def export_session(settings: Settings) -> Iterator[Any]:
 
 def drop_if_empty(conn: Any, day: date) -> bool:
     """Drop the day's partition when nothing is left in it (through the owner's
-    ``adpipe_drop_empty_partition``); give up rather than wait."""
+    ``adpipe_drop_empty_partition``); give up rather than wait. Its rows are committed in the
+    archive already: a partition left empty is dropped by a later run. A reader scanning the
+    whole table (``SELECT count(*) FROM ad_impressions``) holds the parent and waits for
+    this partition while the drop waits for the parent: PostgreSQL ends that deadlock by
+    failing one of the two, and this one gives way."""
     try:
         with conn, conn.cursor() as cur:
             cur.execute("SET LOCAL lock_timeout = '5s'")
             lock_days(cur, day, day)  # a load of the day may be about to write into it
             cur.execute("SELECT adpipe_drop_empty_partition(%s)", (day,))
             return bool(cur.fetchone()[0])
-    except psycopg2.errors.LockNotAvailable:
-        log.warning("partition of %s is busy; it is dropped by a later run", day)
+    except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected) as exc:
+        log.warning("partition of %s is busy (%s); it is dropped by a later run", day, exc.pgcode)
         return False
 
 

@@ -185,7 +185,7 @@ def hostile_pages(draw: Any) -> bytes:
 
 
 @settings(
-    max_examples=300,
+    max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

@@ -144,7 +144,8 @@ TARGETS = {
             f"REASON={REASON}",
         ),
         "",
-        r"^psql\b",
+        # psql may come and go between two polls; compose's exec runs around it
+        r"compose.*\bexec\b",
     ),
     "migrate": (("migrate",), "", r"^docker run .* adpipe/archive:dev migrate"),
     "restore": (

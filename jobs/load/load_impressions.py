@@ -426,10 +426,17 @@ def guard(cur: Any, bucket: Bucket, start: datetime, end: datetime) -> None:
         )
     missing = missing_partitions(cur, first_day, last_day)
     if missing:
-        raise UpstreamError(
+        raise PartitionDropped(
             f"partition {missing[0]} was dropped while the load ran (an archive emptied it)",
             "nothing was committed; rerun the load",
         )
+
+
+class PartitionDropped(UpstreamError):
+    """The archive dropped a partition of the window's days, emptied, while the load waited
+    for the day: a row lock is not queued, so the archive's next transaction can take the
+    day before a load that waited on its last one. `main` makes the partition again and
+    loads once more."""
 
 
 def refuse_other_windows(cur: Any, start: datetime, end: datetime) -> None:
@@ -485,7 +492,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "nothing was committed; rerun when PostgreSQL is back",
         settings,
     ) as conn:
-        return load(args.start, args.end, settings, bucket, conn, args.allow_shrink)
+        try:
+            return load(args.start, args.end, settings, bucket, conn, args.allow_shrink)
+        except PartitionDropped as exc:  # nothing was committed: once more, partition first
+            log.warning("%s; loading again", exc)
+            return load(args.start, args.end, settings, bucket, conn, args.allow_shrink)
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

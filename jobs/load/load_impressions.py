@@ -42,7 +42,7 @@ import fast_path
 import pyarrow as pa
 import pyarrow.compute as pc
 from adpipe import backups, check, table
-from adpipe.errors import ConfigError, DataError, UpstreamError, backfill
+from adpipe.errors import ConfigError, DataError, PartitionDropped, backfill
 from adpipe.grid import refuse_overlaps
 from adpipe.job import Command, Phases, check_window, cli, window_arguments
 from adpipe.locks import lock_days, lock_window
@@ -430,13 +430,6 @@ def guard(cur: Any, bucket: Bucket, start: datetime, end: datetime) -> None:
             f"partition {missing[0]} was dropped while the load ran (an archive emptied it)",
             "nothing was committed; rerun the load",
         )
-
-
-class PartitionDropped(UpstreamError):
-    """The archive dropped a partition of the window's days, emptied, while the load waited
-    for the day: a row lock is not queued, so the archive's next transaction can take the
-    day before a load that waited on its last one. `main` makes the partition again and
-    loads once more."""
 
 
 def refuse_other_windows(cur: Any, start: datetime, end: datetime) -> None:

@@ -42,3 +42,10 @@ class UpstreamError(JobError):
     """A service the job needs (ad API, S3, PostgreSQL) failed or did not answer."""
 
     exit_code = 4
+
+
+class PartitionDropped(UpstreamError):
+    """The archive dropped a partition of a load's days, emptied, while the load waited for
+    the day: a row lock is not queued, so the archive's next transaction can take the day
+    before a load that waited on its last one. The load makes the partition again and loads
+    once more."""

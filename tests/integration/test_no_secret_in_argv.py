@@ -4,8 +4,9 @@ every process on the host, the containers' among them, is watched every 50 ms: n
 a password, a secret, a key or a DSN's password of .env in its arguments. The targets pass
 them through the environment or a private file instead (platform/psql.py, .env.<job>).
 
-It watches every process of the host, so it runs with no other test beside it (``alone``):
-another test's process would be watched too. It writes only on its days in tests/days.py.
+It watches every process of the host: the other tests that run beside it (platform/test.sh)
+pass no secret in arguments either (`helpers.docker_run` hands docker names only), so a leak
+of theirs fails it too. It writes only on its days in tests/days.py.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
+import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ import days
 import helpers
 import pytest
 
-pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.alone]
+pytestmark = pytest.mark.usefixtures("stack")
 
 GAP_HOUR = f"{days.day('test_no_secret_in_argv', n=1)}T05:00"  # accepted, then removed
 RESTORED_DAY = f"{days.day('test_no_secret_in_argv')}"  # restored, reconciled (none archived)
@@ -172,9 +174,14 @@ def test_a_make_target_puts_no_secret_in_any_process_arguments(target: str) -> N
     args, stdin, its_process = TARGETS[target]
     values = secrets()
     assert len(values) >= 10, "the secrets of .env were not found"
+    deadline = time.monotonic() + 180
     try:
         with Watch(values).watching() as watch:
             done = make(*args, stdin=stdin)
+            # an archive run of the tests beside this one holds the archive lock: again
+            while "holds the archive lock" in done.stderr and time.monotonic() < deadline:
+                time.sleep(2)
+                done = make(*args, stdin=stdin)
     finally:
         if target == "accept-gap":
             helpers.query("DELETE FROM accepted_gaps WHERE reason = %s", (REASON,))

@@ -43,12 +43,12 @@ if [ -n "$fast" ]; then
   # On the one stack, three pytest runs side by side: the tests of days older than the
   # retention (an archive run moves every such day, so they run one at a time), and the tests
   # of recent days in two of about the same length, the jobs' (tests/integration) and the
-  # DAGs' (tests/e2e, mostly waiting on Airflow, with the doors and the quick bench), each
+  # DAGs' (tests/e2e, mostly waiting on Airflow, with the doors' tests), each
   # with its own fault API (every module owns its days: tests/days.py); then the tests marked
   # `alone` (a service stopped, the archive over today, the whole stack's state) with nothing
   # beside them. Each names its slowest tests, so a run shows where its minutes went.
   stacked=(-p no:cacheprovider --durations=8)
-  beside=(tests/integration/test_doors.py tests/integration/test_bench.py)
+  beside=(tests/integration/test_doors.py tests/integration/test_reconcile.py)
   "${pytest[@]}" tests/integration tests/e2e "${stacked[@]}" -m "old_days and not alone" \
     >.state/test-old-days.log 2>&1 & old=$!
   ADPIPE_TEST_FAULT_API_PORT=18095 "${pytest[@]}" tests/integration "${beside[@]/#/--ignore=}" \

@@ -253,13 +253,14 @@ def wait_for_log(name: str, text: str, timeout: float = 60) -> None:
 @contextlib.contextmanager
 def served_api(port: int, per_hour: int, seed: str, faults: bool = False) -> Iterator[str]:
     """The mock ad API (``dags/api_load/scripts/extract.py``) served from this process on a
-    port of its own; yields its base URL."""
+    port of its own (0: any free one, for a module whose tests run in two processes); yields
+    its base URL."""
     import extract
 
     server = extract.make_server("127.0.0.1", port, per_hour, seed, faults)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
 

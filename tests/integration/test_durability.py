@@ -20,14 +20,18 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import days
 import helpers
 import pyarrow.parquet as pq
 import pytest
 from helpers import archived_rows, docker_run, pg_rows, wait_for_log
 
-pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.old_days]
+# The tests that run archive jobs are old_days (their days lie below the archive cutoffs);
+# the rest run with the recent days' tests, on days above every cutoff (tests/days.py).
+pytestmark = pytest.mark.usefixtures("stack")
+old_days = pytest.mark.old_days
 
-SMALL_API_PORT = 18094
+SMALL_API_PORT = 0  # a free one: the module's tests run in two processes
 
 
 def moment(day: date, hour: int = 0) -> datetime:
@@ -120,6 +124,7 @@ def archived_days(small_api: str) -> dict[date, int]:
     return counts
 
 
+@old_days
 def test_an_archive_run_against_an_empty_database_refuses_and_deletes_nothing(
     archived_days: dict[date, int],
 ) -> None:
@@ -162,6 +167,7 @@ def test_an_archive_run_against_an_empty_database_refuses_and_deletes_nothing(
     assert objects_rows([k for k in after if k.endswith(".parquet")]) == rows_before
 
 
+@old_days
 def test_an_archive_run_after_a_day_lost_its_manifest_rows_leaves_its_objects_and_adopt_resolves_it(
     archived_days: dict[date, int],
 ) -> None:
@@ -212,6 +218,7 @@ def test_an_archive_run_after_a_day_lost_its_manifest_rows_leaves_its_objects_an
     assert helpers.query(adoptions, (day,))[0][0] == adopted_before + len(day_keys)
 
 
+@old_days
 def test_adopt_refuses_an_object_whose_rows_are_in_the_table(
     archived_days: dict[date, int],
 ) -> None:
@@ -246,7 +253,7 @@ def test_adopt_refuses_an_object_whose_rows_are_in_the_table(
 
 # --- 2. backups are immutable, and a load never shrinks a window silently -----------------
 
-E_DAY = date(2023, 2, 1)
+E_DAY = days.day("test_durability", span=4)  # above every archive cutoff
 
 
 def test_an_empty_re_extract_keeps_the_backup_and_the_load_refuses_to_empty_the_window(
@@ -330,6 +337,7 @@ def test_identical_re_extracts_write_nothing_new() -> None:
 R_DAY = date(2023, 3, 1)
 
 
+@old_days
 def test_a_reload_racing_an_archive_of_its_day_leaves_each_row_in_one_place(
     small_api: str,
 ) -> None:
@@ -374,6 +382,7 @@ ODD_TEXT = (
 )
 
 
+@old_days
 def test_text_with_newlines_quotes_and_commas_reads_back_equal_across_export_blocks() -> None:
     from adpipe.partitions import ensure_partitions
 
@@ -452,6 +461,7 @@ def _first_load_of_a_day_while(
         other.close()
 
 
+@old_days
 def test_a_long_reader_does_not_block_the_first_load_of_a_new_day() -> None:
     # an open transaction that read the table holds ACCESS SHARE on it until it ends
     loaded, took, _ = _first_load_of_a_day_while(N_DAY, "SELECT count(*) FROM ad_impressions", "5s")
@@ -459,6 +469,7 @@ def test_a_long_reader_does_not_block_the_first_load_of_a_new_day() -> None:
     assert loaded["rows_written"] > 0 and took < 30
 
 
+@old_days
 def test_a_load_behind_a_conflicting_lock_fails_fast_with_exit_4() -> None:
     # what CREATE INDEX takes: no partition can be attached meanwhile
     loaded, took, (start, end) = _first_load_of_a_day_while(
@@ -470,6 +481,7 @@ def test_a_load_behind_a_conflicting_lock_fails_fast_with_exit_4() -> None:
     assert helpers.window_checksum(start, end)[0] == 0
 
 
+@old_days
 def test_retry_after_86400_and_inf_are_capped_by_the_extract(fault_api: str) -> None:
     start, end = moment(N_DAY, 11), moment(N_DAY, 12)
     helpers.faults(fault_api, "429:86400", "429:inf")
@@ -500,6 +512,7 @@ POISON = [
 ]
 
 
+@old_days
 def test_poison_records_are_quarantined_with_reasons_and_the_rest_load() -> None:
     start, end = moment(N_DAY, 14), moment(N_DAY, 15)
     helpers.restore_days(N_DAY.isoformat(), N_DAY.isoformat())
@@ -536,6 +549,7 @@ def test_poison_records_are_quarantined_with_reasons_and_the_rest_load() -> None
     assert sum("years 1 to 9999" in r for r in reasons) == 2
 
 
+@old_days
 def test_a_cursor_that_repeats_and_too_many_pages_stop_the_extract() -> None:
     start, end = moment(N_DAY, 16), moment(N_DAY, 17)
     looping = b'{"impressions": [], "next_cursor": "again"}'

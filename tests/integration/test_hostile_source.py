@@ -162,7 +162,7 @@ def quarantined(address: str) -> list[tuple[int, int, str, bytes]]:
 
 
 @settings(
-    max_examples=8,
+    max_examples=6,
     deadline=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,

@@ -253,7 +253,7 @@ def byte_pages(draw: st.DrawFn) -> bytes:
     return draw(hostile.page(records, draw(st.none() | st.just("p2"))))
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(byte_pages())
 def test_pages_of_hostile_bytes_are_only_ever_accepted_as_the_rules_would(body: bytes) -> None:
     judged(body)

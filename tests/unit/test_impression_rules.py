@@ -276,7 +276,7 @@ def row_or_reason(raw: bytes) -> None:
             assert value.isprintable()
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(hostile.records(START) | st.binary(max_size=400))
 def test_any_records_bytes_give_a_row_or_a_reason(raw: bytes) -> None:
     row_or_reason(raw)

@@ -32,7 +32,7 @@ def hostile_pages(draw: st.DrawFn, damage: float = 0.5) -> tuple[list[bytes], st
     return records, cursor, draw(hostile.page(records, cursor))
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hostile_pages())
 def test_a_page_splits_into_each_records_bytes_exactly_as_sent(
     built: tuple[list[bytes], str | None, bytes],
@@ -62,7 +62,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     )
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated() | st.binary(max_size=200))
 def test_msgspec_and_the_scanner_agree_on_every_body_and_refuse_only_by_rule(body: bytes) -> None:
     assert outcome(pages.split, body) == outcome(pages.scan, body)

@@ -50,9 +50,18 @@ ports() {  # ports <service>: the TCP ports it listens on (all on 127.0.0.1)
   esac
 }
 
-holder() {  # holder <port>: who listens there, as ss names it
-  command -v ss >/dev/null || { echo "unknown process"; return; }
-  ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'users:((.*))' | head -1 | sed 's/users:((\(.*\)))/\1/' || true
+holder() {  # holder <port>: who listens there, as ss names it, else another checkout's stack
+  local who="" others
+  if command -v ss >/dev/null; then
+    who="$(ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'users:((.*))' | head -1 | sed 's/users:((\(.*\)))/\1/' || true)"
+  fi
+  if [ -z "$who" ]; then  # host-network containers publish no ports; name the other adpipe projects running
+    others="$(docker ps --format '{{.Label "com.docker.compose.project"}}' 2>/dev/null | grep '^adpipe-' | grep -vx "${COMPOSE_PROJECT_NAME:-}" | sort -u | tr '\n' ' ')"
+    if [ -n "$others" ]; then
+      who="a process of another adpipe stack (${others% }: \`make stop\` in its checkout, or \`docker rm -f \$(docker ps -q --filter label=com.docker.compose.project=${others%% *})\`)"
+    fi
+  fi
+  echo "${who:-an unknown process (see \`ss -ltnp\`)}"
 }
 
 check_ports() {  # a port held by anything but this stack's own service fails the start now

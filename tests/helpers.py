@@ -104,29 +104,37 @@ class Airflow(stack_client.Airflow):
         super().trigger(dag_id, logical_date, run_id, interval)
 
     def explain(self, dag_id: str, run_id: str) -> str:
-        """Each task's state, and the FAILED line and last lines of every task that did not
-        succeed (reconcile's per-day table among them): what an assertion on a run shows."""
+        """Each task's state, and the FAILED line and last lines of each try of every task
+        that did not succeed (reconcile's per-day table among them): what an assertion on a
+        run shows."""
         lines = []
         for task, state in self.task_states(dag_id, run_id).items():
             lines.append(f"{task}: {state}")
             if state in ("success", "skipped"):
                 continue
-            ti = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task}")
-            tries = max(int(ti.get("try_number") or 1), 1)
+            for attempt, text in enumerate(self.tries(dag_id, run_id, task), start=1):
+                failed = [t for t in text if "FAILED " in t]
+                lines += [f"  try {attempt}:", *(f"    {t}" for t in failed + text[-40:])]
+        return "\n".join(lines)
+
+    def tries(self, dag_id: str, run_id: str, task: str) -> list[list[str]]:
+        """The log lines of each try of the task so far (a try whose log cannot be read
+        says why)."""
+        ti = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task}")
+        logs = []
+        for attempt in range(1, max(int(ti.get("try_number") or 1), 1) + 1):
             try:
                 log = self.api(
                     "GET",
-                    f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task}/logs/{tries}"
+                    f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task}/logs/{attempt}"
                     "?full_content=true",
                 )
             except urllib.error.HTTPError as exc:
-                lines.append(f"  (no log: {exc})")
+                logs.append([f"(no log: {exc})"])
                 continue
             events = log.get("content", []) if isinstance(log, dict) else []
-            text = [e.get("event", "") if isinstance(e, dict) else str(e) for e in events]
-            failed = [t for t in text if "FAILED " in t]
-            lines += [f"  {t}" for t in failed + text[-40:]]
-        return "\n".join(lines)
+            logs.append([e.get("event", "") if isinstance(e, dict) else str(e) for e in events])
+        return logs
 
 
 def summary(done: subprocess.CompletedProcess) -> dict:

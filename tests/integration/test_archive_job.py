@@ -382,7 +382,7 @@ def test_a_second_archiver_is_refused_while_one_runs(fault_days: int) -> None:
     # for at least 10 s in all: time enough for a second run to start and be refused
     name = archive_in_background(ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS="2")
     wait_for_log(name, "pausing")
-    second = archive(F_RUN)
+    second = archive(F_RUN, WAREHOUSE_LOCK_TIMEOUT="1s")  # no longer than the first runs
     assert second["exit_code"] == 4
     assert "another archive or restore run holds the archive lock" in second["stderr"]
     assert helpers.wait_exit(name) == 0

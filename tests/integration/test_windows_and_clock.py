@@ -60,9 +60,12 @@ def test_a_rest_api_run_with_a_30_minute_interval_fails_at_once_without_retries(
     airflow.unpause("api-load")
     state = airflow.wait("api-load", [run_id], timeout=300)[run_id]
     assert state == "failed", airflow.explain("api-load", run_id)
-    task = airflow.api("GET", f"/dags/api-load/dagRuns/{run_id}/taskInstances/extract_backup")
-    assert (task["state"], task["try_number"]) == ("failed", 1), task  # exit 2: no retry
-    assert "off the grid" in airflow.explain("api-load", run_id)
+    # the first try that ran the job, and its exit 2, is the last (a try the machine lost
+    # before the job ran, say a heartbeat missed under load, may come before it)
+    tries = airflow.tries("api-load", run_id, "extract_backup")
+    final = [n for n, text in enumerate(tries) if any("exited 2" in t for t in text)]
+    assert final == [len(tries) - 1], airflow.explain("api-load", run_id)
+    assert any("which a retry cannot change" in t and "off the grid" in t for t in tries[-1])
     assert helpers.backup_manifests(start, start + timedelta(minutes=30)) == []
 
 

@@ -96,7 +96,9 @@ def _lock(cur: Any, kind: str, key: str, statement: str) -> None:
 @contextmanager
 def archive_lock(settings: Settings) -> Iterator[None]:
     """Hold the archive lock while the block runs: one archive, restore or repair at a time.
-    Tried once: `UpstreamError` (exit 4) when another run holds it.
+    Waited for up to WAREHOUSE_LOCK_TIMEOUT, like every lock the jobs take (a restore the
+    operator runs while the night's archive commits waits for it, the archive DAG for a
+    restore); `UpstreamError` (exit 4) when another run still holds it then.
 
     A row lock lasts one transaction and the run commits once a day, so a connection of its
     own (``settings``' warehouse DSN: a connection's ``dsn`` hides the password) holds it in a
@@ -111,10 +113,11 @@ def archive_lock(settings: Settings) -> Iterator[None]:
             # lock with it, before the run ends
             cur.execute("SET idle_in_transaction_session_timeout = 0")
             try:
-                cur.execute(LOCK_EXCLUSIVE + " NOWAIT", (ARCHIVE, ONE))
+                cur.execute(LOCK_EXCLUSIVE, (ARCHIVE, ONE))
             except psycopg2.errors.LockNotAvailable:
                 raise UpstreamError(
-                    "another archive or restore run holds the archive lock",
+                    "another archive or restore run holds the archive lock "
+                    f"(waited WAREHOUSE_LOCK_TIMEOUT, {settings.lock_timeout})",
                     "wait for it to end, then rerun",
                 ) from None
             if cur.fetchone() is None:

@@ -4,13 +4,10 @@ the API and the window, after the retries a transport fault gets; never another 
 
 from __future__ import annotations
 
-import json
-import threading
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import extract
+import helpers
 import pytest
 from adpipe.errors import DataError, UpstreamError
 from extract_backup import ApiClient, read_page
@@ -22,19 +19,8 @@ WINDOW = "window [2026-07-01T10:00:00Z, 2026-07-01T11:00:00Z)"
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[str]:
-    server = extract.make_server("127.0.0.1", 0, 3000, "lying-api", faults=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-
-
-def faults(api: str, *plan: str) -> None:
-    request = urllib.request.Request(  # noqa: S310 - the mock in this process
-        f"{api}/_faults", method="POST", data=json.dumps({"plan": list(plan)}).encode()
-    )
-    urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
+    with helpers.served_api(0, 3000, "lying-api", faults=True) as url:
+        yield url
 
 
 def first_page(api: str) -> tuple[int, str | None]:
@@ -59,7 +45,7 @@ def first_page(api: str) -> tuple[int, str | None]:
 def test_a_lie_the_transport_tells_is_retried_then_fails_as_a_service_naming_it(
     api: str, lie: str, said: str
 ) -> None:
-    faults(api, lie, lie)
+    helpers.faults(api, lie, lie)
     with pytest.raises(UpstreamError) as failed:
         first_page(api)
     message = str(failed.value)
@@ -68,7 +54,7 @@ def test_a_lie_the_transport_tells_is_retried_then_fails_as_a_service_naming_it(
 
 
 def test_a_lie_told_once_costs_one_retry_and_the_page_is_read(api: str) -> None:
-    faults(api, "encoding:gzip", "type:text/html", "length:+5")
+    helpers.faults(api, "encoding:gzip", "type:text/html", "length:+5")
     client = ApiClient(api, 1000, max_attempts=4)
     assert read_page(client.page(START, END, None, 1), 1)[0] == 1000
     assert client.retries == 3
@@ -78,7 +64,7 @@ def test_a_lie_told_once_costs_one_retry_and_the_page_is_read(api: str) -> None:
     "label", ["type:application/json; charset=utf-8", "type:application/vnd.ad+json"]
 )
 def test_json_by_another_name_is_read(api: str, label: str) -> None:
-    faults(api, label)
+    helpers.faults(api, label)
     assert first_page(api)[0] == 1000
 
 
@@ -86,7 +72,7 @@ def test_json_by_another_name_is_read(api: str, label: str) -> None:
 def test_a_body_longer_than_its_length_is_read_as_far_as_promised_and_judged_as_a_page(
     api: str, short: str
 ) -> None:
-    faults(api, short)
+    helpers.faults(api, short)
     with pytest.raises(DataError) as failed:
         first_page(api)
     message = str(failed.value)

@@ -56,7 +56,7 @@ holder() {  # holder <port>: who listens there, as ss names it, else another che
     who="$(ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'users:((.*))' | head -1 | sed 's/users:((\(.*\)))/\1/' || true)"
   fi
   if [ -z "$who" ]; then  # host-network containers publish no ports; name the other adpipe projects running
-    others="$(docker ps --format '{{.Label "com.docker.compose.project"}}' 2>/dev/null | grep '^adpipe-' | grep -vx "${COMPOSE_PROJECT_NAME:-}" | sort -u | tr '\n' ' ')"
+    others="$(docker ps --format '{{.Label "com.docker.compose.project"}}' 2>/dev/null | grep '^adpipe-' | grep -vx "${COMPOSE_PROJECT_NAME:-}" | sort -u | tr '\n' ' ' || true)"
     if [ -n "$others" ]; then
       who="a process of another adpipe stack (${others% }: \`make stop\` in its checkout, or \`docker rm -f \$(docker ps -q --filter label=com.docker.compose.project=${others%% *})\`)"
     fi

@@ -263,6 +263,17 @@ def test_an_object_at_the_days_key_with_other_bytes_is_refused_not_adopted(
     assert orphans() == []
 
 
+def running(name: str) -> bool:
+    """Whether the container still runs."""
+    state = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Running}}", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return state.stdout.strip() == "true"
+
+
 def archive_in_background(**env: str) -> str:
     """An archive run for F_RUN in the background; returns its container's name."""
     return helpers.start_detached("adpipe/archive:dev", "--date", F_RUN.isoformat(), env=env)
@@ -377,14 +388,19 @@ def test_late_rows_loaded_while_the_archive_runs_survive_and_go_next_run(
     assert held_rows(F_FIRST, F_LAST) == fault_days + late
 
 
-def test_a_second_archiver_is_refused_while_one_runs(fault_days: int) -> None:
+def test_a_second_archiver_waits_its_lock_timeout_for_the_one_that_runs(fault_days: int) -> None:
     # the first run pauses before each of its five days' commits, holding the archive lock
-    # for at least 10 s in all: time enough for a second run to start and be refused
+    # for at least 10 s in all: time enough for a second run to start and be refused after
+    # a lock timeout of 1 s, and for a third, with the default 30 s, to wait and then run
     name = archive_in_background(ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS="2")
     wait_for_log(name, "pausing")
     second = archive(F_RUN, WAREHOUSE_LOCK_TIMEOUT="1s")  # no longer than the first runs
     assert second["exit_code"] == 4
     assert "another archive or restore run holds the archive lock" in second["stderr"]
+    assert running(name), "the first run ended before the third could wait for it"
+    third = archive(F_RUN)
+    assert third["exit_code"] == 0, third["stderr"]
+    assert third["rows_archived"] == 0, third  # the first moved every row first
     assert helpers.wait_exit(name) == 0
     assert held_rows(F_FIRST, F_LAST) == fault_days
     assert orphans() == []

@@ -28,7 +28,9 @@ from adpipe.settings import Settings
 from adpipe.windows import backup_prefix, days_between
 
 # the kinds of adpipe_locks rows; the key of a kind with one row is ONE
-ARCHIVE = "archive"  # one archive, restore or repair at a time (held for a whole run, tried once)
+# one archive, restore or repair at a time (held for a whole run; a second waits for up to
+# WAREHOUSE_LOCK_TIMEOUT)
+ARCHIVE = "archive"
 PARTITION = "partition"  # adpipe_ensure_partition: one partition DDL at a time
 DAY = "day"  # one day's rows, keyed YYYY-MM-DD
 WINDOW = "window"  # one load of a window at a time, keyed by its backup prefix

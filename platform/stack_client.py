@@ -162,18 +162,26 @@ class Airflow:
                     on_end(run_id, states[run_id])
             if all(state in ENDED for state in states.values()):
                 break
-            time.sleep(2)
+            time.sleep(1)
         return states
 
     def run(self, dag_id: str, logical_date: datetime, run_id: str, timeout: float = 600) -> dict:
         """Trigger a run, unpause the DAG (after the trigger, so this run is queued before
         any the scheduler creates) and wait until it ends; returns the run."""
-        self.trigger(dag_id, logical_date, run_id)
+        return self.run_all(dag_id, {run_id: logical_date}, timeout)[run_id]
+
+    def run_all(
+        self, dag_id: str, dates: dict[str, datetime], timeout: float = 600
+    ) -> dict[str, dict]:
+        """`run` for several runs at once (as many run together as the DAG allows): each
+        run id with its logical date in; each run id with its run out, once all ended."""
+        for run_id, logical_date in dates.items():
+            self.trigger(dag_id, logical_date, run_id)
         self.unpause(dag_id)
-        state = self.wait(dag_id, [run_id], timeout)[run_id]
-        if state not in ENDED:
-            raise AssertionError(f"{dag_id} run {run_id} did not end in {timeout} s")
-        return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        states = self.wait(dag_id, list(dates), timeout)
+        if going := [run_id for run_id, state in states.items() if state not in ENDED]:
+            raise AssertionError(f"{dag_id} runs {going} did not end in {timeout} s")
+        return {run_id: self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}") for run_id in dates}
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         items = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")

@@ -22,15 +22,22 @@ pytest+=("--hypothesis-seed=$ADPIPE_TEST_SEED")
 say "ADPIPE_TEST_TODAY=$ADPIPE_TEST_TODAY ADPIPE_TEST_SEED=$ADPIPE_TEST_SEED (set both to replay this run)"
 
 fast=""
+job_cli=tests/integration/test_job_cli.py
 if [ ${#args[@]} = 0 ]; then
   "${pytest[@]}" tests/dags tests/unit >.state/test-fast.log 2>&1 & fast=$!
   say "the tiers that need no stack run in the background (log: .state/test-fast.log)"
 fi
 make --no-print-directory engine
 make --no-print-directory -j2 images browser  # apt (the browser) and the image builds at once
+# The job images' own CLI (tests/integration/test_job_cli.py) needs no stack: it runs while
+# the stack starts.
+cli=""
+if [ -n "$fast" ]; then
+  "${pytest[@]}" -p no:cacheprovider "$job_cli" >.state/test-job-cli.log 2>&1 & cli=$!
+fi
 started=0
 if ! bash platform/stack.sh running 2>/dev/null; then
-  make --no-print-directory start  # as a user starts it
+  make --no-print-directory -o env -o images start  # as a user starts it (the images: just built)
   started=1
 fi
 stop_after() { if [ $started = 1 ]; then make --no-print-directory stop >/dev/null 2>&1 || true; fi; }
@@ -39,6 +46,9 @@ if [ -n "$fast" ]; then
   wait "$fast" || rc=$?
   cat .state/test-fast.log
   say "tests/dags and tests/unit: exit $rc"
+  wait "$cli" || rc=$?
+  cat .state/test-job-cli.log
+  say "the job images' CLI: exit $rc"
   if [ $rc != 0 ]; then stop_after; exit $rc; fi
   # On the one stack, three pytest runs side by side: the tests of days older than the
   # retention (an archive run moves every such day, so they run one at a time), and the tests
@@ -48,10 +58,12 @@ if [ -n "$fast" ]; then
   # `alone` (a service stopped, the archive over today, the whole stack's state) with nothing
   # beside them. Each names its slowest tests, so a run shows where its minutes went.
   stacked=(-p no:cacheprovider --durations=8)
-  beside=(tests/integration/test_doors.py tests/integration/test_reconcile.py)
+  beside=(tests/integration/test_doors.py tests/integration/test_reconcile.py
+    tests/integration/test_hostile_source.py)
   "${pytest[@]}" tests/integration tests/e2e "${stacked[@]}" -m "old_days and not alone" \
     >.state/test-old-days.log 2>&1 & old=$!
-  ADPIPE_TEST_FAULT_API_PORT=18095 "${pytest[@]}" tests/integration "${beside[@]/#/--ignore=}" \
+  ADPIPE_TEST_FAULT_API_PORT=18095 "${pytest[@]}" tests/integration --ignore="$job_cli" \
+    "${beside[@]/#/--ignore=}" \
     "${stacked[@]}" -m "not old_days and not alone" >.state/test-recent-jobs.log 2>&1 & jobs=$!
   ADPIPE_TEST_FAULT_API_PORT=18093 "${pytest[@]}" tests/e2e "${beside[@]}" "${stacked[@]}" \
     -m "not old_days and not alone" >.state/test-recent-dags.log 2>&1 & dags=$!
@@ -66,7 +78,7 @@ else
 fi
 say "the tiers on the stack: exit $rc"
 if [ $rc = 0 ] && [ "${CELERY:-1}" != 0 ]; then
-  make --no-print-directory test-celery AFTER="$([ $started = 1 ] && echo stop || echo start)" || rc=$?
+  make --no-print-directory -o venv -o env -o lock-check -o engine -o images test-celery AFTER="$([ $started = 1 ] && echo stop || echo start)" || rc=$?
   say "the Celery tier: exit $rc"
 else
   stop_after

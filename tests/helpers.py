@@ -324,10 +324,17 @@ def wait_healthy(service: str, timeout: float = 120) -> None:
         time.sleep(0.5)
 
 
-def restore_days(first: str, last: str) -> None:
+def restore_days(first: str, last: str, always: bool = False) -> None:
     """Bring archived days back, so a test may load their windows again (a reload of an
-    archived window is refused). While another test's archive holds the archive lock, the
-    restore is refused; it is tried again for up to three minutes."""
+    archived window is refused). With no manifest row of the days still live there is
+    nothing the restore would do, and no container runs (``always``: it runs anyway). While
+    another test's archive holds the archive lock, the restore is refused; it is tried again
+    for up to three minutes."""
+    live = (
+        "SELECT 1 FROM archive_manifest WHERE shown_date BETWEEN %s AND %s AND restored_at IS NULL"
+    )
+    if not always and not query(f"{live} LIMIT 1", (first, last)):
+        return
     deadline = time.monotonic() + 180
     while True:
         done = docker_run("adpipe/archive:dev", "restore", "--from", first, "--to", last)

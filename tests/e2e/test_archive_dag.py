@@ -33,10 +33,12 @@ def test_archive_dag_moves_the_old_day_and_reconciles() -> None:
     )
     assert restored.returncode == 0, restored.stderr
     airflow = helpers.Airflow()
-    for day in (OLD, RECENT):
-        logical = datetime(day.year, day.month, day.day, 10, tzinfo=UTC)
-        run = airflow.run("api-load", logical, f"e2e-{day}-{uuid.uuid4().hex[:6]}")
-        assert run["state"] == "success"
+    loads = {
+        f"e2e-{day}-{uuid.uuid4().hex[:6]}": datetime(day.year, day.month, day.day, 10, tzinfo=UTC)
+        for day in (OLD, RECENT)
+    }
+    for run_id, run in airflow.run_all("api-load", loads).items():
+        assert run["state"] == "success", airflow.explain("api-load", run_id)
     loaded = day_rows(OLD)
     assert loaded > 0 and day_rows(RECENT) > 0
     helpers.balance_days("test_archive_dag")  # reconcile expects each day whole

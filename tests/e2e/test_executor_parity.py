@@ -59,11 +59,11 @@ def test_api_load_and_archive_leave_the_same_state_under_every_executor() -> Non
     stamp = f"{DAY:%Y-%m-%d}"
     helpers.restore_days(stamp, stamp)  # an earlier run archived it
     windows = {}
-    for hour in HOURS:
-        start = DAY + timedelta(hours=hour)
-        run_id = f"parity-{start:%Y%m%dT%H}"
-        run = airflow.run("api-load", start + timedelta(hours=1), run_id)
+    starts = {f"parity-{DAY:%Y%m%d}T{hour:02}": DAY + timedelta(hours=hour) for hour in HOURS}
+    ends = {run_id: start + timedelta(hours=1) for run_id, start in starts.items()}
+    for run_id, run in airflow.run_all("api-load", ends).items():
         assert run["state"] == "success", airflow.explain("api-load", run_id)
+    for start in starts.values():
         rows, checksum = helpers.window_checksum(start, start + timedelta(hours=1))
         assert rows > 0
         manifests = helpers.backup_manifests(start, start + timedelta(hours=1))

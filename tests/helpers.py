@@ -308,20 +308,18 @@ def s3_stopped() -> Iterator[None]:
 
 
 def wait_healthy(service: str, timeout: float = 120) -> None:
-    """Wait until the stack's ``service`` reports healthy (its compose healthcheck)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        ids = compose("ps", "-q", service).stdout.split()
-        health = subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Health.Status}}", *ids],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        if ids and health == "healthy":
-            return
-        assert time.monotonic() < deadline, f"{service} not healthy after {timeout} s: {health}"
-        time.sleep(0.5)
+    """Wait until the stack's ``service`` is healthy: its compose healthcheck passes
+    (`stack.sh wait`, which runs the check itself rather than wait for Docker's next)."""
+    done = subprocess.run(
+        ["bash", str(ROOT / "platform" / "stack.sh"), "wait", service],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 30,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "STACK_WAIT_SECONDS": f"{timeout:.0f}"},
+    )
+    assert done.returncode == 0, f"{service} not healthy after {timeout} s: {done.stderr}"
 
 
 def restore_days(first: str, last: str, always: bool = False) -> None:

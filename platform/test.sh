@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # `make test`: every tier, in the least wall time. The tiers that need no stack (tests/dags,
-# tests/unit) run in the background while the images build and the stack starts; then the
-# tiers on the stack (tests/integration, tests/e2e; the quick bench among them), two groups
-# side by side and then the tests that must run alone; then the Celery tier on the stack
-# restarted with EXECUTOR=celery (CELERY=0 skips it). The stack is started (`make start`) when
-# it was not running, and stopped (`make stop`) after. With PYTEST_ARGS set, one pytest run
+# tests/unit) run in the background while the images build, the job images' CLI tests while
+# the stack starts; then the tiers on the stack (tests/integration, tests/e2e; the quick bench
+# among them), three groups side by side and then the tests that must run alone; then the
+# Celery tier on the stack restarted with EXECUTOR=celery (CELERY=0 skips it). The stack is
+# started (`make start`) when it was not running, and stopped (`make stop`) after. With PYTEST_ARGS set, one pytest run
 # with those arguments once the stack is up (for a chosen file or -k), then the Celery tier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,9 +52,10 @@ if [ -n "$fast" ]; then
   if [ $rc != 0 ]; then stop_after; exit $rc; fi
   # On the one stack, three pytest runs side by side: the tests of days older than the
   # retention (an archive run moves every such day, so they run one at a time), and the tests
-  # of recent days in two of about the same length, the jobs' (tests/integration) and the
-  # DAGs' (tests/e2e, mostly waiting on Airflow, with the doors' tests), each
-  # with its own fault API (every module owns its days: tests/days.py); then the tests marked
+  # of recent days in two: the jobs' (tests/integration) and the DAGs' (tests/e2e, mostly
+  # waiting on Airflow, with the doors', reconcile's and the hostile source's tests, so the
+  # three take about as long), each with its own fault API (every module owns its days:
+  # tests/days.py); then the tests marked
   # `alone` (a service stopped, the archive over today, the whole stack's state) with nothing
   # beside them. Each names its slowest tests, so a run shows where its minutes went.
   stacked=(-p no:cacheprovider --durations=8)

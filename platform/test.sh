@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# `make test`: every tier, in the least wall time. The tiers that need no stack (tests/dags,
-# tests/unit) run in the background while the images build, the job images' CLI tests while
-# the stack starts; then the tiers on the stack (tests/integration, tests/e2e; the quick bench
+# `make test`: every tier, in the least wall time. The job images' CLI tests run while the
+# stack starts; then the tiers on the stack (tests/integration, tests/e2e; the quick bench
 # among them), three groups side by side and then the tests that must run alone; then the
-# Celery tier on the stack restarted with EXECUTOR=celery (CELERY=0 skips it). The stack is
-# started (`make start`) when it was not running, and stopped (`make stop`) after. With PYTEST_ARGS set, one pytest run
+# Celery tier on the stack restarted with EXECUTOR=celery (CELERY=0 skips it), the tiers that
+# need no stack (tests/dags, tests/unit) beside it. The stack is started (`make start`) when
+# it was not running, and stopped (`make stop`) after. With PYTEST_ARGS set, one pytest run
 # with those arguments once the stack is up (for a chosen file or -k), then the Celery tier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,18 +21,14 @@ export ADPIPE_TEST_SEED="${ADPIPE_TEST_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr
 pytest+=("--hypothesis-seed=$ADPIPE_TEST_SEED")
 say "ADPIPE_TEST_TODAY=$ADPIPE_TEST_TODAY ADPIPE_TEST_SEED=$ADPIPE_TEST_SEED (set both to replay this run)"
 
-fast=""
-job_cli=tests/integration/test_job_cli.py
-if [ ${#args[@]} = 0 ]; then
-  "${pytest[@]}" tests/dags tests/unit >.state/test-fast.log 2>&1 & fast=$!
-  say "the tiers that need no stack run in the background (log: .state/test-fast.log)"
-fi
+whole=0
+[ ${#args[@]} != 0 ] || whole=1
 make --no-print-directory engine
 make --no-print-directory -j2 images browser  # apt (the browser) and the image builds at once
 # The job images' own CLI (tests/integration/test_job_cli.py) needs no stack: it runs while
 # the stack starts.
-cli=""
-if [ -n "$fast" ]; then
+job_cli=tests/integration/test_job_cli.py
+if [ $whole = 1 ]; then
   "${pytest[@]}" -p no:cacheprovider "$job_cli" >.state/test-job-cli.log 2>&1 & cli=$!
 fi
 started=0
@@ -42,10 +38,7 @@ if ! bash platform/stack.sh running 2>/dev/null; then
 fi
 stop_after() { if [ $started = 1 ]; then make --no-print-directory stop >/dev/null 2>&1 || true; fi; }
 rc=0
-if [ -n "$fast" ]; then
-  wait "$fast" || rc=$?
-  cat .state/test-fast.log
-  say "tests/dags and tests/unit: exit $rc"
+if [ $whole = 1 ]; then
   wait "$cli" || rc=$?
   cat .state/test-job-cli.log
   say "the job images' CLI: exit $rc"
@@ -78,10 +71,25 @@ else
   "${pytest[@]}" "${args[@]}" || rc=$?
 fi
 say "the tiers on the stack: exit $rc"
+# The tiers that need no stack (one core's work for a minute and a half) run beside the
+# Celery tier, which mostly waits on its timers, rather than beside the image builds.
+fast=""
+if [ $whole = 1 ]; then
+  "${pytest[@]}" tests/dags tests/unit >.state/test-fast.log 2>&1 & fast=$!
+  say "tests/dags and tests/unit run in the background (log: .state/test-fast.log)"
+fi
 if [ $rc = 0 ] && [ "${CELERY:-1}" != 0 ]; then
-  make --no-print-directory -o venv -o env -o lock-check -o engine -o images test-celery AFTER="$([ $started = 1 ] && echo stop || echo start)" || rc=$?
+  make --no-print-directory -o venv -o env -o lock-check -o engine -o images test-celery \
+    AFTER="$([ $started = 1 ] && echo stop || echo start)" || rc=$?
   say "the Celery tier: exit $rc"
 else
   stop_after
+fi
+if [ -n "$fast" ]; then
+  fast_rc=0
+  wait "$fast" || fast_rc=$?
+  cat .state/test-fast.log
+  say "tests/dags and tests/unit: exit $fast_rc"
+  [ $fast_rc = 0 ] || rc=$fast_rc
 fi
 exit $rc

@@ -30,8 +30,9 @@ health() {  # health <service>: healthy | starting | unhealthy | exited | missin
 }
 
 ready() {  # ready <service>: Docker calls it healthy, or its compose healthcheck passes now
-  # (Docker runs most checks every 30 s only: docker-compose.yml's x-rare-check)
-  local id test
+  # (Docker runs most checks every 30 s only: docker-compose.yml's x-rare-check), within the
+  # check's own timeout
+  local id arg
   id="$(compose ps -q "$1" 2>/dev/null || true)"
   [ -n "$id" ] || return 1
   case "$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id" 2>/dev/null)" in
@@ -39,22 +40,24 @@ ready() {  # ready <service>: Docker calls it healthy, or its compose healthchec
     "running "*) ;;
     *) return 1 ;;
   esac
-  test="$(docker inspect -f '{{json .Config.Healthcheck.Test}}' "$id")"
-  local argv=()
-  mapfile -d '' -t argv < <(python3 -c 'import json, sys
-t = json.loads(sys.argv[1])
-sys.stdout.write("\0".join(t[1:] if t[0] == "CMD" else ["sh", "-c", t[1]]))' "$test")
-  timeout 15 docker exec "$id" "${argv[@]}" >/dev/null 2>&1
+  local argv=()  # the check's timeout in seconds, then its command
+  while IFS= read -r -d '' arg; do argv+=("$arg"); done < <(
+    docker inspect -f '{{json .Config.Healthcheck}}' "$id" | python3 -c 'import json, sys
+check = json.load(sys.stdin)
+test = check["Test"]
+argv = [str(max(1, int(check.get("Timeout") or 30e9) // 10**9))]
+argv += test[1:] if test[0] == "CMD" else ["sh", "-c", test[1]]
+sys.stdout.write("".join(a + "\0" for a in argv))')
+  [ ${#argv[@]} -gt 1 ] || return 1
+  timeout "${argv[0]}" docker exec "$id" "${argv[@]:1}" >/dev/null 2>&1
 }
 
-wait_ready() {  # wait_ready <seconds> <service>...: each ready within the bound, saying who is not yet
+wait_ready() {  # wait_ready <seconds> <service>...: all ready at once within the bound, saying who is not yet
   local bound=$1 t0=$SECONDS said="" now s
   shift
-  local pending=("$@")
   while true; do
-    local still=()
-    for s in "${pending[@]}"; do ready "$s" || still+=("$s"); done
-    pending=(${still[@]+"${still[@]}"})
+    local pending=()
+    for s in "$@"; do ready "$s" || pending+=("$s"); done
     [ ${#pending[@]} -gt 0 ] || return 0
     if [ $((SECONDS - t0)) -ge "$bound" ]; then
       echo "stack: not healthy after $bound s: ${pending[*]}; see \`make logs SERVICE=${pending[0]}\`" >&2
@@ -163,6 +166,7 @@ case "${1:-status}" in
     echo "stack: healthy in $((SECONDS - t0)) s; Airflow UI $AIRFLOW_URL (login $AIRFLOW_USER / $AIRFLOW_PASSWORD)" ;;
   wait)  # wait <service>...: each ready (a service started again by hand, by a test)
     shift
+    [ $# -gt 0 ] || { echo "usage: stack.sh wait SERVICE..." >&2; exit 2; }
     wait_ready "$WAIT_SECONDS" "$@" ;;
   stop)
     bash platform/compose.sh --profile celery down --remove-orphans 2>/dev/null || compose down --remove-orphans ;;
@@ -172,7 +176,7 @@ case "${1:-status}" in
     printf '%-24s %-10s %s\n' SERVICE HEALTH ADDRESS
     for s in "${services[@]}"; do
       h="$(health "$s")"
-      if [ "$h" = starting ] && ready "$s"; then h=healthy; fi  # Docker's next check is up to 30 s away
+      if [ "$h" != healthy ] && ready "$s"; then h=healthy; fi  # Docker's next check is up to 30 s away
       printf '%-24s %-10s %s\n' "$s" "$h" "$(address "$s")"
     done ;;
   *) echo "usage: stack.sh start|stop|status|running|wait SERVICE..." >&2; exit 2 ;;

@@ -33,7 +33,8 @@ if [ $whole = 1 ]; then
 fi
 started=0
 if ! bash platform/stack.sh running 2>/dev/null; then
-  make --no-print-directory -o env -o images start  # as a user starts it (the images: just built)
+  # as a user starts it (the images: just built)
+  make --no-print-directory -o env -o images start || { wait; cat .state/test-job-cli.log; exit 1; }
   started=1
 fi
 stop_after() { if [ $started = 1 ]; then make --no-print-directory stop >/dev/null 2>&1 || true; fi; }

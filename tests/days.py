@@ -1,5 +1,5 @@
 """Which days each test module may write: one registry, so that no two modules, in one pytest
-run or in the two that `make test` runs side by side, ever touch the same day, and no random
+run or in the three that `make test` runs side by side, ever touch the same day, and no random
 draw lands on another module's day.
 
 A module's days are either fixed dates (old days: the archive moves them, restores bring them

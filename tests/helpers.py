@@ -328,6 +328,7 @@ def restore_days(first: str, last: str, always: bool = False) -> None:
     nothing the restore would do, and no container runs (``always``: it runs anyway). While
     another test's archive holds the archive lock, the restore is refused; it is tried again
     for up to three minutes."""
+    days.claim(date.fromisoformat(first), date.fromisoformat(last), "restores")  # run or not
     live = (
         "SELECT 1 FROM archive_manifest WHERE shown_date BETWEEN %s AND %s AND restored_at IS NULL"
     )

@@ -1,6 +1,7 @@
-"""The compose healthcheck of Airflow's long-running processes, cheap enough to run every two
-seconds while the stack starts (so it is healthy as soon as they are), where `airflow jobs
-check` and `celery inspect ping` each spend seconds of CPU importing Airflow.
+"""The compose healthcheck of Airflow's long-running processes, cheap enough for `stack.sh` to
+run every second while the stack starts (so it is healthy as soon as they are; Docker runs it
+every 30 s), where `airflow jobs check` and `celery inspect ping` each spend seconds of CPU
+importing Airflow.
 
     alive.py DagProcessorJob | TriggererJob   a job of that type started since this container
                                               did and is heartbeating (the metadata database)

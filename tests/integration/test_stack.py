@@ -107,16 +107,23 @@ def _unsigned(method: str, path: str) -> int:
 def test_s3_refuses_unsigned_and_wrongly_signed_requests_and_has_no_reset() -> None:
     import os
 
-    before = helpers.keys("")
-    assert _unsigned("GET", f"/{helpers.bucket()}?list-type=2") == 403
-    assert _unsigned("PUT", f"/{helpers.bucket()}/probe/unsigned") == 403
-    for path in ("/moto-api/reset", "/moto-api/recorder/replay-recording", "/_faults"):
-        assert _unsigned("POST", path) >= 400, path
-    wrong = _client(os.environ["AWS_ACCESS_KEY_ID"], "not-the-secret")
-    assert _code(lambda: wrong.list_objects_v2(Bucket=helpers.bucket())) == (
-        "SignatureDoesNotMatch"
-    )
-    assert helpers.keys("") == before
+    # an object of this test's own, which a reset would take with it (the bucket's other
+    # objects are other tests', written and deleted beside this one)
+    canary = f"probe/{uuid.uuid4().hex}-canary"
+    helpers.s3().put_object(Bucket=helpers.bucket(), Key=canary, Body=b"canary")
+    try:
+        assert _unsigned("GET", f"/{helpers.bucket()}?list-type=2") == 403
+        assert _unsigned("PUT", f"/{helpers.bucket()}/probe/unsigned") == 403
+        for path in ("/moto-api/reset", "/moto-api/recorder/replay-recording", "/_faults"):
+            assert _unsigned("POST", path) >= 400, path
+        wrong = _client(os.environ["AWS_ACCESS_KEY_ID"], "not-the-secret")
+        assert _code(lambda: wrong.list_objects_v2(Bucket=helpers.bucket())) == (
+            "SignatureDoesNotMatch"
+        )
+        assert helpers.get(canary) == b"canary"
+        assert helpers.keys("probe/unsigned") == []
+    finally:
+        helpers.s3().delete_object(Bucket=helpers.bucket(), Key=canary)
 
 
 def test_each_job_s3_identity_may_do_its_work_and_nothing_else() -> None:

@@ -71,7 +71,7 @@ def stack() -> None:
         airflow.wait_for_dag(dag_id)
         deadline = time.monotonic() + 300
         while active := airflow.api(
-            "GET", f"/dags/{dag_id}/dagRuns?state=queued&state=running&limit=20"
+            "GET", f"/dags/{dag_id}/dagRuns?state=queued&state=running&run_type=scheduled&limit=20"
         )["dag_runs"]:
             if time.monotonic() > deadline:
                 pytest.fail(f"{dag_id}'s scheduled runs did not end in 300 s: {active}")

@@ -383,7 +383,10 @@ def lineage_events(dag_run_id: str, task_id: str, event_type: str, timeout: floa
         )
         found = []
         for line in done.stdout.splitlines():
-            event = json.loads(line)
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:  # the last line, while another task appends it
+                continue
             airflow = event.get("run", {}).get("facets", {}).get("airflow", {})
             if (
                 event["eventType"] == event_type
@@ -414,6 +417,12 @@ def keys(prefix: str) -> list[str]:
     for page in s3().get_paginator("list_objects_v2").paginate(Bucket=bucket(), Prefix=prefix):
         found += [item["Key"] for item in page.get("Contents", [])]
     return sorted(found)
+
+
+def archive_keys() -> list[str]:
+    """Every key under archive/ but the S3 identity test's probes (archive/probe/, which it
+    writes and deletes beside the old-days tests that compare this listing)."""
+    return [key for key in keys("archive/") if not key.startswith("archive/probe/")]
 
 
 def get(key: str) -> bytes:
@@ -562,15 +571,20 @@ def backup_objects(start: datetime, end: datetime) -> dict[str, bytes]:
     return {key: get(key) for key in keys(backup_prefix(start, end))}
 
 
+SUPERUSER_APP = "adpipe-tests-superuser"
+
+
 def superuser(dbname: str | None = None) -> Any:
     """A connection as the server's superuser (POSTGRES_USER), for what a job may not do;
-    to Airflow's database unless ``dbname`` names another."""
+    to Airflow's database unless ``dbname`` names another. Its sessions are named
+    ``SUPERUSER_APP``, so a test counting Airflow's sessions can tell them apart."""
     conn = psycopg2.connect(
         host="127.0.0.1",
         port=os.environ["POSTGRES_PORT"],
         user=os.environ["POSTGRES_USER"],
         password=os.environ["POSTGRES_PASSWORD"],
         dbname=dbname or os.environ["POSTGRES_DB"],
+        application_name=SUPERUSER_APP,
     )
     conn.autocommit = True
     return conn

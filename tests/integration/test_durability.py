@@ -128,7 +128,7 @@ def archived_days(small_api: str) -> dict[date, int]:
 def test_an_archive_run_against_an_empty_database_refuses_and_deletes_nothing(
     archived_days: dict[date, int],
 ) -> None:
-    before = helpers.keys("archive/")
+    before = helpers.archive_keys()
     rows_before = objects_rows([k for k in before if k.endswith(".parquet")])
     name = f"adpipe_empty_{uuid.uuid4().hex[:8]}"
     admin = helpers.superuser()
@@ -162,7 +162,7 @@ def test_an_archive_run_against_an_empty_database_refuses_and_deletes_nothing(
         in (result["stderr"])
     )
     assert "Traceback" not in result["stderr"]
-    after = helpers.keys("archive/")
+    after = helpers.archive_keys()
     assert after == before
     assert objects_rows([k for k in after if k.endswith(".parquet")]) == rows_before
 
@@ -190,13 +190,13 @@ def test_an_archive_run_after_a_day_lost_its_manifest_rows_leaves_its_objects_an
     helpers.query("DELETE FROM archive_manifest WHERE shown_date = %s", (day,))
     adopted = None
     try:
-        before = helpers.keys("archive/")
+        before = helpers.archive_keys()
         result = archive(A_RUN)
         assert result["exit_code"] == 3, result["stderr"]
         assert "left in place" in result["stderr"] and day_keys[0] in result["stderr"]
         assert f"archive adopt --date {day}" in result["stderr"]  # the command that resolves it
         assert "Traceback" not in result["stderr"]
-        assert helpers.keys("archive/") == before
+        assert helpers.archive_keys() == before
         assert objects_rows(day_keys) == archived_days[day]  # every row still in an object
         adopted = run_job("archive", "adopt", "--date", day.isoformat())
         assert adopted["exit_code"] == 0, adopted["stderr"]

@@ -145,11 +145,12 @@ def test_no_role_of_the_stack_but_the_superuser_is_one() -> None:
 def test_airflow_talks_to_its_metadata_database_as_a_role_that_is_no_superuser() -> None:
     import helpers
 
+    # the tests' own superuser sessions (other groups', side by side) are not Airflow's
     sessions = helpers.admin_query(
         "SELECT DISTINCT a.usename, r.rolsuper FROM pg_stat_activity a"
         " JOIN pg_roles r ON r.rolname = a.usename"
-        " WHERE a.datname = %s AND a.pid <> pg_backend_pid()",
-        (os.environ["POSTGRES_DB"],),
+        " WHERE a.datname = %s AND a.pid <> pg_backend_pid() AND a.application_name <> %s",
+        (os.environ["POSTGRES_DB"], helpers.SUPERUSER_APP),
     )
     assert sessions, "no session on Airflow's metadata database"
     assert {user for user, _ in sessions} == {os.environ["AIRFLOW_DB_USER"]}

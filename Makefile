@@ -97,7 +97,7 @@ test-celery: venv env lock-check images ## The Celery tier alone: the stack on E
 	if [ $$rc = 0 ]; then env EXECUTOR=celery $(CELERY_TIMERS) bash -c '$(STACK) start && \
 	  $(VENV)/bin/pytest tests/e2e/test_executor_parity.py tests/celery $(PYTEST_ARGS)' || rc=$$?; fi; \
 	after="$(AFTER)"; [ -n "$$after" ] || { [ $$was = 1 ] && after=start || after=stop; }; \
-	if [ $$after = start ]; then $(STACK) start >/dev/null; else $(STACK) stop >/dev/null 2>&1; fi; exit $$rc
+	case $$after in start) $(STACK) start >/dev/null;; keep) ;; *) $(STACK) stop >/dev/null 2>&1;; esac; exit $$rc
 
 test-fast: venv ## Only the tiers that need no stack: tests/dags and tests/unit
 	@$(VENV)/bin/pytest tests/dags tests/unit $(PYTEST_ARGS)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: every tier, in the least wall time. The job images' CLI tests run while the
-# stack starts; then the tiers on the stack (tests/integration, tests/e2e; the quick bench
-# among them), three groups side by side and then the tests that must run alone; then the
-# Celery tier on the stack restarted with EXECUTOR=celery (CELERY=0 skips it), the tiers that
-# need no stack (tests/dags, tests/unit) beside it. The stack is started (`make start`) when
+# stack starts; then the tiers on the stack (tests/integration, tests/e2e), three groups side
+# by side and then the tests that must run alone; then the Celery tier on the stack restarted
+# with EXECUTOR=celery (CELERY=0 skips it, and the quick bench runs among the alone tests),
+# the tiers that need no stack (tests/dags, tests/unit) and the quick bench beside it. The stack is started (`make start`) when
 # it was not running, and stopped (`make stop`) after. With PYTEST_ARGS set, one pytest run
 # with those arguments once the stack is up (for a chosen file or -k), then the Celery tier.
 set -euo pipefail
@@ -28,6 +28,12 @@ make --no-print-directory -j2 images browser  # apt (the browser) and the image 
 # The job images' own CLI (tests/integration/test_job_cli.py) needs no stack: it runs while
 # the stack starts.
 job_cli=tests/integration/test_job_cli.py
+# The quick bench needs PostgreSQL and S3, not Airflow, and nothing beside it that removes
+# data: with the Celery tier it runs beside that tier (whose stack keeps PostgreSQL and S3
+# running), not among the tests that run alone.
+bench=tests/integration/test_bench.py
+celery=""
+[ $whole = 1 ] && [ "${CELERY:-1}" != 0 ] && celery=1
 if [ $whole = 1 ]; then
   "${pytest[@]}" -p no:cacheprovider "$job_cli" >.state/test-job-cli.log 2>&1 & cli=$!
 fi
@@ -66,7 +72,8 @@ if [ $whole = 1 ]; then
   cat .state/test-old-days.log .state/test-recent-jobs.log .state/test-recent-dags.log
   say "the tests of old and of recent days, side by side: exit $rc"
   if [ $rc = 0 ]; then
-    "${pytest[@]}" tests/integration tests/e2e "${stacked[@]}" -m alone || rc=$?
+    "${pytest[@]}" tests/integration tests/e2e "${stacked[@]}" -m alone \
+      ${celery:+"--ignore=$bench"} || rc=$?
   fi
 else
   "${pytest[@]}" "${args[@]}" || rc=$?
@@ -79,7 +86,18 @@ if [ $whole = 1 ]; then
   "${pytest[@]}" tests/dags tests/unit >.state/test-fast.log 2>&1 & fast=$!
   say "tests/dags and tests/unit run in the background (log: .state/test-fast.log)"
 fi
-if [ $rc = 0 ] && [ "${CELERY:-1}" != 0 ]; then
+if [ $rc = 0 ] && [ -n "$celery" ]; then
+  "${pytest[@]}" -p no:cacheprovider "$bench" >.state/test-bench.log 2>&1 & bench_pid=$!
+  make --no-print-directory -o venv -o env -o lock-check -o engine -o images test-celery \
+    AFTER=keep || rc=$?
+  say "the Celery tier: exit $rc"
+  bench_rc=0
+  wait "$bench_pid" || bench_rc=$?
+  cat .state/test-bench.log
+  say "the quick bench: exit $bench_rc"
+  [ $bench_rc = 0 ] || rc=$bench_rc
+  if [ $started = 1 ]; then stop_after; else bash platform/stack.sh start >/dev/null || rc=$?; fi
+elif [ $rc = 0 ] && [ "${CELERY:-1}" != 0 ]; then
   make --no-print-directory -o venv -o env -o lock-check -o engine -o images test-celery \
     AFTER="$([ $started = 1 ] && echo stop || echo start)" || rc=$?
   say "the Celery tier: exit $rc"

@@ -81,11 +81,20 @@ def stack() -> None:
     helpers.balance_days("scheduler", "before this stack's first scheduled api-load run")
 
 
+@pytest.fixture(scope="session")
+def stores() -> None:
+    """PostgreSQL and S3 must answer (what needs no Airflow: the bench, which `make test`
+    runs beside the Celery tier while Airflow's services are started again)."""
+    probe = helpers.stack("wait", "postgres", "s3")
+    if probe.returncode != 0:
+        pytest.fail(f"PostgreSQL or S3 is not running: `make start` first\n{probe.stderr}")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
     """A failed test on the stack carries the last log lines of S3 and PostgreSQL."""
     report = yield
-    if report.when == "call" and report.failed and "stack" in item.fixturenames:
+    if report.when == "call" and report.failed and {"stack", "stores"} & set(item.fixturenames):
         tail = ("--no-color", "--timestamps", "--tail", "30", "s3", "postgres")
         logs = helpers.compose("logs", *tail)
         report.sections.append(("the last log lines of s3 and postgres", logs.stdout + logs.stderr))

@@ -285,10 +285,11 @@ def post_json(url: str, body: object) -> None:
     urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
 
 
-def stack(action: str) -> subprocess.CompletedProcess:
-    """``platform/stack.sh start|stop``: start waits until every service is healthy."""
+def stack(action: str, *services: str) -> subprocess.CompletedProcess:
+    """``platform/stack.sh start|stop|wait SERVICE...``: start waits until every service is
+    healthy, wait until the ones named are."""
     return subprocess.run(
-        ["bash", str(ROOT / "platform" / "stack.sh"), action],
+        ["bash", str(ROOT / "platform" / "stack.sh"), action, *services],
         capture_output=True,
         text=True,
         timeout=400,

@@ -1,5 +1,8 @@
 """make bench runs on its own database and bucket: the quick bench leaves the warehouse's
-tables and the data bucket exactly as they were, and writes its results file."""
+tables and the data bucket exactly as they were, and writes its results file.
+
+It needs PostgreSQL and S3, not Airflow: `make test` runs it beside the Celery tier (whose
+DAG runs only add to the warehouse and the bucket, as any run of the product's DAGs may)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any
 import helpers
 import pytest
 
-pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.alone]
+pytestmark = [pytest.mark.usefixtures("stores"), pytest.mark.alone]
 
 
 BENCH_DAYS = [f"2026-08-0{n}" for n in range(1, 8)]  # where make bench's windows lie

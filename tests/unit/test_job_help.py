@@ -16,7 +16,7 @@ import reconcile
 import repair
 import restore
 import retire
-from adpipe import check, migrate
+from adpipe import check, errors, migrate
 from adpipe.errors import ConfigError
 from adpipe.job import Command, parser, summary
 from adpipe.settings import ENV_FILES, LOGS, SETTINGS
@@ -71,6 +71,27 @@ def test_the_image_help_lists_each_command_with_its_line(image: str) -> None:
     listed = " ".join(text.split())
     for command in IMAGES[image]:
         assert f" {command.name} {summary(command.doc)} " in listed, (command.name, text)
+
+
+def help_of(image: str, command: Command, capsys: pytest.CaptureFixture[str]) -> str:
+    """What ``<image> <command> --help`` prints."""
+    with pytest.raises(SystemExit):
+        parser(image, f"{image}: the {image} image.", IMAGES[image]).parse_args(
+            [command.name, "--help"]
+        )
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("image", "command"), COMMANDS, ids=lambda c: getattr(c, "name", c))
+def test_help_lists_every_exit_code_with_its_meaning_from_the_failures_themselves(
+    image: str, command: Command, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = help_of(image, command, capsys)
+    codes = text.split("\nexit codes", 1)[1]
+    assert re.findall(r"^  ([0-9]+)  ", codes, re.MULTILINE) == ["0", "1", "2", "3", "4"], text
+    for failure in (errors.JobError, errors.ConfigError, errors.DataError, errors.UpstreamError):
+        line = f"  {failure.exit_code}  {failure.means}; "
+        assert line + ("retried" if failure.retried else "not retried") in codes, line
 
 
 def listed(text: str) -> list[str]:

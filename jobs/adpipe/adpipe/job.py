@@ -4,7 +4,7 @@ one summary line out.
 Each image is one CLI (`cli`) with subcommands (`Command`): ``run`` (the default, so
 ``adpipe/load:dev --start ... --end ...`` works as it always did), ``check`` in every image, and
 the archive's ``restore``, ``adopt``, ``set-aside``, ``reconcile`` and ``migrate``. ``--help``
-prints a command's whole description and the settings it reads. A command's
+prints a command's whole description, the settings it reads and the exit codes. A command's
 ``main(args) -> dict`` returns its counts;
 ``run`` prints them as one JSON line starting ``SUMMARY``, after the keys every line has
 (job, image_version, status; the README's "What a job prints" names every key). A
@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime
 from typing import Any, NoReturn
 
 from adpipe import grid
-from adpipe.errors import ConfigError, JobError
+from adpipe.errors import ConfigError, JobError, exit_codes
 from adpipe.settings import ENV_FILES, Settings, value
 
 log = logging.getLogger("adpipe")
@@ -174,7 +174,7 @@ def parser(prog: str, doc: str, commands: Sequence[Command]) -> argparse.Argumen
             command.name,
             help=summary(command.doc),
             description=command.doc,
-            epilog=command.reads().describe(),
+            epilog=f"{command.reads().describe()}\n\n{exit_codes()}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         command.arguments(sub)

@@ -6,8 +6,10 @@ the names it reads them, each once in adpipe/settings.py: reading another is a d
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from datetime import date
 from pathlib import Path
 
 import archive
@@ -16,7 +18,7 @@ import reconcile
 import repair
 import restore
 import retire
-from adpipe import check, errors, migrate
+from adpipe import check, errors, job, migrate
 from adpipe.errors import ConfigError
 from adpipe.job import Command, parser, summary
 from adpipe.settings import ENV_FILES, LOGS, SETTINGS
@@ -151,3 +153,57 @@ def test_a_command_that_starts_without_its_settings_names_every_missing_one(
         monkeypatch.setenv(name, "x")
     with pytest.raises(ConfigError, match="LOAD_MAX_SHRINK_SHARE must be between 0 and 1, not 2"):
         reads.check()
+
+
+@pytest.mark.parametrize(
+    ("image", "word", "closest"),
+    [
+        ("archive", "restor", "restore"),
+        ("archive", "set_aside", "set-aside"),
+        ("load", "chek", "check"),
+        ("extract_backup", "rnu", "run"),
+        ("archive", "frobnicate", None),
+    ],
+)
+def test_a_mistyped_command_is_refused_naming_the_closest_one_and_never_runs_run(
+    image: str,
+    word: str,
+    closest: str | None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ADPIPE_DEBUG", raising=False)
+    argv = [word, "--from", "2026-01-01", "--to", "2026-01-02"]
+    with pytest.raises(SystemExit) as done:
+        job.cli(image, f"{image}: the {image} image.", IMAGES[image], argv)
+    assert done.value.code == 2
+    out, err = capsys.readouterr()
+    (failed,) = err.splitlines()  # one line: no usage, no traceback
+    assert failed.startswith(f"FAILED {image}: '{word}' is not a command"), failed
+    if closest:
+        assert f"did you mean {closest}?" in failed, failed
+    else:
+        assert all(c.name in failed for c in IMAGES[image]), failed
+    assert f"-- docker run --rm adpipe/{image}:dev --help" in failed, failed
+    assert "--date" not in failed and "--start" not in failed  # not run's complaint
+    (line,) = out.splitlines()
+    summary = json.loads(line.removeprefix("SUMMARY "))
+    assert (summary["job"], summary["status"], summary["exit_code"]) == (image, "failed", 2)
+
+
+def test_arguments_that_start_with_an_option_go_to_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: dict[str, object] = {}
+
+    def started(name: str, main: object, args: object) -> None:
+        ran.update(name=name, args=args)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(job, "run", started)
+    with pytest.raises(SystemExit):
+        job.cli(
+            "archive", "archive: the archive image.", IMAGES["archive"], ["--date", "2026-01-01"]
+        )
+    args = ran["args"]
+    assert ran["name"] == "archive"
+    assert getattr(args, "command", None) is archive.RUN, args
+    assert getattr(args, "date", None) == date(2026, 1, 1)

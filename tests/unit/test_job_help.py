@@ -2,7 +2,9 @@
 line is `name: What it does.`, one imperative sentence, which the image's command list shows;
 no reStructuredText markup reaches a user's terminal. Its settings are the ones it reads, under
 the names it reads them, each once in adpipe/settings.py: reading another is a defect, and
-.env.example and the identity's env file hold them."""
+.env.example and the identity's env file hold them. A fault-test seam is read, never listed:
+no help, .env.example or env file names it. Every help lists the exit codes, and a mistyped
+command is refused, never run as ``run``."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 import archive
+import env as env_files
 import pytest
 import reconcile
 import repair
@@ -106,15 +109,42 @@ def listed(text: str) -> list[str]:
 def test_help_lists_exactly_the_settings_the_command_reads_under_the_names_it_reads(
     image: str, command: Command, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit):
-        parser(image, f"{image}: the {image} image.", IMAGES[image]).parse_args(
-            [command.name, "--help"]
-        )
     reads = command.reads()
-    assert listed(capsys.readouterr().out) == [reads.name(n) for n in (*reads.names, *LOGS)]
+    assert listed(help_of(image, command, capsys)) == [
+        reads.name(n) for n in (*reads.names, *LOGS) if not SETTINGS[n].seam
+    ]
     unlisted = next(n for n in SETTINGS if n not in reads.names)
     with pytest.raises(RuntimeError, match=f"reads {unlisted}, which its command does not list"):
         reads.read(unlisted)
+
+
+SEAMS = [name for name, setting in SETTINGS.items() if setting.seam]
+
+
+@pytest.mark.parametrize("seam", SEAMS)
+def test_a_seam_is_read_never_listed(
+    seam: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A fault-test seam is a setting a command reads, so a test passes it in the job's
+    environment; no help, no .env.example and no env file lists it, so no deployment sets it."""
+    readers = [(image, c) for image, c in COMMANDS if seam in c.reads().names]
+    assert readers, f"no command reads {seam}: a seam nothing reads is dead code"
+    for image, command in readers:
+        reads = command.reads()
+        monkeypatch.setenv(reads.name(seam), "6")
+        assert reads.read(seam) == SETTINGS[seam].parse(seam, "6")
+        assert reads.name(seam) not in help_of(image, command, capsys)
+    example = (ROOT / ".env.example").read_text()
+    assert seam not in example
+    monkeypatch.setattr(env_files, "ROOT", tmp_path)
+    # an older .env may still hold it: make env leaves it out of every job's file all the same
+    known = {env.settings().name(n): "x" for env in ENV_FILES.values() for n in env.names}
+    env_files.write_job_files(known)
+    for env in ENV_FILES.values():
+        assert seam not in (tmp_path / f".env.{env.name}").read_text(), env.name
 
 
 @pytest.mark.parametrize("env", sorted(ENV_FILES))
@@ -123,14 +153,14 @@ def test_an_env_file_holds_what_its_commands_read_and_nothing_more(env: str) -> 
     assert read == set(ENV_FILES[env].names)
 
 
-def test_env_example_holds_every_setting_of_every_env_file_and_its_default() -> None:
+def test_env_example_holds_every_setting_an_env_file_is_written_with_and_its_default() -> None:
     example = dict(
         line.partition("=")[::2]
         for line in (ROOT / ".env.example").read_text().splitlines()
         if "=" in line and not line.startswith("#")
     )
     for env in ENV_FILES.values():
-        for name in env.names:
+        for name in env.written:
             read_as = env.settings().name(name)
             assert read_as in example, f".env.example lacks {read_as} (.env.{env.name} holds it)"
             default = SETTINGS[name].default

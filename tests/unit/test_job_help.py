@@ -3,11 +3,13 @@ line is `name: What it does.`, one imperative sentence, which the image's comman
 no reStructuredText markup reaches a user's terminal. Its settings are the ones it reads, under
 the names it reads them, each once in adpipe/settings.py: reading another is a defect, and
 .env.example and the identity's env file hold them. A fault-test seam is read, never listed:
-no help, .env.example or env file names it. Every help lists the exit codes, and a mistyped
+no help, .env.example or env file names it. Every help lists the exit codes and names no
+module, constant or library of the code (a user's manual, not a design note), and a mistyped
 command is refused, never run as ``run``."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -237,3 +239,87 @@ def test_arguments_that_start_with_an_option_go_to_run(monkeypatch: pytest.Monke
     assert ran["name"] == "archive"
     assert getattr(args, "command", None) is archive.RUN, args
     assert getattr(args, "date", None) == date(2026, 1, 1)
+
+
+# --- a help is a user's manual: it names nothing only the code knows
+IMAGE_TOPS = {
+    "extract_backup": EXTRACT.doc.splitlines()[0],
+    "load": LOAD.doc.splitlines()[0],
+    "archive": (ROOT / "jobs" / "archive" / "cli.py").read_text().split('"""')[1],
+}
+# the jobs' code: each image's modules and the shared package's, and its migrations package
+SOURCES = sorted({*ROOT.glob("jobs/*/*.py"), *ROOT.glob("jobs/adpipe/adpipe/**/*.py")})
+MODULES = {p.stem for p in SOURCES if p.name != "__init__.py"} | {
+    p.parent.name for p in ROOT.glob("jobs/adpipe/adpipe/*/__init__.py")
+}
+# names of libraries and mechanics a help once carried, which no user acts on
+INTERNAL_WORDS = (
+    "Bloom",
+    "msgspec",
+    "hashtext",
+    "temporary table",
+    "ADBC",
+    "Arrow",
+    "urllib3",
+    "psycopg2",
+    "boto3",
+    "pyarrow",
+    "docstring",
+)
+
+
+def constants(path: Path) -> set[str]:
+    """The module-level UPPER_CASE names ``path`` assigns."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            for name in ast.walk(target):
+                if isinstance(name, ast.Name) and name.id.isupper():
+                    names.add(name.id)
+    return names
+
+
+def internal_names() -> set[str]:
+    """What a help must not name: each module as a file (first_seen.py) and as a module
+    (adpipe.windows), a module whose name is no word (impression_rules) bare too, unless it
+    is an image's name; and every constant whose name is an identifier rather than a word
+    (MAX_TEXT, IN_FLIGHT: S3 or DAY are words) and not a setting's."""
+    names = set()
+    for module in MODULES:
+        names |= {f"{module}.py", f"adpipe.{module}"}
+        if "_" in module and module not in IMAGES:
+            names.add(module)
+    for path in SOURCES:
+        names |= {c for c in constants(path) if "_" in c.strip("_") and c not in SETTINGS}
+    return names
+
+
+def internal_names_in(text: str) -> list[str]:
+    named = [n for n in internal_names() if re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text)]
+    return named + [word for word in INTERNAL_WORDS if word.lower() in text.lower()]
+
+
+def test_the_internal_names_come_from_the_code_and_leave_a_help_its_words() -> None:
+    names = internal_names()
+    assert {"first_seen.py", "impression_rules", "adpipe.windows", "MAX_TEXT", "IN_FLIGHT"} <= (
+        names
+    ), sorted(names)
+    assert "adpipe.migrations" in names and "adpipe.adpipe" not in names
+    assert not names & {"extract_backup", "S3", "DAY", "archive", "restore", *SETTINGS}
+
+
+@pytest.mark.parametrize(("image", "command"), COMMANDS, ids=lambda c: getattr(c, "name", c))
+def test_help_names_no_module_constant_or_library_of_the_code(
+    image: str, command: Command, capsys: pytest.CaptureFixture[str]
+) -> None:
+    found = internal_names_in(help_of(image, command, capsys))
+    assert found == [], f"{image} {command.name} --help names {found}"
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_the_image_help_names_no_module_constant_or_library_of_the_code(image: str) -> None:
+    found = internal_names_in(parser(image, IMAGE_TOPS[image], IMAGES[image]).format_help())
+    assert found == [], f"{image} --help names {found}"

@@ -241,6 +241,18 @@ def test_arguments_that_start_with_an_option_go_to_run(monkeypatch: pytest.Monke
     assert getattr(args, "date", None) == date(2026, 1, 1)
 
 
+@pytest.mark.parametrize("first", ["--help", "-h", "--version"])
+def test_the_image_help_and_version_are_never_refused_as_commands(
+    first: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        job.cli("archive", "archive: the archive image.", IMAGES["archive"], [first])
+    assert done.value.code == 0
+    out, err = capsys.readouterr()
+    assert err == "" and "FAILED" not in out and "SUMMARY" not in out
+    assert out.startswith("usage: archive" if first != "--version" else "archive "), out
+
+
 # --- a help is a user's manual: it names nothing only the code knows
 IMAGE_TOPS = {
     "extract_backup": EXTRACT.doc.splitlines()[0],

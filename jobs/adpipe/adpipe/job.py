@@ -207,7 +207,7 @@ def cli(
     names = [c.name for c in commands]
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in HELP):
         args_list.insert(0, commands[0].name)
-    elif args_list[0] not in names:
+    elif not args_list[0].startswith("-") and args_list[0] not in names:
 
         def refuse(_: argparse.Namespace) -> dict[str, Any]:
             raise unknown_command(prog, args_list[0], names)

@@ -1,6 +1,6 @@
-"""Each job image is one CLI: subcommands, a complete --help (the whole description and every
-setting the command reads), and argument errors as exit 2 before any service is touched. Runs
-the images as shipped, with no network and no settings."""
+"""Each job image is one CLI: subcommands, a complete --help (the command's whole help and
+every setting it reads, fault-test seams aside), and argument errors as exit 2 before any
+service is touched. Runs the images as shipped, with no network and no settings."""
 
 from __future__ import annotations
 

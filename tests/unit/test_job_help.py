@@ -1,4 +1,4 @@
-"""Every command's help is plain text that says what the command does: its docstring's first
+"""Every command's help is plain text that says what the command does: its first
 line is `name: What it does.`, one imperative sentence, which the image's command list shows;
 no reStructuredText markup reaches a user's terminal. Its settings are the ones it reads, under
 the names it reads them, each once in adpipe/settings.py: reading another is a defect, and

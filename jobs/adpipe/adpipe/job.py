@@ -188,7 +188,7 @@ def parser(prog: str, doc: str, commands: Sequence[Command]) -> argparse.Argumen
 
 
 def summary(doc: str) -> str:
-    """A command docstring's first line (``name: What it does.``) without its ``name:`` lead:
+    """A command help's first line (``name: What it does.``) without its ``name:`` lead:
     the command's line in the image's help."""
     return doc.strip().splitlines()[0].split(": ", 1)[-1].rstrip(".")
 

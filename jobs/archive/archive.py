@@ -235,7 +235,9 @@ def export_session(settings: Settings) -> Iterator[Any]:
             conninfo(settings.warehouse_dsn, EXPORT_SESSION, settings), autocommit=True
         )
     except adbc_driver_manager.Error as exc:
-        raise unreachable(str(exc), settings.warehouse_dsn) from None
+        raise unreachable(
+            str(exc), settings.warehouse_dsn, settings.name("WAREHOUSE_DSN")
+        ) from None
     try:
         with reader.cursor() as cur:
             for setting in STORED_ORDER:

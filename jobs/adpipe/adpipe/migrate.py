@@ -31,7 +31,7 @@ text changed after it was applied.
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     settings = args.settings
-    conn = connect(settings.warehouse_owner_dsn, "adpipe-migrate", settings)
+    conn = connect(settings.warehouse_owner_dsn, "adpipe-migrate", settings, "WAREHOUSE_OWNER_DSN")
     try:
         applied = apply(conn)
     except Exception as exc:

@@ -9,6 +9,7 @@ for it). Existing values in .env are never changed.
 ``.env.<identity>`` (``adpipe.settings.ENV_FILES``: extract_backup, load, archive, reconcile,
 migrate) holds only what that identity's commands read, under the names they read: a job run
 by hand with ``docker run --env-file .env.load`` gets what the DAG gives it, nothing more.
+Fault-test seams (``Setting.seam``) are never written, even when an older .env holds one.
 Each is rewritten from .env every time, mode 0600.
 """
 
@@ -54,7 +55,7 @@ def write_job_files(known: dict[str, str]) -> None:
     """Each identity's env file, its settings under the names its jobs read."""
     for env in ENV_FILES.values():
         lines = [f"# {env.name}: written by `make env` from .env; rewritten every time"]
-        for name in env.names:
+        for name in env.written:
             read_as = env.settings().name(name)
             if read_as in known:
                 lines.append(f"{read_as}={known[read_as]}")

@@ -1,6 +1,6 @@
-"""archive: Move every whole day older than the retention from PostgreSQL to S3 as Parquet.
+"""How the archive works, where a row leaves (what its user reads is RUN_DOC, its --help).
 
-Where a row leaves. Moves every whole day older than the cutoff (the run's date minus
+Moves every whole day older than the cutoff (the run's date minus
 ARCHIVE_RETENTION_DAYS) from ad_impressions to Parquet (zstd) in
 s3://ad-data/archive/ad_impressions/shown_date=YYYY-MM-DD/part-<sha256 prefix>.parquet.
 
@@ -23,8 +23,6 @@ manifest row lists is adopted only when it is exactly the object this run writes
 left in place and the run fails naming it. A run whose database has no archive history while
 the bucket holds archive objects of days it is not archiving (the wrong WAREHOUSE_DSN, a new
 or restored old database) refuses to start; a first run's own crashed upload is adopted.
-
-    docker run --rm --network host --env-file .env.archive adpipe/archive:dev run --date 2026-11-20
 """
 
 from __future__ import annotations
@@ -60,6 +58,33 @@ from parquet_files import sha256_file, write_parquet
 from psycopg2 import sql
 
 log = logging.getLogger("adpipe.archive")
+
+RUN_DOC = """archive: Move every day older than the retention from PostgreSQL to S3 as Parquet.
+
+Moves each whole day before --date minus ARCHIVE_RETENTION_DAYS (--date 2026-11-20 with 30
+days moves 2026-10-20 and earlier) from ad_impressions to a Parquet file in the bucket,
+under archive/ad_impressions/shown_date=YYYY-MM-DD/, and records it in archive_manifest.
+restore brings a day back; make query reads archived days where they are.
+
+A day's rows leave PostgreSQL only in the transaction that records a file S3 holds and that
+is proven to be exactly those rows (its row count, ids and SHA-256), so a failure at any
+point leaves them in PostgreSQL. Each day is a transaction of its own: a day that fails is
+named and keeps its rows, the other days still move, and the run exits 3. Rows loaded into a
+day after it was archived go to a second file of the day at the next run. A load and an
+archive of the same day never interleave, and one archive, restore, adopt or set-aside runs
+at a time: the other waits at most WAREHOUSE_LOCK_TIMEOUT, then exits 4.
+
+Safe to run again: a day archived has nothing left to move, and the file a failed run
+uploaded for a day is kept when it holds exactly the day's rows. The archive never deletes
+an object. Refused:
+- a --date later than tomorrow (exit 2), so no cutoff reaches a day still loading;
+- a database with no archive history while the bucket holds archive objects of other days
+  (exit 2; the wrong ARCHIVE_WAREHOUSE_DSN, or a new or restored warehouse): nothing moves;
+- an archive object that no archive_manifest row lists: it is left in place and named, with
+  the adopt or set-aside command that resolves it (exit 3, once every day has moved).
+
+    docker run --rm --network host --env-file .env.archive adpipe/archive:dev run --date 2026-11-20
+"""
 
 EXPORT_DAY = sql.SQL(
     "SELECT {columns} FROM ad_impressions WHERE shown_at >= %(low)s AND shown_at < %(high)s"
@@ -210,7 +235,9 @@ def export_session(settings: Settings) -> Iterator[Any]:
             conninfo(settings.warehouse_dsn, EXPORT_SESSION, settings), autocommit=True
         )
     except adbc_driver_manager.Error as exc:
-        raise unreachable(str(exc), settings.warehouse_dsn) from None
+        raise unreachable(
+            str(exc), settings.warehouse_dsn, settings.name("WAREHOUSE_DSN")
+        ) from None
     try:
         with reader.cursor() as cur:
             for setting in STORED_ORDER:
@@ -390,7 +417,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 RUN = Command(
     "run",
     "archive",
-    __doc__ or "",
+    RUN_DOC,
     main,
     _arguments,
     env_file="archive",

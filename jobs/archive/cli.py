@@ -1,11 +1,11 @@
 """archive: Move old days to the S3 archive, bring them back, and check where every row is.
 
-The archive image's commands. run (the default) moves whole days older than the retention
-cutoff from ad_impressions to s3://ad-data/archive/; restore brings archived days back;
-adopt and set-aside resolve an archive object the archive refuses to touch; retire stops
-counting a window off the grid or overlapping another; reconcile checks that every record
-the API sent has exactly one place; migrate applies the warehouse's migrations as its
-owner; check proves the image reaches its services.
+The archive image's commands. run moves whole days older than the retention cutoff from
+ad_impressions to s3://ad-data/archive/ (arguments that start with an option go to run);
+restore brings archived days back; adopt and set-aside resolve an archive object the archive
+refuses to touch; retire stops counting a window off the grid or overlapping another;
+reconcile checks that every record the API sent has exactly one place; migrate applies the
+warehouse's migrations as its owner; check proves the image reaches its services.
 
     docker run --rm --network host --env-file .env.archive adpipe/archive:dev run --date 2026-11-27
     docker run --rm --network host --env-file .env.archive adpipe/archive:dev restore \\

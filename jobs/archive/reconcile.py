@@ -1,4 +1,4 @@
-"""reconcile: Check that every record the API sent has exactly one place, day by day.
+"""How reconcile counts (what its user reads is RECONCILE_DOC, its --help).
 
 For each day of a range, from what is really stored:
 
@@ -26,9 +26,6 @@ than its manifest row says, or other bytes than were archived. Exits non-zero (3
 these, naming the day and what is wrong. Every count comes from one snapshot of the
 warehouse (REPEATABLE READ). Days are those of the windows' starts (api-load's windows are
 hours, so a window never spans two days).
-
-    docker run --rm --network host --env-file .env.reconcile adpipe/archive:dev reconcile \\
-        --from 2026-11-01 --to 2026-11-27 [--json]
 """
 
 from __future__ import annotations
@@ -53,6 +50,36 @@ from adpipe.storage import Bucket
 from adpipe.warehouse import session
 from adpipe.windows import backup_day_prefix, days_between, window_of
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
+
+RECONCILE_DOC = """reconcile: Check day by day that each record the API sent has exactly one place.
+
+For each day from --from to --to (both included), counts from what is really stored:
+
+    backup      records in the day's backups: for each window, the backup version its
+                latest load read, else its latest version
+    postgres    rows of ad_impressions shown that day
+    archive     rows of the day's archive objects (each one is downloaded and must hold
+                the bytes archive_manifest records)
+    rejected    records the latest load of each window quarantined
+    duplicates  repeats the latest load of each window dropped
+
+A day balances when backup = postgres + archive + rejected + duplicates and nothing is
+wrong with it. Every hour from RECONCILE_EXPECT_FROM (unset: the first hour ever loaded) to
+the last hour that ended an hour ago is expected loaded, and a day that holds any load is
+expected whole; an hour accepted as lost (make accept-gap) is not. A day also fails on an
+hour no load covered (a missed window would otherwise balance as 0 = 0), a window off the
+grid or overlapping another (retire resolves it), a backup whose bytes no longer match what
+its load recorded, a backup page that is gone, and an archive object that is missing or
+holds other rows or bytes than were archived. A window's records count on its start's day.
+
+Prints a table of the days (--json: the days as JSON), then its SUMMARY line. It only reads,
+every count from one snapshot of the warehouse, so it changes nothing and may run at any
+time. A day that does not balance is exit 3, naming the day and what is wrong (a missed hour
+with the make backfill line that loads it).
+
+    docker run --rm --network host --env-file .env.reconcile adpipe/archive:dev reconcile \\
+        --from 2026-11-01 --to 2026-11-27 [--json]
+"""
 
 FIELDS = ("backup", "postgres", "archive", "rejected", "duplicates")
 PG_ROWS = """
@@ -399,7 +426,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 RECONCILE = Command(
     "reconcile",
     "reconcile",
-    __doc__ or "",
+    RECONCILE_DOC,
     main,
     _arguments,
     env_file="reconcile",

@@ -29,12 +29,16 @@ from verify import download
 
 ADOPT_DOC = """adopt: Re-create the lost archive_manifest rows of a day's archive objects.
 
-archive adopt --date D re-creates the archive_manifest rows of day D's objects that no row
-lists (the rows were lost: a warehouse restored from an older backup), from the objects
-themselves: rows, SHA-256, ids digest, first and last shown_at. It adopts an object only
-when it is a readable archive file of that day and none of its ids is in ad_impressions or
-in another archived object of the day, so no row is counted twice; it refuses otherwise and
-changes nothing. Recorded in archive_actions.
+When archive_manifest has lost rows (a warehouse restored from an older backup), the archive
+leaves the day's objects in place and names this command. adopt --date D re-creates the
+rows of day D's objects that no row lists, from the objects themselves (rows, SHA-256, ids
+digest, first and last shown_at), and records each adoption in archive_actions.
+
+It adopts an object only when it is a readable archive file of that day and none of its ids
+is in ad_impressions or in another archived object of the day, so no row is counted twice.
+Each object is adopted in a transaction of its own; one it refuses stops the run (exit 3)
+with nothing of that object recorded, and the FAILED line names the set-aside command that
+resolves it. Running it again adopts only the objects still unlisted.
 
     docker run --rm --network host --env-file .env.archive adpipe/archive:dev adopt \\
         --date 2026-10-18
@@ -42,13 +46,19 @@ changes nothing. Recorded in archive_actions.
 
 SET_ASIDE_DOC = """set-aside: Move one archive object out of archive/, keeping a verified copy.
 
-archive set-aside --key K copies the object to s3://ad-data/set-aside/<K> (S3 checks the
-copy's SHA-256 on receipt, and a HEAD or a read back proves it), records the move, then
-deletes the original. That delete is safe because the verified copy holds the same bytes and
-the commit before it records where. A listed object set aside is marked in archive_manifest
-(restored_at, set_aside_key): its day's rows are then neither in the table nor the archive,
-and come back by reloading the day's windows from their backups (make backfill ...
-REPROCESS=completed). Recorded in archive_actions.
+For an archive object the archive cannot vouch for (one adopt refuses, or whose bytes are
+not those archived): copies it to set-aside/<key> in the bucket, proves the copy holds the
+same bytes (S3 checks its SHA-256 on receipt, and the checksum it keeps, or a read back,
+proves it), records the move in archive_actions, and only then deletes the original, so its
+bytes are never lost.
+
+An object archive_manifest listed is marked set aside there (restored_at, set_aside_key):
+its day's rows are then in neither the table nor the archive until the day is reloaded from
+its backups, with the command the SUMMARY line's reload names (make backfill DAG=api-load
+... REPROCESS=completed). Refused: a --key that is not an object under
+archive/ad_impressions/ (exit 2); a copy that does not hold the original's bytes (exit 4,
+the original left in place). A run that failed before the delete can run again and
+finishes; after one that completed, the key is gone and a rerun fails naming it (exit 3).
 
     docker run --rm --network host --env-file .env.archive adpipe/archive:dev set-aside \\
         --key archive/ad_impressions/shown_date=2026-10-18/part-0123.parquet

@@ -1,4 +1,4 @@
-"""restore: Bring archived days back from S3 into ad_impressions.
+"""How restore works (what its user reads is RESTORE_DOC, its --help).
 
 For each archive object of the days asked for: download it and prove it is the object that
 was archived (its SHA-256, row count and ids digest equal its archive_manifest row), COPY its
@@ -8,9 +8,6 @@ commit; then remove the object from the archive, so the archive prefix and the t
 hold the same row. That delete is safe because the commit before it holds every row of the
 object in the table, counted, and the manifest row says so. A restored day older than the
 retention cutoff is archived again by the next archive run.
-
-    docker run --rm --network host --env-file .env.archive adpipe/archive:dev restore \\
-        --from 2026-10-01 --to 2026-10-03
 """
 
 from __future__ import annotations
@@ -37,6 +34,25 @@ from archive import archive_session
 from parquet_files import batches
 from verify import as_archived, download, set_aside_and_reload
 
+RESTORE_DOC = """restore: Bring archived days back from S3 into ad_impressions.
+
+For each archive object of the days from --from to --to (both included): downloads it,
+proves it is the object that was archived (its SHA-256, row count and ids are those
+archive_manifest records), puts its rows back into ad_impressions and marks its manifest
+row restored, in one transaction; then deletes the object, so no row is in both the table
+and the archive. The delete comes only after the commit that holds every row of the object,
+counted. A restored day older than the retention is archived again by the next archive run.
+
+Safe to run again: a restored object is no longer listed, so a rerun restores only what is
+left. A failure leaves the objects restored before it restored and the one it failed on in
+the archive, untouched. Refused, nothing of the object restored or deleted (exit 3): an
+object that is missing or whose bytes are not those archived (the FAILED line names the
+commands that put it right), and one with a row already in ad_impressions, which the day
+would then hold twice. A --to before --from is exit 2.
+
+    docker run --rm --network host --env-file .env.archive adpipe/archive:dev restore \\
+        --from 2026-10-01 --to 2026-10-03
+"""
 RESTORABLE = """
 SELECT archive_id, object_key, shown_date, rows, sha256, ids_sha256 FROM archive_manifest
 WHERE shown_date BETWEEN %s AND %s AND restored_at IS NULL
@@ -106,6 +122,8 @@ def restore(conn: Any, bucket: Bucket, first: date, last: date) -> dict[str, Any
                     "UPDATE archive_manifest SET restored_at = now() WHERE archive_id = %s",
                     (archive_id,),
                 )
+            # the commit above holds every row of the object in the table, counted, and its
+            # manifest row says so: the object is redundant now
             bucket.delete([key])
             days.add(day.isoformat())
     return {
@@ -126,7 +144,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 RESTORE = Command(
     "restore",
     "archive",
-    __doc__ or "",
+    RESTORE_DOC,
     main,
     day_range_arguments,
     env_file="archive",

@@ -1,4 +1,4 @@
-"""retire: Stop counting a window that lies off the grid or overlaps another.
+"""How retire works (what its user reads is RETIRE_DOC, its --help).
 
 A window whose start or end lies off the grid (WINDOW_MINUTES), or that overlaps another
 window of its day, holds records another window holds too, and reconcile would count them
@@ -8,15 +8,8 @@ given, after checking that it is such a window and that it was backed up or load
 then on reconcile counts neither its backup nor its load, the load refuses it, and an
 overlapping window may load. Nothing is deleted: its backup objects stay (backups are never
 deleted), and so do its rows, until the window that covers its hours loads them again.
-Reconcile names the hours no other window covers until then. Running it again for a retired
-window changes nothing.
-
-    docker run --rm --network host --env-file .env.archive adpipe/archive:dev retire \\
-        --start 2026-11-20T10:00:00Z --end 2026-11-20T10:30:00Z --reason "30 minutes by hand"
-
-Exit codes: 0 retired (or retired before), 2 a window that is on the grid and overlaps
-nothing (reconcile counts it once; nothing to retire) or was never backed up or loaded,
-4 PostgreSQL or S3 failed.
+Reconcile names the hours no other window covers until then. The check and the insert run
+under the window's days' lock, so no load of those days checks or writes meanwhile.
 """
 
 from __future__ import annotations
@@ -33,6 +26,25 @@ from adpipe.settings import S3, WAREHOUSE
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
 from adpipe.windows import backup_day_prefix, rfc3339, window_days, window_of
+
+RETIRE_DOC = """retire: Stop counting a window that lies off the grid or overlaps another.
+
+Reconcile counts each window's records once. A window whose start or end lies off the
+WINDOW_MINUTES grid, or that overlaps another window of its day, holds records another
+window holds too; such windows come from before the jobs refused them (a 30-minute window
+run by hand over a loaded hour), and reconcile names them. retire records the window in
+retired_windows with the reason given. From then on reconcile counts neither its backup nor
+its load, the load refuses it, and a window over its hours may load. Nothing is deleted: its
+backup stays, and so do its rows until the window that covers its hours loads them again;
+reconcile names the hours no other window covers meanwhile.
+
+Running it again for a retired window changes nothing (exit 0). Refused, recording nothing
+(exit 2): a window on the grid that overlaps no other (reconcile counts it once), one that
+was never backed up or loaded, and an empty --reason.
+
+    docker run --rm --network host --env-file .env.archive adpipe/archive:dev retire \\
+        --start 2026-11-20T10:00:00Z --end 2026-11-20T10:30:00Z --reason "30 minutes by hand"
+"""
 
 # the day's windows that count: loaded, or backed up (listed from S3), and not retired
 LOADED = """
@@ -111,7 +123,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 RETIRE_WINDOW = Command(
     "retire",
     "retire",
-    __doc__ or "",
+    RETIRE_DOC,
     main,
     _arguments,
     env_file="archive",

@@ -1,6 +1,6 @@
-"""extract_backup: Back up every page of a window's impressions from the ad API to S3.
+"""How the extract works, where a row enters (what its user reads is RUN_DOC, its --help).
 
-Where a row enters. Pages the window from the ad API and backs each page up, byte for byte
+Pages the window from the ad API and backs each page up, byte for byte
 as received, gzip-compressed, under
 s3://ad-data/backup/impressions/date=YYYY-MM-DD/window=<start>-<end>/, then writes the
 window's manifest (pages in order, records, sha256 of each page's bytes) last.
@@ -25,9 +25,6 @@ exit 4. A body longer than its Content-Length is read as far as the header says 
 rule): what that holds is judged as a page, and a page that is not JSON in its structure
 (adpipe.pages) fails with exit 3 before anything is backed up: the API's data breaks the
 contract, and a re-extract replaces it. Every such failure names the API and the window.
-
-    docker run --rm --network host --env-file .env.extract_backup adpipe/extract_backup:dev run \\
-        --start 2026-11-20T10:00:00Z --end 2026-11-20T11:00:00Z
 """
 
 from __future__ import annotations
@@ -54,6 +51,35 @@ from urllib3.exceptions import DecodeError, InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
 log = logging.getLogger("adpipe.extract_backup")
+
+RUN_DOC = """extract_backup: Back up every page of a window's impressions from the ad API to S3.
+
+Asks the ad API (AD_API_URL) for the window's impressions, page by page, and keeps each page
+in the bucket exactly as the API sent it (gzip-compressed), under
+backup/impressions/date=YYYY-MM-DD/window=<start>-<end>/. The window's manifest (its pages in
+order, their records and each page's sha256) is written last: a backup is complete once its
+manifest is there, and the load reads nothing else. The window (--start inclusive, --end
+exclusive) starts and ends on the WINDOW_MINUTES grid, lies inside one UTC day and has
+ended; any other is refused (exit 2) before the API is asked.
+
+Safe to run again: a backup is never overwritten or deleted. A rerun that receives the same
+bytes writes nothing; one that receives other bytes writes a new backup version beside the
+old one, and the load then reads the new one. A stored page that no longer holds the bytes
+its sha256 names is left as it is, and a good copy is written beside it. A run that fails
+writes no manifest, so the window's previous backup, if any, stays current.
+
+Every wait has a bound. A request answered with 429 or a 5xx, a lost connection, or a body
+that is cut short or does not match its headers is tried again, with backoff, up to
+EXTRACT_MAX_ATTEMPTS times a page, obeying Retry-After up to EXTRACT_RETRY_AFTER_MAX_SECONDS;
+then, or when a page takes longer than EXTRACT_PAGE_DEADLINE_SECONDS, the run fails with
+exit 4. A page that is not the API's JSON (an object with its impressions list and
+next_cursor), one larger than EXTRACT_MAX_PAGE_BYTES, more than EXTRACT_MAX_PAGES pages, or
+a cursor the API sent before fails it with exit 3: the API broke its contract. Each failure
+names the API and the window.
+
+    docker run --rm --network host --env-file .env.extract_backup adpipe/extract_backup:dev run \\
+        --start 2026-11-20T10:00:00Z --end 2026-11-20T11:00:00Z
+"""
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 BACKOFF_FACTOR = 0.5
@@ -400,11 +426,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 RUN = Command(
     "run",
     "extract_backup",
-    __doc__ or "",
+    RUN_DOC,
     main,
     window_arguments,
     env_file="extract_backup",
 )
 
 if __name__ == "__main__":
-    cli("extract_backup", (__doc__ or "").splitlines()[0], [RUN, check.command("extract_backup")])
+    cli("extract_backup", RUN_DOC.splitlines()[0], [RUN, check.command("extract_backup")])

@@ -1,4 +1,4 @@
-"""load: Load a window from its backup in S3 into ad_impressions in PostgreSQL.
+"""How the load works, where a row is stored (what its user reads is RUN_DOC, its --help).
 
 Reads the window's current backup version (its latest manifest, and the pages it lists) from
 s3://ad-data/backup/ (never the API), refusing to run when there is none or a page's
@@ -17,9 +17,6 @@ the table as one run did; a failure leaves the previous state. A reload that wou
 fewer than 1 - LOAD_MAX_SHRINK_SHARE of the window's committed rows (an empty source after a
 non-empty load always) loads nothing and exits 3, unless run with --allow-shrink. New days'
 partitions are made beforehand in a short transaction of their own.
-
-    docker run --rm --network host --env-file .env.load adpipe/load:dev run \\
-        --start 2026-11-20T10:00:00Z --end 2026-11-20T11:00:00Z
 """
 
 from __future__ import annotations
@@ -57,6 +54,35 @@ from impression_rules import Rejected, normalise, parse_page, parse_record
 from psycopg2 import sql
 
 log = logging.getLogger("adpipe.load")
+
+RUN_DOC = """load: Load a window from its backup in S3 into ad_impressions in PostgreSQL.
+
+Reads the window's current backup, as the extract wrote it (never the ad API), checks each
+page against the sha256 its manifest records, checks every record against the contract and
+replaces the window's rows in ad_impressions with the valid ones: each impression_id once,
+as its first record in the window. Rejected records go, each with its reason, to the
+bucket's quarantine/ area; load_runs records the run, the backup version it read and its
+counts (the SUMMARY line has them too). The window (--start inclusive, --end exclusive)
+starts and ends on the WINDOW_MINUTES grid and lies inside one UTC day.
+
+A window loads in one transaction: a failure at any point leaves its rows as they were, and
+running it again leaves the table as one run does. A load and an archive of the same day
+never interleave: one waits for the other, at most WAREHOUSE_LOCK_TIMEOUT, then exits 4.
+Refused, loading nothing:
+- no backup of the window, or a page missing, damaged or unlike its manifest (exit 3): rerun
+  the window's extract, which writes a good copy, then the load;
+- more than LOAD_MAX_REJECTED_SHARE of the records rejected (exit 3; the quarantine holds
+  the reasons);
+- a reload that would leave fewer than 1 - LOAD_MAX_SHRINK_SHARE of the window's rows, and an
+  empty reload of a loaded window always (exit 3), unless --allow-shrink says the smaller
+  window is right (an operator's decision: the DAG never passes it);
+- a window loaded before whose day has since been archived (exit 3): restore the day first;
+- a window off the grid, across two days, not ended yet, overlapping another loaded window,
+  or retired (exit 2).
+
+    docker run --rm --network host --env-file .env.load adpipe/load:dev run \\
+        --start 2026-11-20T10:00:00Z --end 2026-11-20T11:00:00Z
+"""
 
 # the rows that may repeat an earlier id: the API's columns after each record's ordinal
 STAGE = sql.SQL("CREATE TEMPORARY TABLE stage_impressions ({}) ON COMMIT DROP").format(
@@ -505,11 +531,11 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 RUN = Command(
     "run",
     "load",
-    __doc__ or "",
+    RUN_DOC,
     main,
     arguments,
     env_file="load",
 )
 
 if __name__ == "__main__":
-    cli("load", (__doc__ or "").splitlines()[0], [RUN, check.command("load")])
+    cli("load", RUN_DOC.splitlines()[0], [RUN, check.command("load")])

@@ -1,6 +1,6 @@
-"""Each job image is one CLI: subcommands, a complete --help (the whole description and every
-setting the command reads), and argument errors as exit 2 before any service is touched. Runs
-the images as shipped, with no network and no settings."""
+"""Each job image is one CLI: subcommands, a complete --help (the command's whole help and
+every setting it reads, fault-test seams aside), and argument errors as exit 2 before any
+service is touched. Runs the images as shipped, with no network and no settings."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ JOBS = Path(__file__).resolve().parents[2] / "jobs"
 sys.path[:0] = [str(JOBS / "archive"), str(JOBS / "load"), str(JOBS / "extract_backup")]
 
 from adpipe import check, migrate  # noqa: E402
+from adpipe.settings import SETTINGS  # noqa: E402
 from archive import RUN  # noqa: E402
 from extract_backup import RUN as EXTRACT  # noqa: E402
 from load_impressions import RUN as LOAD  # noqa: E402
@@ -56,6 +57,9 @@ def test_help_holds_the_whole_description_and_every_setting(job: str, command) -
     reads = command.reads()
     for name in reads.names:
         read_as = reads.name(name)
+        if SETTINGS[name].seam:  # a fault test's hook: read, never listed
+            assert read_as not in done.stdout, f"{job} {command.name} --help lists {read_as}"
+            continue
         assert f"\n  {read_as}\n" in done.stdout, f"{job} {command.name} --help lacks {read_as}"
     assert "usage:" in done.stdout and "SUMMARY" not in done.stdout
 

@@ -1,10 +1,12 @@
 """The contract every job keeps: environment in, window on the command line, exit code and
 one summary line out.
 
-Each image is one CLI (`cli`) with subcommands (`Command`): ``run`` (the default, so
-``adpipe/load:dev --start ... --end ...`` works as it always did), ``check`` in every image, and
-the archive's ``restore``, ``adopt``, ``set-aside``, ``reconcile`` and ``migrate``. ``--help``
-prints a command's whole description and the settings it reads. A command's
+Each image is one CLI (`cli`) with subcommands (`Command`): ``run``, ``check`` in every image,
+and the archive's ``restore``, ``adopt``, ``set-aside``, ``retire``, ``reconcile`` and
+``migrate``. Arguments that start with an option go to ``run`` (``adpipe/load:dev --start ...
+--end ...`` is ``run --start ... --end ...``); a first argument that names no command is
+refused, never passed to ``run``. ``--help`` prints a command's help (what it does for its
+user, what it guarantees, an example), the settings it reads and the exit codes. A command's
 ``main(args) -> dict`` returns its counts;
 ``run`` prints them as one JSON line starting ``SUMMARY``, after the keys every line has
 (job, image_version, status; the README's "What a job prints" names every key). A
@@ -16,6 +18,7 @@ the contract, 4 for a service that failed; tracebacks only with ``ADPIPE_DEBUG=1
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import os
@@ -29,7 +32,7 @@ from datetime import UTC, date, datetime
 from typing import Any, NoReturn
 
 from adpipe import grid
-from adpipe.errors import ConfigError, JobError
+from adpipe.errors import ConfigError, JobError, exit_codes
 from adpipe.settings import ENV_FILES, Settings, value
 
 log = logging.getLogger("adpipe")
@@ -135,7 +138,8 @@ class Command:
     Attributes:
         name: the subcommand (``run``, ``restore``, ...).
         job: the job name its SUMMARY and FAILED lines carry.
-        doc: its whole description, shown by ``--help`` (a module docstring).
+        doc: its help, shown by ``--help``: what it does for its user, what it guarantees,
+            an example; its first line is ``name: What it does.`` (`summary`).
         main: does the work; returns the SUMMARY's counts or raises `JobError`.
         arguments: adds its arguments to its parser.
         env_file: the identity whose settings it reads (a key of `adpipe.settings.ENV_FILES`).
@@ -165,7 +169,8 @@ def parser(prog: str, doc: str, commands: Sequence[Command]) -> argparse.Argumen
         prog=prog,
         description=doc,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"'{prog} COMMAND --help' describes a command; {commands[0].name} is the default.",
+        epilog=f"'{prog} COMMAND --help' describes a command; arguments that start with an "
+        f"option go to {commands[0].name}.",
     )
     top.add_argument("--version", action="version", version=f"{prog} {version()}")
     subparsers = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -174,7 +179,7 @@ def parser(prog: str, doc: str, commands: Sequence[Command]) -> argparse.Argumen
             command.name,
             help=summary(command.doc),
             description=command.doc,
-            epilog=command.reads().describe(),
+            epilog=f"{command.reads().describe()}\n\n{exit_codes()}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         command.arguments(sub)
@@ -183,7 +188,7 @@ def parser(prog: str, doc: str, commands: Sequence[Command]) -> argparse.Argumen
 
 
 def summary(doc: str) -> str:
-    """A command docstring's first line (``name: What it does.``) without its ``name:`` lead:
+    """A command help's first line (``name: What it does.``) without its ``name:`` lead:
     the command's line in the image's help."""
     return doc.strip().splitlines()[0].split(": ", 1)[-1].rstrip(".")
 
@@ -193,12 +198,22 @@ def cli(
 ) -> NoReturn:
     """Run the image's CLI: parse, run the command, print its SUMMARY line and exit.
 
-    Arguments that name no command go to the first one, so ``adpipe/archive:dev --date D``
-    means ``run --date D``."""
+    Arguments that start with an option go to the first command, so ``adpipe/archive:dev
+    --date D`` means ``run --date D``. A first argument that is neither an option nor a
+    command is a mistyped command, refused as `unknown_command` says: run as the first
+    command's argument it would fail on something else (``restor --from ...``: "--date is
+    required")."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    names = {c.name for c in commands}
-    if not args_list or (args_list[0] not in names and args_list[0] not in HELP):
+    names = [c.name for c in commands]
+    if not args_list or (args_list[0].startswith("-") and args_list[0] not in HELP):
         args_list.insert(0, commands[0].name)
+    elif not args_list[0].startswith("-") and args_list[0] not in names:
+
+        def refuse(_: argparse.Namespace) -> dict[str, Any]:
+            raise unknown_command(prog, args_list[0], names)
+
+        # through run, so the refusal prints its FAILED and SUMMARY lines like any other
+        run(prog, refuse, argparse.Namespace())
     args = parser(prog, doc, commands).parse_args(args_list)
     command: Command = args.command
 
@@ -209,6 +224,17 @@ def cli(
         return command.main(args)
 
     run(command.job, checked, args)
+
+
+def unknown_command(prog: str, word: str, names: Sequence[str]) -> ConfigError:
+    """The refusal of ``word``, which names none of the image's commands: the closest one, if
+    any is close, and the help that lists them all."""
+    close = difflib.get_close_matches(word, names, n=1)
+    guess = f"did you mean {close[0]}?" if close else f"the commands are {', '.join(names)}"
+    return ConfigError(
+        f"{word!r} is not a command of adpipe/{prog} ({guess})",
+        f"docker run --rm adpipe/{prog}:dev --help lists them, with what each does",
+    )
 
 
 HELP = ("-h", "--help", "--version")

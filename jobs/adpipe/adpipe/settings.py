@@ -104,6 +104,10 @@ class Setting:
         parse: turns its text into its value, or raises `ConfigError` naming it.
         whose: "role" or "identity": the setting is read under that prefix
             (``LOAD_WAREHOUSE_DSN``); "": under its own name.
+        seam: a fault test's hook (a pause before a commit): read like any other setting,
+            so a test sets it in a job's environment, but listed nowhere a user looks
+            (``--help``, .env.example, the env files `make env` writes), so no deployment
+            sets it by accident.
     """
 
     name: str
@@ -111,6 +115,7 @@ class Setting:
     default: str | None = None
     parse: Callable[[str, str], Any] = text
     whose: str = ""
+    seam: bool = False
 
     def describe(self) -> str:
         """Its help, with its default (or that it is required)."""
@@ -201,9 +206,11 @@ SETTINGS = {
         ),
         Setting(
             "ARCHIVE_PAUSE_BEFORE_COMMIT_SECONDS",
-            "fault tests only: seconds the archive waits before each day's commit",
+            "fault tests only: seconds the archive waits before each day's commit, so a test "
+            "can kill the job or cut its connection there",
             "0",
             decimal(0, 3600),
+            seam=True,
         ),
         Setting(
             "RECONCILE_EXPECT_FROM",
@@ -305,9 +312,10 @@ class Settings:
             )
 
     def describe(self) -> str:
-        """The settings part of a command's ``--help``: each as the command reads it."""
+        """The settings part of a command's ``--help``: each as the command reads it, seams
+        aside."""
         lines = ["settings (environment; make env writes them to the job's env file):"]
-        for setting in (*(self.names or ()), *LOGS):
+        for setting in listed((*(self.names or ()), *LOGS)):
             lines.append(f"  {self.name(setting)}\n      {SETTINGS[setting].describe()}")
         return "\n".join(lines)
 
@@ -400,11 +408,17 @@ class Settings:
         return self.read("RECONCILE_EXPECT_FROM")
 
 
+def listed(names: Sequence[str]) -> tuple[str, ...]:
+    """The settings of ``names`` a user sees (in ``--help``, .env.example, an env file): all
+    but the seams."""
+    return tuple(name for name in names if not SETTINGS[name].seam)
+
+
 @dataclass(frozen=True)
 class EnvFile:
     """What one identity's env file holds: `make env` writes ``.env.<name>`` (mode 0600) with
-    these settings, under the names `Settings(identity, role)` reads, from .env: every
-    setting one of the identity's commands reads."""
+    the settings every one of the identity's commands reads (``names``), seams aside
+    (``written``), under the names `Settings(identity, role)` reads, from .env."""
 
     name: str
     identity: str
@@ -414,6 +428,12 @@ class EnvFile:
     def settings(self, names: Sequence[str] | None = None) -> Settings:
         """The identity's settings; with ``names``, only those may be read."""
         return Settings(self.identity, self.role, names)
+
+    @property
+    def written(self) -> tuple[str, ...]:
+        """What `make env` writes to the file and .env.example holds: its settings but the
+        seams."""
+        return listed(self.names)
 
 
 # one file per identity, holding what its commands read (each command lists its own)

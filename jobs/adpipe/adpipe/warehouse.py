@@ -22,10 +22,16 @@ from adpipe.migrations import check_schema
 from adpipe.settings import Settings
 
 
-def conninfo(dsn: str, application_name: str, settings: Settings | None = None) -> str:
+def conninfo(
+    dsn: str,
+    application_name: str,
+    settings: Settings | None = None,
+    setting: str = "WAREHOUSE_DSN",
+) -> str:
     """The libpq connection string of every session a job opens: keepalives, so a dead peer
     is noticed instead of waited on, and the settings' lock and statement timeouts, so no
-    wait is without bound. `ConfigError` when libpq cannot parse ``dsn``."""
+    wait is without bound. `ConfigError` when libpq cannot parse ``dsn``, naming the
+    ``setting`` it came from as the identity reads it (``LOAD_WAREHOUSE_DSN``)."""
     settings = settings or Settings()
     try:
         return psycopg2.extensions.make_dsn(
@@ -42,28 +48,33 @@ def conninfo(dsn: str, application_name: str, settings: Settings | None = None) 
     except psycopg2.ProgrammingError:  # libpq could not parse it: its message quotes the DSN
         raise ConfigError(
             "the warehouse DSN is not a valid libpq connection string",
-            "check WAREHOUSE_DSN (percent-encode @, #, / and % in a password)",
+            f"check {settings.name(setting)} (percent-encode @, #, / and % in a password)",
         ) from None
 
 
 def connect(
-    dsn: str, application_name: str, settings: Settings | None = None
+    dsn: str,
+    application_name: str,
+    settings: Settings | None = None,
+    setting: str = "WAREHOUSE_DSN",
 ) -> psycopg2.extensions.connection:
-    """A connection made with `conninfo`."""
-    info = conninfo(dsn, application_name, settings)
+    """A connection made with `conninfo`; a refusal names ``setting`` as the identity reads
+    it."""
+    settings = settings or Settings()
+    info = conninfo(dsn, application_name, settings, setting)
     try:
         return psycopg2.connect(info)
     except psycopg2.OperationalError as exc:
-        raise unreachable(str(exc), dsn) from None
+        raise unreachable(str(exc), dsn, settings.name(setting)) from None
 
 
-def unreachable(message: str, dsn: str) -> UpstreamError:
+def unreachable(message: str, dsn: str, name: str) -> UpstreamError:
     """What a job says when the warehouse does not take its connection (its DSN and
-    password never in it)."""
+    password never in it); ``name``: the setting the DSN was read from."""
     first_line = message.strip().splitlines()[0] if message.strip() else "no answer"
     return UpstreamError(
         f"cannot connect to the warehouse: {_without_secrets(first_line, dsn)}",
-        "check that PostgreSQL is up and WAREHOUSE_DSN is right",
+        f"check that PostgreSQL is up and {name} is right",
     )
 
 

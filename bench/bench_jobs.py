@@ -551,7 +551,7 @@ def cpu_model() -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    """The results and goals as Markdown tables, as the README shows them."""
+    """The results and goals as Markdown tables, as docs/benchmarks.md shows them."""
     lines = [
         "| job | size | contender | rows | rows/s | peak RSS MB |",
         "| --- | --- | --- | ---: | ---: | ---: |",
@@ -575,7 +575,7 @@ def main() -> int:
         "--size", action="append", choices=list(FULL), help="only these sizes (repeatable)"
     )
     parser.add_argument(
-        "--markdown", metavar="RESULTS", help="print a results file as the README's tables"
+        "--markdown", metavar="RESULTS", help="print a results file as docs/benchmarks.md's tables"
     )
     args = parser.parse_args()
     if args.markdown:

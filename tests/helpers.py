@@ -48,9 +48,10 @@ def docker_run(
     remove: bool = True,
     claim: bool = True,
 ) -> subprocess.CompletedProcess:
-    """``docker run --rm --network host --env-file .env.<identity> <image> <args>``, as the
-    README tells a user (``remove=False`` keeps the container, and its log, after it ends).
-    The days it writes must be the test module's (``claim=False``: a run the job refuses)."""
+    """``docker run --rm --network host --env-file .env.<identity> <image> <args>``, as
+    docs/operations.md tells a user (``remove=False`` keeps the container, and its log, after
+    it ends). The days it writes must be the test module's (``claim=False``: a run the job
+    refuses)."""
     options = [*(["--rm"] if remove else []), *(["-d"] if detach else [])]
     options += [
         *(["--name", name] if name else []),

@@ -1,5 +1,5 @@
-"""The README's KubernetesPodOperator task definition runs as written and renders the window
-and arguments the job images take: the images run unchanged on Kubernetes."""
+"""The KubernetesPodOperator task definition in docs/scale-out.md runs as written and renders
+the window and arguments the job images take: the images run unchanged on Kubernetes."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+SCALE_OUT = Path(__file__).resolve().parents[2] / "docs" / "scale-out.md"
 
 
-def readme_example() -> str:
-    text = README.read_text()
+def documented_example() -> str:
+    text = SCALE_OUT.read_text()
     found = re.search(r"<!-- kubernetes-pod-example -->\s*```python\n(.*?)```", text, re.S)
-    assert found, "README lost its KubernetesPodOperator example"
+    assert found, "docs/scale-out.md lost its KubernetesPodOperator example"
     return found.group(1)
 
 
-def test_the_readmes_kubernetes_pod_tasks_render_the_jobs_arguments() -> None:
+def test_the_documented_kubernetes_pod_tasks_render_the_jobs_arguments() -> None:
     namespace: dict[str, object] = {}
-    exec(compile(readme_example(), "README.md", "exec"), namespace)  # noqa: S102 - our README
+    exec(compile(documented_example(), "docs/scale-out.md", "exec"), namespace)  # noqa: S102 - ours
     tasks = {
         name: task
         for name, task in namespace.items()

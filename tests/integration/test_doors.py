@@ -1,5 +1,6 @@
 """Every door of the stack authenticates: the S3 server's other ports are out of reach, every
-listener is the README's, and a job run by hand holds its own identity and nothing more."""
+listener is in docs/security.md's table, and a job run by hand holds its own identity and
+nothing more."""
 
 from __future__ import annotations
 
@@ -164,13 +165,14 @@ def test_a_signed_request_still_works_through_the_one_published_port() -> None:
     assert helpers.get(key) == b"x" * 100
 
 
-# ---- every listener of the stack is in the README's table, on 127.0.0.1 ----
+# ---- every listener of the stack is in docs/security.md's table, on 127.0.0.1 ----
 
 
-def _readme_listeners() -> dict[int, str]:
-    """Port -> service, from the README's table of listeners (a port named by its setting
+def _documented_listeners() -> dict[int, str]:
+    """Port -> service, from docs/security.md's table of listeners (a port named by its setting
     takes that setting's value from .env; rows of the celery profile only under Celery)."""
-    section = (ROOT / "README.md").read_text().split("### Every listener")[1].split("\n#")[0]
+    section = (ROOT / "docs" / "security.md").read_text().split("\n## Every listener\n")[1]
+    section = section.split("\n#")[0]
     celery = os.environ.get("EXECUTOR", "local") == "celery"
     found = {}
     for row in section.splitlines():
@@ -182,7 +184,7 @@ def _readme_listeners() -> dict[int, str]:
             continue
         port = int(os.environ[match[2]]) if match[2] else int(match[1])
         found[port] = cells[1]
-    assert found, "README has no listener table"
+    assert found, "docs/security.md has no listener table"
     return found
 
 
@@ -223,7 +225,7 @@ def _host_ss(network: str, *args: str) -> list[str]:
 
 
 @pytest.mark.alone
-def test_every_listener_of_the_stack_is_the_readmes_and_on_loopback() -> None:
+def test_every_listener_of_the_stack_is_documented_and_on_loopback() -> None:
     ids, s3_address = _container_ids(), _s3_address()
     lines = _host_ss("host", "-ltnpH")
     opened: dict[int, str] = {}
@@ -233,7 +235,7 @@ def test_every_listener_of_the_stack_is_the_readmes_and_on_loopback() -> None:
         pids = [int(p) for p in re.findall(r"pid=(\d+)", line)]
         if any(_owner(pid, ids, s3_address) for pid in pids):
             opened[int(port)] = address
-    expected = _readme_listeners()
+    expected = _documented_listeners()
     assert set(opened) == set(expected), (opened, expected)
     assert set(opened.values()) == {"127.0.0.1"}, opened
 

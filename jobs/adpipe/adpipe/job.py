@@ -9,7 +9,7 @@ refused, never passed to ``run``. ``--help`` prints a command's help (what it do
 user, what it guarantees, an example), the settings it reads and the exit codes. A command's
 ``main(args) -> dict`` returns its counts;
 ``run`` prints them as one JSON line starting ``SUMMARY``, after the keys every line has
-(job, image_version, status; the README's "What a job prints" names every key). A
+(job, image_version, status; "What a job prints" in docs/operations.md names every key). A
 failure is one line starting ``FAILED`` that says what failed and what to do, and a non-zero
 exit code (`JobError.exit_code`): 2 for a wrong argument or setting, 3 for data that breaks
 the contract, 4 for a service that failed; tracebacks only with ``ADPIPE_DEBUG=1``.

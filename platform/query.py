@@ -3,6 +3,7 @@
     make query SQL="select shown_date, count(*) from impressions group by 1 order by 1"
     make query SQL="select * from impressions where shown_date = '2026-10-18'" \
         FORMAT=csv OUT=day.csv
+    make -s query SQL="select ..." FORMAT=csv | head    # CSV to standard output
     make query                     # a shell: statements end with ;  (Ctrl-D leaves)
 
 DuckDB, in memory in the host venv, unions two sources:
@@ -19,7 +20,9 @@ the view counts each row once even while an archive or a restore runs.
 
 Nothing is written anywhere: the warehouse is attached READ_ONLY (and the role may only
 read), the S3 identity may only read, and once the view is made the session may touch no
-file but OUT and no object outside archive/ (DuckDB's external access is off and locked).
+file but OUT (or standard output) and no object outside archive/ (DuckDB's external access
+is off and locked). CSV goes to standard output as DuckDB's COPY writes it to a file, row
+group by row group, so memory stays bounded however many rows a query returns.
 Extensions load from the PyPI wheels by path; DuckDB never downloads anything.
 """
 
@@ -47,6 +50,7 @@ LIVE = (
 )
 ARCHIVED = COLUMNS + ", shown_date, 'archive' AS source"  # shown_date: the Hive partition
 FORMATS = ("table", "csv", "parquet")
+STDOUT = Path("/dev/stdout")  # FORMAT=csv without OUT: COPY writes here, streaming
 
 
 class QueryError(Exception):
@@ -106,10 +110,15 @@ def connect(out: Path | None) -> duckdb.DuckDBPyConnection:
     archive = f"s3://{os.environ['S3_BUCKET']}/{ARCHIVE_PREFIX}"
     db.execute(f"SET allowed_directories = [{literal(archive)}]")
     if out is not None:
-        db.execute(f"SET allowed_paths = [{literal(str(out.resolve()))}]")
+        db.execute(f"SET allowed_paths = [{literal(target(out))}]")
     db.execute("SET enable_external_access = false")
     db.execute("SET lock_configuration = true")
     return db
+
+
+def target(out: Path) -> str:
+    """Where COPY writes ``out``: the file's absolute path, standard output as it is named."""
+    return str(out) if out == STDOUT else str(out.resolve())
 
 
 def define_view(db: duckdb.DuckDBPyConnection) -> None:
@@ -139,12 +148,14 @@ def run(db: duckdb.DuckDBPyConnection, sql: str, fmt: str, out: Path) -> None:
             if relation is not None:
                 relation.show(max_width=200, max_rows=200)
         else:
+            sys.stdout.flush()  # DuckDB writes to the same descriptor
             db.execute(
-                f"COPY ({sql.rstrip().rstrip(';')}) TO {literal(str(out.resolve()))} "
+                f"COPY ({sql.rstrip().rstrip(';')}) TO {literal(target(out))} "
                 # written in place: a temporary file beside OUT is not a path it may touch
                 f"(FORMAT {fmt}, USE_TMP_FILE false{', HEADER' if fmt == 'csv' else ''})"
             )
-            print(f"query: wrote {out} ({fmt})", file=sys.stderr)
+            if out != STDOUT:
+                print(f"query: wrote {out} ({fmt})", file=sys.stderr)
     finally:
         db.execute("ROLLBACK")
 
@@ -175,11 +186,16 @@ def main() -> int:
     try:
         if fmt not in FORMATS:
             raise QueryError(f"FORMAT must be one of {', '.join(FORMATS)}, not {fmt!r}")
-        if (fmt == "table") != (not out_text):
+        if fmt == "table" and out_text:
+            raise QueryError("OUT=<path> goes with FORMAT=csv or FORMAT=parquet")
+        if fmt == "parquet" and not out_text:
             raise QueryError(
-                "FORMAT=csv or FORMAT=parquet goes with OUT=<path>, and OUT with one of them"
+                "FORMAT=parquet writes a file: add OUT=<path> (FORMAT=csv without OUT writes "
+                "to standard output)"
             )
-        out = Path(out_text) if out_text else None
+        if fmt != "table" and not sql and sys.stdin.isatty():
+            raise QueryError(f"FORMAT={fmt} runs one statement: add SQL=\"select ...\"")
+        out = Path(out_text) if out_text else STDOUT if fmt == "csv" else None
         db = connect(out)
         if not sql and out is None and sys.stdin.isatty():
             shell(db)

@@ -194,7 +194,7 @@ def main() -> int:
                 "to standard output)"
             )
         if fmt != "table" and not sql and sys.stdin.isatty():
-            raise QueryError(f"FORMAT={fmt} runs one statement: add SQL=\"select ...\"")
+            raise QueryError(f'FORMAT={fmt} runs one statement: add SQL="select ..."')
         out = Path(out_text) if out_text else STDOUT if fmt == "csv" else None
         db = connect(out)
         if not sql and out is None and sys.stdin.isatty():

@@ -22,9 +22,7 @@ TODAY = datetime.combine(days.TODAY, datetime.min.time(), UTC)
 SPLIT = days.moment("test_query")  # older than the retention: an archive run moves it
 
 
-def make_query(
-    sql: str, tmp_path: Path | None = None, *more: str
-) -> subprocess.CompletedProcess:
+def make_query(sql: str, tmp_path: Path | None = None, *more: str) -> subprocess.CompletedProcess:
     args = ["make", "-s", "query", f"SQL={sql}", *more]
     if tmp_path is not None:
         args += ["FORMAT=csv", f"OUT={tmp_path / 'out.csv'}"]

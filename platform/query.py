@@ -149,11 +149,16 @@ def run(db: duckdb.DuckDBPyConnection, sql: str, fmt: str, out: Path) -> None:
                 relation.show(max_width=200, max_rows=200)
         else:
             sys.stdout.flush()  # DuckDB writes to the same descriptor
-            db.execute(
-                f"COPY ({sql.rstrip().rstrip(';')}) TO {literal(target(out))} "
-                # written in place: a temporary file beside OUT is not a path it may touch
-                f"(FORMAT {fmt}, USE_TMP_FILE false{', HEADER' if fmt == 'csv' else ''})"
-            )
+            try:
+                db.execute(
+                    f"COPY ({sql.rstrip().rstrip(';')}) TO {literal(target(out))} "
+                    # written in place: a temporary file beside OUT is not a path it may touch
+                    f"(FORMAT {fmt}, USE_TMP_FILE false{', HEADER' if fmt == 'csv' else ''})"
+                )
+            except duckdb.IOException as exc:
+                if out != STDOUT or "Broken pipe" not in str(exc):
+                    raise
+                return  # the reader stopped reading (`| head`): it has what it asked for
             if out != STDOUT:
                 print(f"query: wrote {out} ({fmt})", file=sys.stderr)
     finally:

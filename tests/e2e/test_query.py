@@ -127,6 +127,21 @@ def test_csv_without_out_is_written_to_standard_output_as_the_file_would_be(
     assert done.stdout.splitlines()[0] == "impression_id,shown_at,source"  # nothing before it
     piped = list(csv.DictReader(io.StringIO(done.stdout)))
     assert piped and piped == rows_of(sql, tmp_path)
+    # a reader that stops early (`| head`) ends the query quietly, as Unix tools end
+    head = subprocess.run(
+        [
+            "bash",
+            "-c",
+            "set -o pipefail; make -s query FORMAT=csv "
+            "SQL='select range as n from range(5000000)' | head -2",
+        ],
+        cwd=helpers.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert (head.returncode, head.stdout, head.stderr) == (0, "n\n0\n", ""), head
     refused = make_query(sql, None, "FORMAT=parquet")
     assert refused.returncode == 2 and "add OUT=<path>" in refused.stderr, refused.stderr
     assert refused.stdout == ""

@@ -20,9 +20,11 @@ the view counts each row once even while an archive or a restore runs.
 
 Nothing is written anywhere: the warehouse is attached READ_ONLY (and the role may only
 read), the S3 identity may only read, and once the view is made the session may touch no
-file but OUT (or standard output) and no object outside archive/ (DuckDB's external access
-is off and locked). CSV goes to standard output as DuckDB's COPY writes it to a file, row
-group by row group, so memory stays bounded however many rows a query returns.
+file but OUT (or the pipe to standard output) and no object outside archive/ (DuckDB's
+external access is off and locked). CSV to standard output is DuckDB's COPY into a named
+pipe that a thread relays to the descriptor as it is (COPY to /dev/stdout would open the file
+anew and truncate it: `>> all.csv` would lose what was there), streamed, so memory stays
+bounded however many rows a query returns.
 Extensions load from the PyPI wheels by path; DuckDB never downloads anything.
 """
 
@@ -30,9 +32,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
+import threading
 import urllib.parse
 from pathlib import Path
+from types import TracebackType
 
 import duckdb
 import psycopg2.extensions
@@ -50,7 +56,6 @@ LIVE = (
 )
 ARCHIVED = COLUMNS + ", shown_date, 'archive' AS source"  # shown_date: the Hive partition
 FORMATS = ("table", "csv", "parquet")
-STDOUT = Path("/dev/stdout")  # FORMAT=csv without OUT: COPY writes here, streaming
 
 
 class QueryError(Exception):
@@ -110,15 +115,10 @@ def connect(out: Path | None) -> duckdb.DuckDBPyConnection:
     archive = f"s3://{os.environ['S3_BUCKET']}/{ARCHIVE_PREFIX}"
     db.execute(f"SET allowed_directories = [{literal(archive)}]")
     if out is not None:
-        db.execute(f"SET allowed_paths = [{literal(target(out))}]")
+        db.execute(f"SET allowed_paths = [{literal(str(out.resolve()))}]")
     db.execute("SET enable_external_access = false")
     db.execute("SET lock_configuration = true")
     return db
-
-
-def target(out: Path) -> str:
-    """Where COPY writes ``out``: the file's absolute path, standard output as it is named."""
-    return str(out) if out == STDOUT else str(out.resolve())
 
 
 def define_view(db: duckdb.DuckDBPyConnection) -> None:
@@ -137,9 +137,49 @@ def define_view(db: duckdb.DuckDBPyConnection) -> None:
     view.create_view("impressions", replace=True)
 
 
-def run(db: duckdb.DuckDBPyConnection, sql: str, fmt: str, out: Path) -> None:
+class Relay:
+    """Standard output behind a named pipe in ``directory``: what COPY writes to ``path``
+    goes on to the descriptor as it comes. ``gone`` is set when the reader of standard
+    output stopped reading (``| head``); the pipe is then closed, so COPY fails at once."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "stdout.csv"
+        os.mkfifo(self.path, 0o600)
+        self.gone = threading.Event()
+        self.thread = threading.Thread(target=self.relay, daemon=True)
+
+    def relay(self) -> None:
+        with open(self.path, "rb") as source:
+            try:
+                shutil.copyfileobj(source, sys.stdout.buffer, 1 << 16)
+                sys.stdout.buffer.flush()
+            except BrokenPipeError:
+                self.gone.set()
+                # nothing more reaches it, and Python's own flush at exit does not complain
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    def __enter__(self) -> Relay:
+        sys.stdout.flush()
+        self.thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.thread.is_alive():  # COPY failed before it opened the pipe: end the relay
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # the relay has not opened it yet, or closed it already
+                pass
+        self.thread.join(timeout=10)
+
+
+def run(
+    db: duckdb.DuckDBPyConnection, sql: str, fmt: str, out: Path, relay: Relay | None = None
+) -> None:
     """One statement in one transaction: the manifest and the table in one PostgreSQL
-    snapshot, held no longer than the statement."""
+    snapshot, held no longer than the statement. ``relay``: ``out`` is its pipe to standard
+    output."""
     db.execute("BEGIN TRANSACTION")
     try:
         define_view(db)
@@ -148,19 +188,22 @@ def run(db: duckdb.DuckDBPyConnection, sql: str, fmt: str, out: Path) -> None:
             if relation is not None:
                 relation.show(max_width=200, max_rows=200)
         else:
-            sys.stdout.flush()  # DuckDB writes to the same descriptor
-            try:
-                db.execute(
-                    f"COPY ({sql.rstrip().rstrip(';')}) TO {literal(target(out))} "
-                    # written in place: a temporary file beside OUT is not a path it may touch
-                    f"(FORMAT {fmt}, USE_TMP_FILE false{', HEADER' if fmt == 'csv' else ''})"
-                )
-            except duckdb.IOException as exc:
-                if out != STDOUT or "Broken pipe" not in str(exc):
-                    raise
-                return  # the reader stopped reading (`| head`): it has what it asked for
-            if out != STDOUT:
+            copy = (
+                f"COPY ({sql.rstrip().rstrip(';')}) TO {literal(str(out.resolve()))} "
+                # written in place: a temporary file beside OUT is not a path it may touch
+                f"(FORMAT {fmt}, USE_TMP_FILE false{', HEADER' if fmt == 'csv' else ''})"
+            )
+            if relay is None:
+                db.execute(copy)
                 print(f"query: wrote {out} ({fmt})", file=sys.stderr)
+                return
+            with relay:
+                try:
+                    db.execute(copy)
+                except duckdb.IOException:
+                    if not relay.gone.is_set():
+                        raise
+                    # the reader stopped reading (`| head`): it has what it asked for
     finally:
         db.execute("ROLLBACK")
 
@@ -200,12 +243,14 @@ def main() -> int:
             )
         if fmt != "table" and not sql and sys.stdin.isatty():
             raise QueryError(f'FORMAT={fmt} runs one statement: add SQL="select ..."')
-        out = Path(out_text) if out_text else STDOUT if fmt == "csv" else None
-        db = connect(out)
-        if not sql and out is None and sys.stdin.isatty():
-            shell(db)
-        else:
-            run(db, sql or sys.stdin.read(), fmt, out or Path())
+        with tempfile.TemporaryDirectory(prefix="adpipe-query-") as tmp:
+            relay = Relay(Path(tmp)) if fmt == "csv" and not out_text else None
+            out = Path(out_text) if out_text else relay.path if relay else None
+            db = connect(out)
+            if not sql and out is None and sys.stdin.isatty():
+                shell(db)
+            else:
+                run(db, sql or sys.stdin.read(), fmt, out or Path(), relay)
     except QueryError as exc:
         print(f"FAILED query: {exc}", file=sys.stderr)
         return 2

@@ -31,6 +31,18 @@ def make_query(sql: str, tmp_path: Path | None = None, *more: str) -> subprocess
     )
 
 
+def shell(command: str) -> subprocess.CompletedProcess:
+    """``command`` in bash with pipefail, from the checkout."""
+    return subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {command}"],
+        cwd=helpers.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 def rows_of(sql: str, tmp_path: Path) -> list[dict[str, str]]:
     done = make_query(sql, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -127,21 +139,15 @@ def test_csv_without_out_is_written_to_standard_output_as_the_file_would_be(
     assert done.stdout.splitlines()[0] == "impression_id,shown_at,source"  # nothing before it
     piped = list(csv.DictReader(io.StringIO(done.stdout)))
     assert piped and piped == rows_of(sql, tmp_path)
-    # a reader that stops early (`| head`) ends the query quietly, as Unix tools end
-    head = subprocess.run(
-        [
-            "bash",
-            "-c",
-            "set -o pipefail; make -s query FORMAT=csv "
-            "SQL='select range as n from range(5000000)' | head -2",
-        ],
-        cwd=helpers.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert (head.returncode, head.stdout, head.stderr) == (0, "n\n0\n", ""), head
+    # a reader that stops early (`| head`) ends the query quietly, as Unix tools end; a file
+    # it is appended to (`>>`) keeps what it held
+    head = shell("make -s query FORMAT=csv SQL='select range as n from range(5000000)' | head -2")
+    assert (head.returncode, head.stdout) == (0, "n\n0\n"), head
+    assert "FAILED" not in head.stderr and "Traceback" not in head.stderr, head.stderr
+    kept = tmp_path / "kept.csv"
+    kept.write_text("before\n")
+    appended = shell(f"make -s query FORMAT=csv SQL='select 1 as a' >> {kept}")
+    assert appended.returncode == 0 and kept.read_text() == "before\na\n1\n", appended
     refused = make_query(sql, None, "FORMAT=parquet")
     assert refused.returncode == 2 and "add OUT=<path>" in refused.stderr, refused.stderr
     assert refused.stdout == ""

@@ -32,7 +32,7 @@ $(UV):
 
 venv: $(UV) ## Create .venv from uv.lock (fails when the lock is stale)
 	@$(UV) sync --locked --quiet
-	@echo "venv: $(VENV) matches uv.lock"
+	@echo "venv: $(VENV) matches uv.lock" >&2
 
 lock: $(UV) ## Re-resolve uv.lock and the images' pinned requirements after changing inputs
 	@$(UV) lock
@@ -82,7 +82,7 @@ browser: ## Install Debian's chromium for the UI test when missing (root on Debi
 query: export QUERY_SQL = $(value SQL)
 query: export QUERY_FORMAT = $(FORMAT)
 query: export QUERY_OUT = $(OUT)
-query: venv env ## Query the table and the archive as one read-only table, impressions (SQL="..."; none: a shell; FORMAT=csv|parquet OUT=path)
+query: venv env ## Query the table and the archive as one read-only table, impressions (SQL="..."; none: a shell; FORMAT=csv: to stdout, or OUT=path; FORMAT=parquet OUT=path)
 	@$(PY) platform/query.py
 
 test: venv env lock-check ## Every test tier, then the Celery tier (CELERY=0 skips it); starts the stack when needed, stops it after

@@ -90,7 +90,7 @@ def ensure_env() -> int:
         ]
         # it holds every secret of the stack
         write_private(target, "\n".join(lines) + "\n")
-        print("env: wrote .env from .env.example")
+        print("env: wrote .env from .env.example", file=sys.stderr)
         return 0
     target.chmod(0o600)
     known = dict(
@@ -102,7 +102,7 @@ def ensure_env() -> int:
             for key, raw in missing:
                 known[key] = value(raw, known)
                 out.write(f"{key}={known[key]}\n")
-        print(f"env: added to .env: {', '.join(key for key, _ in missing)}")
+        print(f"env: added to .env: {', '.join(key for key, _ in missing)}", file=sys.stderr)
     return 0
 
 

@@ -3,6 +3,7 @@
     make query SQL="select shown_date, count(*) from impressions group by 1 order by 1"
     make query SQL="select * from impressions where shown_date = '2026-10-18'" \
         FORMAT=csv OUT=day.csv
+    make -s query SQL="select ..." FORMAT=csv | head    # CSV to standard output
     make query                     # a shell: statements end with ;  (Ctrl-D leaves)
 
 DuckDB, in memory in the host venv, unions two sources:
@@ -19,7 +20,11 @@ the view counts each row once even while an archive or a restore runs.
 
 Nothing is written anywhere: the warehouse is attached READ_ONLY (and the role may only
 read), the S3 identity may only read, and once the view is made the session may touch no
-file but OUT and no object outside archive/ (DuckDB's external access is off and locked).
+file but OUT (or the pipe to standard output) and no object outside archive/ (DuckDB's
+external access is off and locked). CSV to standard output is DuckDB's COPY into a named
+pipe that a thread relays to the descriptor as it is (COPY to /dev/stdout would open the file
+anew and truncate it: `>> all.csv` would lose what was there), streamed, so memory stays
+bounded however many rows a query returns.
 Extensions load from the PyPI wheels by path; DuckDB never downloads anything.
 """
 
@@ -27,9 +32,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
+import threading
 import urllib.parse
 from pathlib import Path
+from types import TracebackType
 
 import duckdb
 import psycopg2.extensions
@@ -128,9 +137,49 @@ def define_view(db: duckdb.DuckDBPyConnection) -> None:
     view.create_view("impressions", replace=True)
 
 
-def run(db: duckdb.DuckDBPyConnection, sql: str, fmt: str, out: Path) -> None:
+class Relay:
+    """Standard output behind a named pipe in ``directory``: what COPY writes to ``path``
+    goes on to the descriptor as it comes. ``gone`` is set when the reader of standard
+    output stopped reading (``| head``); the pipe is then closed, so COPY fails at once."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "stdout.csv"
+        os.mkfifo(self.path, 0o600)
+        self.gone = threading.Event()
+        self.thread = threading.Thread(target=self.relay, daemon=True)
+
+    def relay(self) -> None:
+        with open(self.path, "rb") as source:
+            try:
+                shutil.copyfileobj(source, sys.stdout.buffer, 1 << 16)
+                sys.stdout.buffer.flush()
+            except BrokenPipeError:
+                self.gone.set()
+                # nothing more reaches it, and Python's own flush at exit does not complain
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    def __enter__(self) -> Relay:
+        sys.stdout.flush()
+        self.thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.thread.is_alive():  # COPY failed before it opened the pipe: end the relay
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # the relay has not opened it yet, or closed it already
+                pass
+        self.thread.join(timeout=10)
+
+
+def run(
+    db: duckdb.DuckDBPyConnection, sql: str, fmt: str, out: Path, relay: Relay | None = None
+) -> None:
     """One statement in one transaction: the manifest and the table in one PostgreSQL
-    snapshot, held no longer than the statement."""
+    snapshot, held no longer than the statement. ``relay``: ``out`` is its pipe to standard
+    output."""
     db.execute("BEGIN TRANSACTION")
     try:
         define_view(db)
@@ -139,12 +188,22 @@ def run(db: duckdb.DuckDBPyConnection, sql: str, fmt: str, out: Path) -> None:
             if relation is not None:
                 relation.show(max_width=200, max_rows=200)
         else:
-            db.execute(
+            copy = (
                 f"COPY ({sql.rstrip().rstrip(';')}) TO {literal(str(out.resolve()))} "
                 # written in place: a temporary file beside OUT is not a path it may touch
                 f"(FORMAT {fmt}, USE_TMP_FILE false{', HEADER' if fmt == 'csv' else ''})"
             )
-            print(f"query: wrote {out} ({fmt})", file=sys.stderr)
+            if relay is None:
+                db.execute(copy)
+                print(f"query: wrote {out} ({fmt})", file=sys.stderr)
+                return
+            with relay:
+                try:
+                    db.execute(copy)
+                except duckdb.IOException:
+                    if not relay.gone.is_set():
+                        raise
+                    # the reader stopped reading (`| head`): it has what it asked for
     finally:
         db.execute("ROLLBACK")
 
@@ -175,16 +234,23 @@ def main() -> int:
     try:
         if fmt not in FORMATS:
             raise QueryError(f"FORMAT must be one of {', '.join(FORMATS)}, not {fmt!r}")
-        if (fmt == "table") != (not out_text):
+        if fmt == "table" and out_text:
+            raise QueryError("OUT=<path> goes with FORMAT=csv or FORMAT=parquet")
+        if fmt == "parquet" and not out_text:
             raise QueryError(
-                "FORMAT=csv or FORMAT=parquet goes with OUT=<path>, and OUT with one of them"
+                "FORMAT=parquet writes a file: add OUT=<path> (FORMAT=csv without OUT writes "
+                "to standard output)"
             )
-        out = Path(out_text) if out_text else None
-        db = connect(out)
-        if not sql and out is None and sys.stdin.isatty():
-            shell(db)
-        else:
-            run(db, sql or sys.stdin.read(), fmt, out or Path())
+        if fmt != "table" and not sql and sys.stdin.isatty():
+            raise QueryError(f'FORMAT={fmt} runs one statement: add SQL="select ..."')
+        with tempfile.TemporaryDirectory(prefix="adpipe-query-") as tmp:
+            relay = Relay(Path(tmp)) if fmt == "csv" and not out_text else None
+            out = Path(out_text) if out_text else relay.path if relay else None
+            db = connect(out)
+            if not sql and out is None and sys.stdin.isatty():
+                shell(db)
+            else:
+                run(db, sql or sys.stdin.read(), fmt, out or Path(), relay)
     except QueryError as exc:
         print(f"FAILED query: {exc}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ objects (an archive run, late rows, another archive run) and rows still in the t
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 from datetime import UTC, date, datetime, timedelta
@@ -21,12 +22,24 @@ TODAY = datetime.combine(days.TODAY, datetime.min.time(), UTC)
 SPLIT = days.moment("test_query")  # older than the retention: an archive run moves it
 
 
-def make_query(sql: str, tmp_path: Path | None = None) -> subprocess.CompletedProcess:
-    args = ["make", "-s", "query", f"SQL={sql}"]
+def make_query(sql: str, tmp_path: Path | None = None, *more: str) -> subprocess.CompletedProcess:
+    args = ["make", "-s", "query", f"SQL={sql}", *more]
     if tmp_path is not None:
         args += ["FORMAT=csv", f"OUT={tmp_path / 'out.csv'}"]
     return subprocess.run(
         args, cwd=helpers.ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def shell(command: str) -> subprocess.CompletedProcess:
+    """``command`` in bash with pipefail, from the checkout."""
+    return subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {command}"],
+        cwd=helpers.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -112,6 +125,32 @@ def test_each_day_counts_what_reconcile_places_in_postgres_and_the_archive(
         tmp_path,
     )
     assert everything["rows"] == everything["ids"], "an id in both sources or two days"
+
+
+def test_csv_without_out_is_written_to_standard_output_as_the_file_would_be(
+    split_day: date, tmp_path: Path
+) -> None:
+    sql = (  # the day: the module's own date
+        "select impression_id, shown_at, source from impressions "  # noqa: S608
+        f"where shown_date = '{split_day}' order by impression_id"
+    )
+    done = make_query(sql, None, "FORMAT=csv")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "impression_id,shown_at,source"  # nothing before it
+    piped = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert piped and piped == rows_of(sql, tmp_path)
+    # a reader that stops early (`| head`) ends the query quietly, as Unix tools end; a file
+    # it is appended to (`>>`) keeps what it held
+    head = shell("make -s query FORMAT=csv SQL='select range as n from range(5000000)' | head -2")
+    assert (head.returncode, head.stdout) == (0, "n\n0\n"), head
+    assert "FAILED" not in head.stderr and "Traceback" not in head.stderr, head.stderr
+    kept = tmp_path / "kept.csv"
+    kept.write_text("before\n")
+    appended = shell(f"make -s query FORMAT=csv SQL='select 1 as a' >> {kept}")
+    assert appended.returncode == 0 and kept.read_text() == "before\na\n1\n", appended
+    refused = make_query(sql, None, "FORMAT=parquet")
+    assert refused.returncode == 2 and "add OUT=<path>" in refused.stderr, refused.stderr
+    assert refused.stdout == ""
 
 
 def test_a_day_split_across_the_table_and_two_objects_counts_each_row_once(

@@ -21,8 +21,9 @@ The archive never deletes an object. An object under the archive prefix that no 
 manifest row lists is adopted only when it is exactly the object this run writes for its day
 (same content-derived key, verified by its bytes, the rows still in PostgreSQL); any other is
 left in place and the run fails naming it. A run whose database has no archive history while
-the bucket holds archive objects of days it is not archiving (the wrong WAREHOUSE_DSN, a new
-or restored old database) refuses to start; a first run's own crashed upload is adopted.
+the bucket holds archive objects of days it is not archiving (the wrong
+ARCHIVE_WAREHOUSE_DSN, a new or restored old database) refuses to start; a first run's own
+crashed upload is adopted.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import adbc_driver_postgresql.dbapi as adbc
 import psycopg2
 import pyarrow as pa
 import verify
-from adpipe.errors import ConfigError, DataError, JobError
+from adpipe.errors import ConfigError, DataError, JobError, UpstreamError
 from adpipe.grid import check_run_date
 from adpipe.job import Command, Phases
 from adpipe.locks import archive_lock, lock_days
@@ -69,10 +70,12 @@ restore brings a day back; make query reads archived days where they are.
 A day's rows leave PostgreSQL only in the transaction that records a file S3 holds and that
 is proven to be exactly those rows (its row count, ids and SHA-256), so a failure at any
 point leaves them in PostgreSQL. Each day is a transaction of its own: a day that fails is
-named and keeps its rows, the other days still move, and the run exits 3. Rows loaded into a
-day after it was archived go to a second file of the day at the next run. A load and an
-archive of the same day never interleave, and one archive, restore, adopt or set-aside runs
-at a time: the other waits at most WAREHOUSE_LOCK_TIMEOUT, then exits 4.
+named and keeps its rows, the other days still move, and the run exits 4 when each failed
+day failed for a service (S3, or a load holding the day longer than WAREHOUSE_LOCK_TIMEOUT),
+else 3. Rows loaded into a day after it was archived go to a second file of the day at the
+next run. A load and an archive of the same day never interleave, and one archive, restore,
+adopt or set-aside runs at a time: the other waits at most WAREHOUSE_LOCK_TIMEOUT, then
+exits 4.
 
 Safe to run again: a day archived has nothing left to move, and the file a failed run
 uploaded for a day is kept when it holds exactly the day's rows. The archive never deletes
@@ -296,7 +299,7 @@ def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> di
             f"s3://{bucket.name}/{TABLE_PREFIX} holds {len(foreign)} archive objects "
             f"(first: {foreign[0]}); archiving from here could treat the only copy of "
             "those rows as strays; nothing was done",
-            "check that WAREHOUSE_DSN names the warehouse that wrote this archive",
+            "check that ARCHIVE_WAREHOUSE_DSN names the warehouse that wrote this archive",
         )
     results = []
     failures = []
@@ -328,7 +331,7 @@ def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> di
                     else exc
                 )
                 log.error("day %s not archived: %s", day, reason)
-                failures.append(f"{day}: {reason}")
+                failures.append((day, reason))
                 continue
             result["partition_dropped"] = drop_if_empty(conn, day)
             if result["rows"]:
@@ -349,11 +352,7 @@ def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> di
         "phase_seconds": phases.summary(),
     }
     if failures:
-        raise DataError(
-            f"{len(failures)} of {len(days)} days not archived "
-            f"({'; '.join(failures)}); archived: {summary['days_archived']}",
-            "their rows are still in PostgreSQL; rerun once the cause is fixed",
-        )
+        raise days_not_archived(failures, len(days), summary["days_archived"])
     if unlisted:
         named = sorted(unlisted)
         by_day = sorted({str(archive_key_day(k) or "no day") for k in named})
@@ -365,6 +364,23 @@ def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> di
             _unlisted_hint(by_day, named[0]),
         )
     return summary
+
+
+def days_not_archived(
+    failures: list[tuple[date, BaseException]], of: int, archived: int
+) -> JobError:
+    """The run's failure when some days failed: exit 4 (Airflow retries it) when each failed
+    for a service (a load holding the day past WAREHOUSE_LOCK_TIMEOUT, S3 down), else 3: a
+    retry would fail the same way on what the data holds."""
+    message = (
+        f"{len(failures)} of {of} days not archived "
+        f"({'; '.join(f'{day}: {reason}' for day, reason in failures)}); archived: {archived}"
+    )
+    if all(isinstance(reason, UpstreamError) for _, reason in failures):
+        return UpstreamError(
+            message, "their rows are still in PostgreSQL; the run is retried, or rerun it"
+        )
+    return DataError(message, "their rows are still in PostgreSQL; rerun once the cause is fixed")
 
 
 def _unlisted_hint(days: list[str], first_key: str) -> str:

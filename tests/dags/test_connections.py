@@ -91,3 +91,11 @@ def test_a_task_hands_a_job_its_identity_under_the_names_its_env_file_holds(
     read_as = {env.settings().name(name) for name in env.names}
     assert set(connection_env(conn)) <= read_as, (connection_env(conn), read_as)
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(connection_env(conn))
+
+
+def test_a_task_fails_at_once_on_exactly_the_exit_codes_the_jobs_call_final() -> None:
+    from adpipe import errors
+    from adpipe_dags.jobs import FINAL_EXIT_CODES
+
+    failures = (errors.JobError, errors.ConfigError, errors.DataError, errors.UpstreamError)
+    assert {f.exit_code for f in failures if not f.retried} == FINAL_EXIT_CODES

@@ -391,6 +391,28 @@ def test_late_rows_loaded_while_the_archive_runs_survive_and_go_next_run(
     assert held_rows(F_FIRST, F_LAST) == fault_days + late
 
 
+def test_a_day_a_load_holds_past_the_lock_timeout_stays_and_the_run_exits_4_for_a_retry(
+    fault_days: int,
+) -> None:
+    # a load of the day holds it (as its own lock, taken here): the archive waits
+    # WAREHOUSE_LOCK_TIMEOUT for the day, leaves its rows in PostgreSQL, moves the others and
+    # exits 4, which Airflow retries (3 would not be), and the retry moves the day
+    held = F_FIRST + timedelta(days=1)
+    before = pg_rows(held)
+    assert before
+    with helpers.day_locked(held):
+        result = archive(F_RUN, WAREHOUSE_LOCK_TIMEOUT="1s")
+    assert result["exit_code"] == 4, result["stderr"]
+    assert f"{held}: waited longer than lock_timeout" in result["stderr"], result["stderr"]
+    assert pg_rows(held) == before
+    assert pg_rows(F_FIRST) == []  # the other days went
+    retried = archive(F_RUN)
+    assert retried["exit_code"] == 0, retried["stderr"]
+    assert pg_rows(held) == []
+    assert held_rows(F_FIRST, F_LAST) == fault_days
+    assert orphans() == []
+
+
 def test_a_second_archiver_waits_its_lock_timeout_for_the_one_that_runs(fault_days: int) -> None:
     # the first run pauses before each of its five days' commits, holding the archive lock
     # for at least 10 s in all: time enough for a second run to start and be refused after

@@ -114,10 +114,13 @@ def test_argument_errors_exit_2_with_a_clear_line(job: str, args: list[str]) -> 
     done = image(job, *args)
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
-    assert done.stderr.strip(), "an argument error says what is wrong"
+    # one FAILED line naming the help that resolves it, and the SUMMARY the DAGs read the exit
+    # code from (without it a wrong argument would be retried)
+    assert f"FAILED {job}: " in done.stderr and "--help" in done.stderr, done.stderr
+    assert '"exit_code": 2' in done.stdout.partition("SUMMARY ")[2], done.stdout
 
 
-def test_the_default_command_is_run_so_existing_callers_keep_working() -> None:
+def test_arguments_that_start_with_an_option_go_to_run_so_existing_callers_keep_working() -> None:
     done = image("archive", "--date", "2026-11-27")
     # no settings in this container: the run itself fails, naming the ones it needs
     assert done.returncode == 2

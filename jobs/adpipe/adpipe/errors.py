@@ -79,4 +79,5 @@ def exit_codes() -> str:
     for failure in (JobError, ConfigError, DataError, UpstreamError):
         retry = "retried" if failure.retried else "not retried"
         lines.append(f"  {failure.exit_code}  {failure.means}; {retry}")
+    lines.append("  130  interrupted (Ctrl-C): left as any failure leaves it; retried")
     return "\n".join(lines)

@@ -162,10 +162,25 @@ class Command:
         return env.settings(env.names if self.settings is None else self.settings)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, but a wrong argument is a `ConfigError` (after the usage line): a
+    FAILED line and a SUMMARY with exit code 2, like every other refusal. The DAGs read the
+    code from the SUMMARY; without one a wrong argument would be retried."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        image, _, command = self.prog.partition(" ")
+        raise ConfigError(
+            f"{self.prog}: {message}",
+            f"docker run --rm adpipe/{image}:dev {command + ' ' if command else ''}--help "
+            "describes the arguments",
+        )
+
+
 def parser(prog: str, doc: str, commands: Sequence[Command]) -> argparse.ArgumentParser:
     """The image's parser: one subparser per command, each with its whole help."""
 
-    top = argparse.ArgumentParser(
+    top = ArgumentParser(
         prog=prog,
         description=doc,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -208,13 +223,11 @@ def cli(
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in HELP):
         args_list.insert(0, commands[0].name)
     elif not args_list[0].startswith("-") and args_list[0] not in names:
-
-        def refuse(_: argparse.Namespace) -> dict[str, Any]:
-            raise unknown_command(prog, args_list[0], names)
-
-        # through run, so the refusal prints its FAILED and SUMMARY lines like any other
-        run(prog, refuse, argparse.Namespace())
-    args = parser(prog, doc, commands).parse_args(args_list)
+        refuse(prog, unknown_command(prog, args_list[0], names))
+    try:
+        args = parser(prog, doc, commands).parse_args(args_list)
+    except ConfigError as exc:
+        refuse(prog, exc)
     command: Command = args.command
 
     args.settings = command.reads()
@@ -224,6 +237,16 @@ def cli(
         return command.main(args)
 
     run(command.job, checked, args)
+
+
+def refuse(prog: str, exc: ConfigError) -> NoReturn:
+    """End with ``exc`` before any command ran: through `run`, so the refusal prints its
+    FAILED and SUMMARY lines like any other."""
+
+    def refused(_: argparse.Namespace) -> dict[str, Any]:
+        raise exc
+
+    run(prog, refused, argparse.Namespace())
 
 
 def unknown_command(prog: str, word: str, names: Sequence[str]) -> ConfigError:

@@ -45,16 +45,36 @@ import psycopg2.extensions
 from stack_client import load_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs" / "adpipe"))
-from adpipe.table import TABLE_COLUMNS
+from adpipe.table import COLUMNS, Column
 from adpipe.windows import ARCHIVE_PREFIX
 
 EXTENSIONS = ("duckdb_extension_postgres_scanner", "duckdb_extension_httpfs")
-COLUMNS = ", ".join(TABLE_COLUMNS)
 LIVE = (
-    "SELECT " + COLUMNS + ", CAST(shown_at AS DATE) AS shown_date, 'postgres' AS source "
+    "SELECT {}, CAST(shown_at AS DATE) AS shown_date, 'postgres' AS source "
     "FROM warehouse.public.ad_impressions"
 )
-ARCHIVED = COLUMNS + ", shown_date, 'archive' AS source"  # shown_date: the Hive partition
+# DuckDB's name of each Arrow type the archive stores
+DUCKDB_TYPES = {
+    "uuid": "UUID",
+    "int64": "BIGINT",
+    "string": "VARCHAR",
+    "bool": "BOOLEAN",
+    "timestamp": "TIMESTAMPTZ",
+}
+
+
+def archived(schema_version: int, columns: tuple[Column, ...] = COLUMNS) -> str:
+    """The view's columns from archive objects written at ``schema_version`` of the record
+    contract: a column added after it is NULL (shown_date: the objects' Hive partition)."""
+    found = [
+        c.name
+        if c.since <= schema_version
+        else f"CAST(NULL AS {DUCKDB_TYPES[c.arrow]}) AS {c.name}"
+        for c in columns
+    ]
+    return ", ".join(found) + ", shown_date, 'archive' AS source"
+
+
 FORMATS = ("table", "csv", "parquet")
 
 
@@ -121,19 +141,20 @@ def connect(out: Path | None) -> duckdb.DuckDBPyConnection:
     return db
 
 
-def define_view(db: duckdb.DuckDBPyConnection) -> None:
-    """`impressions` over the table and the objects the manifest lists as live now."""
+def define_view(db: duckdb.DuckDBPyConnection, columns: tuple[Column, ...] = COLUMNS) -> None:
+    """`impressions` over the table and the objects the manifest lists as live now, with
+    the table's columns (``columns``: those of a contract a test has grown)."""
     bucket = f"s3://{os.environ['S3_BUCKET']}/"
-    keys = [
-        bucket + key
-        for (key,) in db.execute(
-            "SELECT object_key FROM warehouse.public.archive_manifest "
-            "WHERE restored_at IS NULL ORDER BY object_key"
-        ).fetchall()
-    ]
-    view = db.sql(LIVE)
-    if keys:
-        view = view.union(db.read_parquet(keys, hive_partitioning=True).select(ARCHIVED))
+    keys: dict[int, list[str]] = {}  # the objects' keys by their schema version
+    for key, version in db.execute(
+        "SELECT object_key, schema_version FROM warehouse.public.archive_manifest "
+        "WHERE restored_at IS NULL ORDER BY object_key"
+    ).fetchall():
+        keys.setdefault(version, []).append(bucket + key)
+    view = db.sql(LIVE.format(", ".join(c.name for c in columns)))
+    for version, listed in sorted(keys.items()):
+        objects = db.read_parquet(listed, hive_partitioning=True)
+        view = view.union(objects.select(archived(version, columns)))
     view.create_view("impressions", replace=True)
 
 

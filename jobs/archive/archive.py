@@ -49,6 +49,7 @@ from adpipe.grid import check_run_date
 from adpipe.job import Command, Phases
 from adpipe.locks import archive_lock, lock_days
 from adpipe.partitions import partition_day, partition_name
+from adpipe.record import VERSION
 from adpipe.settings import S3, WAREHOUSE, Settings
 from adpipe.storage import Bucket
 from adpipe.table import TABLE_COLUMNS
@@ -109,8 +110,8 @@ ORDER BY c.relname
 """
 INSERT_MANIFEST = """
 INSERT INTO archive_manifest (object_key, shown_date, rows, bytes, sha256, ids_sha256,
-    min_shown_at, max_shown_at, run_date)
-VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s / 1e6), to_timestamp(%s / 1e6), %s)
+    min_shown_at, max_shown_at, run_date, schema_version)
+VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s / 1e6), to_timestamp(%s / 1e6), %s, %s)
 """
 
 
@@ -184,6 +185,7 @@ def archive_day(
                 facts["min_us"],
                 facts["max_us"],
                 run_date,
+                VERSION,
             ),
         )
         parquet_path.unlink()

@@ -1,7 +1,7 @@
-"""The archive's Parquet files: the column layout, a day's Arrow record batches written as
-Parquet (zstd) a batch at a time, and files read back a batch at a time, so memory stays a
-few batches whatever the day's size. ``archive`` writes with it, ``verify``, ``restore`` and
-``repair`` read what it wrote.
+"""The archive's Parquet files: the column layout (per version of the record contract), a
+day's Arrow record batches written as Parquet (zstd) a batch at a time, and files read back
+a batch at a time, so memory stays a few batches whatever the day's size. ``archive`` writes
+with it, ``verify``, ``restore`` and ``repair`` read what it wrote.
 """
 
 from __future__ import annotations
@@ -15,12 +15,39 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from adpipe.errors import DataError
+from adpipe.record import VERSION
 from adpipe.table import COLUMNS, arrow_type
 
 ROW_GROUP_ROWS = 65_536  # batches are gathered into row groups of about this many rows
-# The table's columns (adpipe.table) in Parquet, each with its type there: ids as Arrow's
-# 16-byte uuid, timestamps in microseconds, UTC
-SCHEMA = pa.schema([(c.name, arrow_type(c), False) for c in COLUMNS])
+
+
+def schema(version: int = VERSION) -> pa.Schema:
+    """The table's columns (adpipe.table) as an object written at ``version`` of the record
+    contract holds them, each with its type there: ids as Arrow's 16-byte uuid, timestamps in
+    microseconds, UTC."""
+    return pa.schema([(c.name, arrow_type(c), c.nullable) for c in COLUMNS if c.since <= version])
+
+
+SCHEMA = schema()  # what the archive writes now (archive_manifest.schema_version: VERSION)
+
+
+def version_of(path: Path) -> int:
+    """The record contract's version an object was written at, by the columns it holds."""
+    names = set(pq.read_schema(path).names)
+    return max(c.since for c in COLUMNS if c.name in names)
+
+
+def current(batch: pa.RecordBatch) -> pa.Table:
+    """A batch of an object written at any version, in today's columns: a column added
+    since is NULL (the record contract adds only nullable fields to what is stored)."""
+    names = batch.schema.names
+    return pa.Table.from_arrays(
+        [
+            batch.column(f.name) if f.name in names else pa.nulls(batch.num_rows, f.type)
+            for f in SCHEMA
+        ],
+        names=SCHEMA.names,
+    )
 
 
 def sha256_file(path: Path) -> str:

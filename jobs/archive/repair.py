@@ -24,7 +24,7 @@ from adpipe.windows import (
     set_aside_key,
 )
 from archive import archive_session
-from parquet_files import batches, sha256_file
+from parquet_files import batches, sha256_file, version_of
 from verify import download
 
 ADOPT_DOC = """adopt: Re-create the lost archive_manifest rows of a day's archive objects.
@@ -69,8 +69,8 @@ SELECT object_key FROM archive_manifest WHERE shown_date = %s AND restored_at IS
 """
 INSERT_ADOPTED = """
 INSERT INTO archive_manifest (object_key, shown_date, rows, bytes, sha256, ids_sha256,
-    min_shown_at, max_shown_at, run_date)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, current_date)
+    min_shown_at, max_shown_at, run_date, schema_version)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, current_date, %s)
 """
 RECORD = """
 INSERT INTO archive_actions (action, object_key, moved_to, shown_date, rows, sha256, listed)
@@ -138,6 +138,7 @@ def adopt(conn: Any, bucket: Bucket, day: date) -> dict[str, Any]:
                         facts["ids_sha256"],
                         facts["min"],
                         facts["max"],
+                        version_of(path),
                     ),
                 )
                 cur.execute(RECORD, ("adopt", key, None, day, facts["rows"], sha, False))

@@ -31,7 +31,7 @@ from adpipe.settings import S3, WAREHOUSE
 from adpipe.storage import Bucket
 from adpipe.table import TABLE_COLUMNS as COLUMNS
 from archive import archive_session
-from parquet_files import batches
+from parquet_files import batches, current
 from verify import as_archived, download, set_aside_and_reload
 
 RESTORE_DOC = """restore: Bring archived days back from S3 into ad_impressions.
@@ -70,7 +70,7 @@ def _csv_lines(path: Path) -> Any:
         ids = pa.array(
             [str(uuid.UUID(bytes=raw[i * 16 : (i + 1) * 16])) for i in range(batch.num_rows)]
         )
-        table = pa.Table.from_batches([batch]).set_column(0, "impression_id", ids)
+        table = current(batch).set_column(0, "impression_id", ids)
         out = io.BytesIO()
         pacsv.write_csv(table.select(list(COLUMNS)), out, pacsv.WriteOptions(include_header=False))
         yield out.getvalue().decode()

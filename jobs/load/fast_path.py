@@ -1,7 +1,8 @@
 """The load's fast path: a page's records checked column by column and kept as Arrow
 rows for the load's binary COPY, without Python touching each row.
 
-It only ever accepts. A record it accepts is one `impression_rules` would accept, turned into
+It only ever accepts. Its checks are the record contract's (`adpipe.record`), made into
+column checks by `FastPath`: a record it accepts is one `impression_rules` would accept, turned into
 the same row (the same UUID, the same integers and texts, the same instant); every other
 record (a string where an integer belongs, a missing field, an id in capitals, a timestamp in
 an unusual form, anything the rules reject) is left to the rules, which stay the one
@@ -14,7 +15,7 @@ travels one way.
 msgspec decodes the page into typed fields in C; pyarrow checks the columns. What the typed
 decoder cannot see in a record (a contract field given twice, of which it keeps the last; a
 key spelled with escapes; nesting in a field it skips) is ruled out by the record's length: a
-record exactly as long as the compact JSON of its eleven values holds nothing else, and only
+record exactly as long as the compact JSON of its values holds nothing else, and only
 the longer ones are searched for a key written twice, a \\u escape or deep nesting
 (`_cleared`). A timestamp goes as the UTC instant Arrow parsed from the API's text, the
 instant the rules compute, never the API's text itself: PostgreSQL takes offsets only up to
@@ -23,7 +24,7 @@ instant the rules compute, never the API's text itself: PostgreSQL takes offsets
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
@@ -33,65 +34,65 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from adpipe import pages
-from adpipe.table import COLUMNS, IMPRESSION_COLUMNS, arrow_type, uuid_bytes
-from impression_rules import CURRENCIES, MAX_NESTING
+from adpipe.record import CONTRACT, Field, window_field
+from adpipe.table import arrow_type, uuid_bytes
+from impression_rules import MAX_NESTING
 
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-# printable ASCII: printable to the rules too
-SHORT_TEXT = r"^[\x20-\x7e]{1,64}$"
-COUNTRY = r"^[A-Z]{2}$"
 # RFC 3339 with an offset, in the forms Python's fromisoformat and Arrow read alike
-SHOWN_AT = (
+TIMESTAMP = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
     r"(?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 EPOCH = "1970-01-01T00:00:00Z"  # stands in for a timestamp already left to the rules
-API_COLUMNS = [c for c in COLUMNS if c.from_api]
-INTEGERS = tuple(c.name for c in API_COLUMNS if c.arrow == "int64")
-SENT_AS = {"bool": pa.bool_()}  # the API's other fields are read as text, then checked
 INSTANT = pa.timestamp("us", tz="UTC")
-TEXTS = ("placement", "device")
-CURRENCY_SET = pa.array(sorted(CURRENCIES))
 UUID_BYTES = pa.binary(16)  # what PostgreSQL's uuid reads in binary COPY
-# each contract field's key as it appears in a record's bytes (unless spelled with escapes)
-KEYS = tuple(f'"{c.name}"'.encode() for c in API_COLUMNS)
-# the bytes of a compact record of the eleven fields, its values aside: braces, commas, each
-# key in quotes with its colon
-FRAME = 2 + (len(API_COLUMNS) - 1) + sum(len(key) + 1 for key in KEYS)
 TENS = np.array([10**power for power in range(1, 19)], np.int64)  # where a digit is added
-# a checked row's columns: its record's ordinal (its place in the window), then the API's
-STAGE_SCHEMA = pa.schema(
-    [("ordinal", pa.int64())]
-    + [(c.name, UUID_BYTES if c.arrow == "uuid" else arrow_type(c)) for c in API_COLUMNS]
-)
-
-
-class Impression(msgspec.Struct):
-    """The fields the rules read, typed loosely enough that one odd record does not fail the
-    page: a missing field is None, an integer may come as a string (the rules decide it)."""
-
-    impression_id: str | None = None
-    ad_id: int | str | None = None
-    campaign_id: int | str | None = None
-    advertiser_id: int | str | None = None
-    placement: str | None = None
-    device: str | None = None
-    country: str | None = None
-    shown_at: str | None = None
-    cost_micros: int | str | None = None
-    currency: str | None = None
-    clicked: bool | None = None
-
-
-class Page(msgspec.Struct):
-    impressions: list[Impression]
-
-
-PAGE = msgspec.json.Decoder(Page)
-RECORD = msgspec.json.Decoder(Impression)
-UNREAD = Impression()  # a record the typed decoder cannot read: every check fails it
+NULL = 4  # the bytes of a null in a record: a nullable field the API sent as null
+# how the typed decoder reads each kind: loosely enough that one odd record does not fail the
+# page (a missing field is None, an integer may come as a string: the rules decide it)
+DECODED: dict[str, Any] = {
+    "uuid": str | None,
+    "integer": int | str | None,
+    "text": str | None,
+    "timestamp": str | None,
+    "boolean": bool | None,
+}
 UNREADABLE = (UnicodeDecodeError, msgspec.DecodeError, msgspec.ValidationError, RecursionError)
-FIELDS = [(c, attrgetter(c.name)) for c in API_COLUMNS]  # a column's values from the records
+Check = Callable[[pa.Array], pa.Array]
+
+
+def printable_text(field: Field) -> str:
+    """Printable ASCII of 1 to the field's length: printable to the rules too."""
+    return rf"^[\x20-\x7e]{{1,{field.max_length}}}$"
+
+
+def checks(field: Field) -> list[Check]:
+    """The column checks of one contract entry, as the API sent the column (ids, texts and
+    times as text, integers as int64 or null, booleans as bool); each true where the rules
+    would accept the value (a timestamp's window aside: `FastPath.page_batch`)."""
+    if field.kind == "uuid":
+        return [lambda c: pc.match_substring_regex(c, UUID)]
+    if field.kind == "timestamp":
+        return [lambda c: pc.match_substring_regex(c, TIMESTAMP)]
+    if field.kind == "boolean":
+        return [pc.is_valid]
+    if field.kind == "integer":
+        found = [lambda c: pc.greater_equal(c, field.low)]
+        if field.high < 2**63 - 1:
+            found.append(lambda c: pc.less_equal(c, field.high))
+        return found
+    if field.allowed is not None:  # the contract holds them to short printable texts
+        allowed = pa.array(sorted(field.allowed))
+        found = [lambda c: pc.is_in(c, value_set=allowed)]
+    elif field.pattern:  # printable ASCII by the contract: its length is left to check
+        found = [lambda c: pc.less_equal(pc.utf8_length(c), field.max_length)]
+    else:
+        found = [lambda c: pc.match_substring_regex(c, printable_text(field))]
+    if field.pattern:
+        pattern = f"^(?:{field.pattern})$"
+        found.append(lambda c: pc.match_substring_regex(c, pattern))
+    return found
 
 
 class Batch:
@@ -107,151 +108,193 @@ class Batch:
         return self.rows.num_rows
 
 
-EMPTY = pa.RecordBatch.from_pylist([], schema=STAGE_SCHEMA)
+class FastPath:
+    """The fast path of one record contract: its typed decoder, its column checks, the
+    shape of its rows. The load uses the one of `adpipe.record.CONTRACT` (`page_batch`)."""
 
+    def __init__(self, contract: tuple[Field, ...]) -> None:
+        self.contract = contract
+        self.names = tuple(f.name for f in contract)
+        self.window = window_field(contract)
+        self.struct = msgspec.defstruct(
+            "Impression", [(f.name, DECODED[f.kind], None) for f in contract]
+        )
+        self.page = msgspec.json.Decoder(
+            msgspec.defstruct("Page", [(pages.RECORDS, list[self.struct])])  # type: ignore[valid-type]
+        )
+        self.record = msgspec.json.Decoder(self.struct)
+        self.unread = self.struct()  # a record the typed decoder cannot read: checks fail it
+        self.fields = [(f, attrgetter(f.name), checks(f)) for f in contract]
+        # a checked row's columns: its record's ordinal (its place in the window), then the
+        # contract's fields
+        self.stage_schema = pa.schema(
+            [("ordinal", pa.int64())]
+            + [(f.name, UUID_BYTES if f.kind == "uuid" else arrow_type(f)) for f in contract]
+        )
+        self.empty = pa.RecordBatch.from_pylist([], schema=self.stage_schema)
+        # each field's key as it appears in a record's bytes (unless spelled with escapes)
+        self.keys = tuple(f'"{f.name}"'.encode() for f in contract)
+        self.required = tuple(k for k, f in zip(self.keys, contract, strict=True) if not f.nullable)
+        self.optional = tuple(k for k, f in zip(self.keys, contract, strict=True) if f.nullable)
+        # the bytes of a compact record of every field, its values aside: braces, commas,
+        # each key in quotes with its colon
+        self.frame = 2 + (len(contract) - 1) + sum(len(key) + 1 for key in self.keys)
 
-def page_batch(body: bytes, start: datetime, end: datetime, first_ordinal: int) -> Batch | None:
-    """The page's records the fast path accepts, as rows for the load (ordinal
-    ``first_ordinal + position``), or None when the page is for the rules whole."""
-    try:
-        raws = pages.split(body).records
-    except pages.PageError:  # the rules name how the page breaks the contract
-        return None
-    try:
-        if not body.isascii():
-            body.decode()  # the typed decoder skips bytes it does not read: they must be text
-        records = PAGE.decode(body).impressions
-    except UNREADABLE:  # one record, usually: the page is read one record at a time
-        records = list(map(_record, raws))
-    count = len(records)
-    if not count:
-        return Batch(EMPTY, [], 0, raws)
-    try:
-        columns = {}
-        for column, field in FIELDS:  # each as the API sends it: ids and times as text
-            values = list(map(field, records))
-            if column.arrow == "int64":
-                columns[column.name] = _integers(values)
+    def page_batch(
+        self, body: bytes, start: datetime, end: datetime, first_ordinal: int
+    ) -> Batch | None:
+        """The page's records the fast path accepts, as rows for the load (ordinal
+        ``first_ordinal + position``), or None when the page is for the rules whole."""
+        try:
+            raws = pages.split(body).records
+        except pages.PageError:  # the rules name how the page breaks the contract
+            return None
+        try:
+            if not body.isascii():
+                body.decode()  # the typed decoder skips bytes it does not read: they must be text
+            records = getattr(self.page.decode(body), pages.RECORDS)
+        except UNREADABLE:  # one record, usually: the page is read one record at a time
+            records = list(map(self._record, raws))
+        count = len(records)
+        if not count:
+            return Batch(self.empty, [], 0, raws)
+        try:
+            columns, ok = self._checked(records)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return None
+        try:  # each as the instant Arrow reads from the API's text
+            instants = {
+                f.name: pc.cast(pc.if_else(ok, columns[f.name], EPOCH), INSTANT)
+                for f in self.contract
+                if f.kind == "timestamp"
+            }
+        except pa.ArrowInvalid:  # a date that does not exist (Feb 30): the rules say so
+            return None
+        shown_at = instants[self.window.name]
+        in_window = pc.and_(
+            pc.greater_equal(shown_at, pa.scalar(start, INSTANT)),
+            pc.less(shown_at, pa.scalar(end, INSTANT)),
+        )
+        ok = self._cleared(pc.and_(ok, in_window), columns, raws)
+        left = pc.indices_nonzero(pc.invert(ok)).to_pylist()
+        columns.update(instants)
+        ordinals = pa.array(range(first_ordinal, first_ordinal + count), pa.int64())
+        kept = [column.filter(ok) for column in (ordinals, *map(columns.get, self.names))]
+        kept[1] = _ids(kept[1])
+        return Batch(pa.RecordBatch.from_arrays(kept, schema=self.stage_schema), left, count, raws)
+
+    def _checked(self, records: list[Any]) -> tuple[dict[str, pa.Array], pa.Array]:
+        """Each field's column as the API sent it, and where every check holds (false where
+        any fails or a required field is missing)."""
+        columns, ok = {}, None
+        for field, value_of, field_checks in self.fields:
+            values = list(map(value_of, records))
+            if field.kind == "integer":
+                column = _integers(values)
             else:
-                columns[column.name] = pa.array(values, SENT_AS.get(column.arrow, pa.string()))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        return None
-    ok = pc.and_kleene(
-        pc.match_substring_regex(columns["impression_id"], UUID),
-        pc.match_substring_regex(columns["country"], COUNTRY),
-    )
-    ok = pc.and_kleene(ok, pc.is_in(columns["currency"], value_set=CURRENCY_SET))
-    ok = pc.and_kleene(ok, pc.is_valid(columns["clicked"]))
-    for name in TEXTS:
-        ok = pc.and_kleene(ok, pc.match_substring_regex(columns[name], SHORT_TEXT))
-    for name in INTEGERS:
-        ok = pc.and_kleene(ok, pc.greater_equal(columns[name], 0))
-    ok = pc.and_kleene(ok, pc.match_substring_regex(columns["shown_at"], SHOWN_AT))
-    ok = pc.fill_null(ok, False)
-    try:
-        shown_at = pc.cast(pc.if_else(ok, columns["shown_at"], EPOCH), INSTANT)
-    except pa.ArrowInvalid:  # a date that does not exist (Feb 30): the rules say so
-        return None
-    in_window = pc.and_(
-        pc.greater_equal(shown_at, pa.scalar(start, INSTANT)),
-        pc.less(shown_at, pa.scalar(end, INSTANT)),
-    )
-    ok = _cleared(pc.and_(ok, in_window), columns, raws)
-    left = pc.indices_nonzero(pc.invert(ok)).to_pylist()
-    columns["shown_at"] = shown_at
-    ordinals = pa.array(range(first_ordinal, first_ordinal + count), pa.int64())
-    kept = [column.filter(ok) for column in (ordinals, *map(columns.get, IMPRESSION_COLUMNS))]
-    kept[1] = _ids(kept[1])
-    return Batch(pa.RecordBatch.from_arrays(kept, schema=STAGE_SCHEMA), left, count, raws)
+                column = pa.array(values, pa.bool_() if field.kind == "boolean" else pa.string())
+            columns[field.name] = column
+            # a nullable field left out or null passes; a value sent is checked as any other
+            absent = pa.array([v is None for v in values]) if field.nullable else None
+            for check in field_checks:
+                passed = check(column) if absent is None else pc.or_kleene(absent, check(column))
+                ok = passed if ok is None else pc.and_kleene(ok, passed)
+        return columns, pc.fill_null(ok, False)
+
+    def _record(self, raw: Any) -> Any:
+        """One record through the typed decoder, or ``unread``, for the rules."""
+        try:
+            data = bytes(raw)
+            if not data.isascii():
+                data.decode()
+            return self.record.decode(data)
+        except UNREADABLE:
+            return self.unread
+
+    def _cleared(self, ok: pa.Array, columns: dict[str, pa.Array], raws: list) -> pa.Array:
+        """``ok`` without the records whose bytes may hold what the typed decoder does not
+        see.
+
+        A record's bytes are never shorter than the compact JSON of the values decoded from
+        them (an escape is longer than what it stands for; a JSON integer has no shorter
+        form), and a second member, whitespace or an escape makes them longer. So a record
+        exactly that long gives each field once and nests one level; only the others (longer,
+        or leaving a nullable field out) are looked at."""
+        lengths = np.fromiter(map(len, raws), np.int64, len(raws))
+        accepted = ok.to_numpy(zero_copy_only=False, writable=True)
+        suspects = np.flatnonzero(accepted & (lengths != self._compact_lengths(columns))).tolist()
+        doubtful = self._ambiguous([bytes(raws[position]) for position in suspects])
+        if not doubtful:
+            return ok
+        accepted[[suspects[index] for index in doubtful]] = False
+        return pa.array(accepted, pa.bool_())
+
+    def _compact_lengths(self, columns: dict[str, pa.Array]) -> np.ndarray:
+        """Each record's length as compact JSON of its values: braces, commas and keys,
+        texts in quotes (their UTF-8 bytes, from Arrow's offsets), integers in digits, true or
+        false, null. Exact for the records the checks accept; anything for the others."""
+        total = np.full(len(columns[self.names[0]]), self.frame, np.int64)
+        for field in self.contract:
+            values = columns[field.name]
+            nulls = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
+            if nulls is not None and field.arrow in ("bool", "int64"):  # numpy reads no nulls
+                values = values.fill_null(0 if field.arrow == "int64" else False)
+            if field.arrow == "bool":
+                length = 5 - values.to_numpy(zero_copy_only=False)
+            elif field.arrow == "int64":
+                length = 1 + np.searchsorted(TENS, values.to_numpy(), side="right")
+            else:
+                offsets = np.frombuffer(
+                    values.buffers()[1], np.int32, len(values) + 1, 4 * values.offset
+                )
+                length = np.diff(offsets) + 2
+            total += np.where(nulls, NULL, length) if nulls is not None else length
+        return total
+
+    def _ambiguous(self, records: list[bytes]) -> list[int]:
+        """Which of these records may give a contract field twice (a key written twice, or
+        spelled with \\u escapes: no other escape stands for a letter or '_') or nest deeper
+        than the rules allow. Each is one the typed decoder read every required field of, so
+        each holds those keys once at least, and an opening brace: counted over all of them at
+        once first (in C), and one by one only when the counts do not add up."""
+        joined = b"\0".join(records)  # JSON never holds a raw NUL, so no key spans two records
+        if (
+            b"\\u" not in joined
+            and all(joined.count(key) == len(records) for key in self.required)
+            and not any(key in joined for key in self.optional)
+            and joined.count(b"[") + joined.count(b"{") - len(records) < MAX_NESTING
+        ):
+            return []
+        return [
+            index
+            for index, record in enumerate(records)
+            if b"\\u" in record
+            or any(record.count(key) > 1 for key in self.keys)
+            or record.count(b"[") + record.count(b"{") > MAX_NESTING
+        ]
+
+    def rules_rows(self, rows: list[tuple[Any, ...]], ordinals: list[int]) -> pa.RecordBatch:
+        """The rows `impression_rules.normalise` accepted, each after its ordinal, in the fast
+        path's shape: one way into PostgreSQL for every row."""
+        if not rows:
+            return self.empty
+        arrays = [pa.array(ordinals, pa.int64())]
+        for field, values in zip(self.contract, zip(*rows, strict=True), strict=True):
+            if field.kind == "uuid":
+                arrays.append(_ids(pa.array(values, pa.string())))
+                continue
+            if field.kind == "timestamp":
+                values = tuple(None if v is None else datetime.fromisoformat(v) for v in values)
+            arrays.append(pa.array(values, self.stage_schema.field(field.name).type))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.stage_schema)
 
 
-def _record(raw: Any) -> Impression:
-    """One record through the typed decoder, or `UNREAD`, for the rules."""
-    try:
-        data = bytes(raw)
-        if not data.isascii():
-            data.decode()
-        return RECORD.decode(data)
-    except UNREADABLE:
-        return UNREAD
-
-
-def _cleared(ok: pa.Array, columns: dict[str, pa.Array], raws: list) -> pa.Array:
-    """``ok`` without the records whose bytes may hold what the typed decoder does not see.
-
-    A record's bytes are never shorter than the compact JSON of the values decoded from them
-    (an escape is longer than what it stands for; a JSON integer has no shorter form), and a
-    second member, whitespace or an escape makes them longer. So a record exactly that long
-    gives each field once and nests one level; only the longer ones are looked at."""
-    lengths = np.fromiter(map(len, raws), np.int64, len(raws))
-    accepted = ok.to_numpy(zero_copy_only=False, writable=True)
-    suspects = np.flatnonzero(accepted & (lengths != _compact_lengths(columns))).tolist()
-    doubtful = _ambiguous([bytes(raws[position]) for position in suspects])
-    if not doubtful:
-        return ok
-    accepted[[suspects[index] for index in doubtful]] = False
-    return pa.array(accepted, pa.bool_())
-
-
-def _compact_lengths(columns: dict[str, pa.Array]) -> np.ndarray:
-    """Each record's length as compact JSON of its eleven values: braces, commas and keys,
-    texts in quotes (their UTF-8 bytes, from Arrow's offsets), integers in digits, true or
-    false. Exact for the records the checks accept; anything for the others."""
-    total = np.full(len(columns["impression_id"]), FRAME, np.int64)
-    for column, _ in FIELDS:
-        values = columns[column.name]
-        if values.null_count and column.arrow in ("bool", "int64"):  # numpy reads no nulls
-            values = values.fill_null(0 if column.arrow == "int64" else False)  # not accepted
-        if column.arrow == "bool":
-            total += 5 - values.to_numpy(zero_copy_only=False)
-        elif column.arrow == "int64":
-            total += 1 + np.searchsorted(TENS, values.to_numpy(), side="right")
-        else:
-            offsets = np.frombuffer(
-                values.buffers()[1], np.int32, len(values) + 1, 4 * values.offset
-            )
-            total += np.diff(offsets) + 2
-    return total
-
-
-def _ambiguous(records: list[bytes]) -> list[int]:
-    """Which of these records may give a contract field twice (a key written twice, or spelled
-    with \\u escapes: no other escape stands for a letter or '_') or nest deeper than the
-    rules allow. Each is one the typed decoder read every field of, so each holds every key
-    once at least, and an opening brace: counted over all of them at once first (in C), and
-    one by one only when the counts do not add up."""
-    joined = b"\0".join(records)  # JSON never holds a raw NUL, so no key spans two records
-    if (
-        b"\\u" not in joined
-        and all(joined.count(key) == len(records) for key in KEYS)
-        and joined.count(b"[") + joined.count(b"{") - len(records) < MAX_NESTING
-    ):
-        return []
-    return [
-        index
-        for index, record in enumerate(records)
-        if b"\\u" in record
-        or any(record.count(key) > 1 for key in KEYS)
-        or record.count(b"[") + record.count(b"{") > MAX_NESTING
-    ]
-
-
-def rules_rows(rows: list[tuple[Any, ...]], ordinals: list[int]) -> pa.RecordBatch:
-    """The rows `impression_rules.normalise` accepted, each after its ordinal, in the fast
-    path's shape: one way into PostgreSQL for every row."""
-    if not rows:
-        return EMPTY
-    fields = list(zip(*rows, strict=True))
-    position = IMPRESSION_COLUMNS.index("shown_at")
-    fields[position] = tuple(map(datetime.fromisoformat, fields[position]))
-    ids = pa.array(fields[0], pa.string())
-    arrays = [
-        pa.array(values, STAGE_SCHEMA.field(name).type)
-        for name, values in zip(IMPRESSION_COLUMNS[1:], fields[1:], strict=True)
-    ]
-    return pa.RecordBatch.from_arrays(
-        [pa.array(ordinals, pa.int64()), _ids(ids), *arrays], schema=STAGE_SCHEMA
-    )
+FAST_PATH = FastPath(CONTRACT)
+page_batch = FAST_PATH.page_batch
+rules_rows = FAST_PATH.rules_rows
+STAGE_SCHEMA = FAST_PATH.stage_schema
+Impression = FAST_PATH.struct
+EMPTY = FAST_PATH.empty
 
 
 def _ids(texts: pa.StringArray) -> pa.Array:

@@ -2,16 +2,18 @@
 
 `parse_page` splits a page body into its records' bytes (`adpipe.pages`: the contract the
 extract checked); `parse_record` reads one record's bytes; `normalise` turns the record into
-a row tuple (`IMPRESSION_COLUMNS` order: timestamps in UTC, integers as int, canonical UUIDs).
-Each raises `Rejected` with the reason, and nothing else escapes them, whatever the bytes.
+a row tuple (the contract's field order, `adpipe.record.CONTRACT`: timestamps in UTC, integers
+as int, canonical UUIDs). Each raises `Rejected` with the reason, and nothing else escapes
+them, whatever the bytes.
 
 A record is judged alone, so one record never stops its page: it must be UTF-8 throughout,
 JSON (RFC 8259: no NaN or Infinity, no control character inside a string), nest at most
 MAX_NESTING levels, and give each contract field once (two values for one field is a
 record that means two things; the last would win silently in Python's json and in msgspec).
-Every row `normalise` returns can be written to PostgreSQL: text fields are short and
-printable (no control characters, no lone surrogates), timestamps lie in years 1 to 9999 in
-UTC, integers fit a bigint.
+Each field is then held to its entry in the record contract (`adpipe.record`): `rule` makes
+one check of an entry, `Rules` the row of a whole contract. Every row `normalise` returns
+can be written to PostgreSQL: texts are short and printable (no control characters, no lone
+surrogates), timestamps lie in years 1 to 9999 in UTC, integers fit a bigint.
 """
 
 from __future__ import annotations
@@ -21,14 +23,13 @@ import re
 import reprlib
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from adpipe import pages
-from adpipe.table import IMPRESSION_COLUMNS
+from adpipe.record import CONTRACT, NAMES, Field, window_field
 
-BIGINT_MAX = 2**63 - 1
-MAX_TEXT = 64
 # Levels of arrays and objects a record may hold, itself included. A record is an object of
 # scalars; anything near this deep is broken data, and Python's parser reads it far inside
 # its recursion limit (1,000) from any caller's stack.
@@ -36,25 +37,12 @@ MAX_NESTING = 100
 # an integer literal longer than this ("-9223372036854775808") is beyond every column: in a
 # record holding one past the 4,300 digits Python's int() reads, each stays unread (`TooLong`)
 LONGEST_INTEGER = 20
-FIELDS = frozenset(IMPRESSION_COLUMNS)
-COUNTRY = re.compile(r"[A-Z]{2}")
+FIELDS = frozenset(NAMES)
 DIGITS = re.compile(r"[0-9]{1,19}")
 # a UUID in its canonical 8-4-4-4-12 hex form (either case); uuid.UUID alone also takes
 # braces, "urn:uuid:", signs, spaces and hyphens anywhere, and folds them onto other ids
 CANONICAL_UUID = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
-# ISO 4217 active codes
-CURRENCIES = frozenset(
-    """
-AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
-BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
-GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR
-KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK
-MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR
-SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS
-UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
-""".split()
 )
 
 
@@ -145,8 +133,21 @@ _GUARDED = json.JSONDecoder(
 )
 
 
-def _integer(record: dict[str, Any], name: str) -> int:
-    value = record.get(name)
+# A rule reads one field of a record (a dict) and returns its value for the row, or raises
+# `Rejected` with the reason; `rule` makes the one a contract entry says.
+Rule = Callable[[dict[str, Any]], Any]
+
+
+def _uuid(field: Field, value: Any) -> str:
+    if value is None:
+        raise Rejected(f"{field.name} is missing")
+    if not isinstance(value, str) or not CANONICAL_UUID.fullmatch(value):
+        raise Rejected(f"{field.name} is not a UUID in canonical form: {reprlib.repr(value)[:40]}")
+    return str(uuid.UUID(value))
+
+
+def _integer(field: Field, value: Any) -> int:
+    name = field.name
     if isinstance(value, bool) or value is None:
         raise Rejected(f"{name} is missing or not an integer")
     if isinstance(value, TooLong):
@@ -157,68 +158,101 @@ def _integer(record: dict[str, Any], name: str) -> int:
         value = int(value)
     if not isinstance(value, int):
         raise Rejected(f"{name} is not an integer: {reprlib.repr(value)[:40]}")
-    if not 0 <= value <= BIGINT_MAX:
+    if not field.low <= value <= field.high:
         raise Rejected(f"{name} is out of range: {reprlib.repr(value)}")
     return value
 
 
-def _text(record: dict[str, Any], name: str) -> str:
-    value = record.get(name)
-    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
+def _text(field: Field, value: Any) -> str:
+    name = field.name
+    if not isinstance(value, str) or not value or len(value) > (field.max_length or 0):
         raise Rejected(f"{name} is missing or not a short text")
     if not value.isprintable():  # control characters, lone surrogates, unassigned code points
         raise Rejected(f"{name} holds characters that are not printable text: {value!r:.60}")
+    if (field.pattern and not re.fullmatch(field.pattern, value)) or (
+        field.allowed is not None and value not in field.allowed
+    ):
+        raise Rejected(f"{name} is not {field.meaning}: {value!r}")
     return value
 
 
-def normalise(record: Any, start: datetime, end: datetime) -> tuple[Any, ...]:
-    """One valid row for the window ``[start, end)``, or `Rejected` with the reason."""
-    if not isinstance(record, dict):
-        raise Rejected("record is not a JSON object")
-    raw_id = record.get("impression_id")
-    if raw_id is None:
-        raise Rejected("impression_id is missing")
-    if not isinstance(raw_id, str) or not CANONICAL_UUID.fullmatch(raw_id):
-        raise Rejected(
-            f"impression_id is not a UUID in canonical form: {reprlib.repr(raw_id)[:40]}"
-        )
-    impression_id = uuid.UUID(raw_id)
-
-    raw_shown = record.get("shown_at")
-    if not isinstance(raw_shown, str):
-        raise Rejected("shown_at is missing or not a string")
+def _timestamp(field: Field, value: Any) -> datetime:
+    name = field.name
+    if not isinstance(value, str):
+        raise Rejected(f"{name} is missing or not a string")
     try:
-        shown_at = datetime.fromisoformat(raw_shown)
+        instant = datetime.fromisoformat(value)
     except ValueError:
-        raise Rejected(f"shown_at is not an RFC 3339 timestamp: {raw_shown[:40]!r}") from None
-    if shown_at.tzinfo is None:
-        raise Rejected(f"shown_at has no UTC offset: {raw_shown[:40]!r}")
+        raise Rejected(f"{name} is not an RFC 3339 timestamp: {value[:40]!r}") from None
+    if instant.tzinfo is None:
+        raise Rejected(f"{name} has no UTC offset: {value[:40]!r}")
     try:
-        shown_at = shown_at.astimezone(UTC)
+        return instant.astimezone(UTC)
     except OverflowError:
-        raise Rejected(f"shown_at is outside the years 1 to 9999 UTC: {raw_shown[:40]!r}") from None
-    if not start <= shown_at < end:
-        raise Rejected(f"shown_at {shown_at.isoformat()} is outside the window")
+        raise Rejected(f"{name} is outside the years 1 to 9999 UTC: {value[:40]!r}") from None
 
-    country = _text(record, "country")
-    if not COUNTRY.fullmatch(country):
-        raise Rejected(f"country is not ISO 3166-1 alpha-2: {country!r}")
-    currency = _text(record, "currency")
-    if currency not in CURRENCIES:
-        raise Rejected(f"currency is not an ISO 4217 code: {currency!r}")
-    clicked = record.get("clicked")
-    if not isinstance(clicked, bool):
-        raise Rejected("clicked is missing or not a boolean")
-    return (
-        str(impression_id),
-        _integer(record, "ad_id"),
-        _integer(record, "campaign_id"),
-        _integer(record, "advertiser_id"),
-        _text(record, "placement"),
-        _text(record, "device"),
-        country,
-        shown_at.isoformat(),
-        _integer(record, "cost_micros"),
-        currency,
-        clicked,
-    )
+
+def _boolean(field: Field, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Rejected(f"{field.name} is missing or not a boolean")
+    return value
+
+
+_KIND_RULES: dict[str, Callable[[Field, Any], Any]] = {
+    "uuid": _uuid,
+    "integer": _integer,
+    "text": _text,
+    "timestamp": _timestamp,
+    "boolean": _boolean,
+}
+
+
+def rule(field: Field) -> Rule:
+    """The check of one contract entry: its value for the row (None for a nullable field
+    left out or null), or `Rejected` with the reason."""
+    check, name = _KIND_RULES[field.kind], field.name
+
+    def read(fields: dict[str, Any]) -> Any:
+        value = fields.get(name)
+        if value is None and field.nullable:
+            return None
+        return check(field, value)
+
+    return read
+
+
+class Rules:
+    """A contract's rules: `normalise` turns a record into its row, in the contract's field
+    order, or raises `Rejected` naming the first field that breaks its entry (the record's
+    id first, then its place in the window, then the rest in order)."""
+
+    def __init__(self, fields: tuple[Field, ...]) -> None:
+        self.window = window_field(fields)
+        first = [f for f in fields if f.kind == "uuid"] + [self.window]
+        self.order = first + [f for f in fields if f not in first]
+        self.rules = [(fields.index(f), rule(f)) for f in self.order]
+        self.width = len(fields)
+        self.window_at = fields.index(self.window)
+        self.names = frozenset(f.name for f in fields)
+
+    def normalise(self, fields: Any, start: datetime, end: datetime) -> tuple[Any, ...]:
+        """One valid row for the window ``[start, end)``, or `Rejected` with the reason."""
+        if not isinstance(fields, dict):
+            raise Rejected("record is not a JSON object")
+        if isinstance(fields, _Repeats) and (twice := sorted(fields.repeated & self.names)):
+            raise Rejected(f"record gives {', '.join(twice)} more than once")
+        row: list[Any] = [None] * self.width
+        for position, read in self.rules:
+            row[position] = read(fields)
+            if position == self.window_at:
+                instant = row[position]
+                if not start <= instant < end:
+                    raise Rejected(
+                        f"{self.window.name} {instant.isoformat()} is outside the window"
+                    )
+                row[position] = instant.isoformat()
+        return tuple(row)
+
+
+RULES = Rules(CONTRACT)
+normalise = RULES.normalise

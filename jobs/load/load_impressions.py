@@ -87,7 +87,9 @@ Refused, loading nothing:
 # the rows that may repeat an earlier id: the API's columns after each record's ordinal
 STAGE = sql.SQL("CREATE TEMPORARY TABLE stage_impressions ({}) ON COMMIT DROP").format(
     sql.SQL(", ").join(
-        sql.SQL("{} {} NOT NULL").format(sql.Identifier(c.name), sql.SQL(c.postgres))
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(c.name), sql.SQL(c.postgres), sql.SQL("" if c.nullable else " NOT NULL")
+        )
         for c in (table.Column("ordinal", "bigint", "int64"), *table.COLUMNS)
         if c.from_api
     )

@@ -1,12 +1,15 @@
-"""The table ad_impressions: its columns in order, each with its PostgreSQL and Arrow type.
-The load, its fast path, the archive's Parquet files, restore and the bench read the columns
-from here (migration 0001 created the table with them; its day partitions: `adpipe.partitions`).
+"""The table ad_impressions: its columns in order, each with its PostgreSQL and Arrow type:
+the record contract's fields (`adpipe.record`), then the two the load adds. The load, its fast
+path, the archive's Parquet files, restore and the bench read the columns from here (the
+migrations create them; its day partitions: `adpipe.partitions`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from adpipe.record import CONTRACT
 
 if TYPE_CHECKING:  # pyarrow ships in the load and archive images only
     import pyarrow as pa
@@ -23,26 +26,23 @@ class Column:
         postgres: its type in PostgreSQL, as migration 0001 declares it.
         arrow: its Arrow type as the archive's Parquet files store it (`arrow_type`).
         from_api: whether the ad API sends it; the load adds the others.
+        nullable: whether it may be NULL (a field the contract added later, for one).
+        since: the record contract's version that added it.
     """
 
     name: str
     postgres: str
     arrow: str
     from_api: bool = True
+    nullable: bool = False
+    since: int = 1
 
 
 COLUMNS = (
-    Column("impression_id", "uuid", "uuid"),
-    Column("ad_id", "bigint", "int64"),
-    Column("campaign_id", "bigint", "int64"),
-    Column("advertiser_id", "bigint", "int64"),
-    Column("placement", "text", "string"),
-    Column("device", "text", "string"),
-    Column("country", "char(2)", "string"),
-    Column("shown_at", "timestamptz", "timestamp"),
-    Column("cost_micros", "bigint", "int64"),
-    Column("currency", "char(3)", "string"),
-    Column("clicked", "boolean", "bool"),
+    *(
+        Column(f.name, f.postgres_type, f.arrow, nullable=f.nullable, since=f.since)
+        for f in CONTRACT
+    ),
     Column("load_run_id", "bigint", "int64", from_api=False),
     Column("loaded_at", "timestamptz", "timestamp", from_api=False),
 )

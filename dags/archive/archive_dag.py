@@ -14,8 +14,8 @@ deletes those rows in the same transaction that records the verified object in
   second archiver (a ``docker run`` by hand, a restore) out.
 - **Catchup**: off; every run sweeps all days older than its cutoff, so a missed day is
   caught by the next run.
-- **Reconcile**: the run ends with ``reconcile_days`` over the 45 whole days before its date
-  (not its own, still loading), so an imbalance (a row lost or counted twice anywhere) fails
+- **Reconcile**: the run ends with ``reconcile_days`` over the whole days before its date
+  (not its own, still loading; as many as reconcile checks by default), so an imbalance (a row lost or counted twice anywhere) fails
   the run where operators look.
 - **Restore**: ``make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD``.
 - **Paused?** No: it runs nightly once the stack is up (``DAGS_PAUSED=true`` in .env keeps it
@@ -64,9 +64,7 @@ with DAG(
         task_id="reconcile_days",
         job="archive",
         command=[
-            "reconcile",
-            "--from",
-            "{{ (data_interval_end - macros.timedelta(days=45)).strftime('%Y-%m-%d') }}",
+            "reconcile",  # its default span of days, ending on --to
             "--to",
             # the whole days before the run's date: its own day is still loading (an hourly
             # window caught between its backup and its load would read as an imbalance)

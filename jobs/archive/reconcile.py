@@ -45,15 +45,18 @@ import verify
 from adpipe import grid
 from adpipe.backups import version_keys
 from adpipe.errors import DataError, backfill
-from adpipe.job import Command, check_day_range, day_range_arguments
+from adpipe.job import Command, check_day_range, day_range_arguments, days_or_default
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
 from adpipe.windows import backup_day_prefix, days_between, window_of
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
-RECONCILE_DOC = """reconcile: Check day by day that each record the API sent has exactly one place.
+SPAN = 45  # days reconcile checks when not told (--from, --to): the nightly run's too
 
-For each day from --from to --to (both included), counts from what is really stored:
+RECONCILE_DOC = f"""reconcile: Check day by day that each record the API sent has exactly one place.
+
+For each day from --from to --to (both included; without them, the {SPAN} days up to
+yesterday, UTC), counts from what is really stored:
 
     backup      records in the day's backups: for each window, the backup version its
                 latest load read, else its latest version
@@ -78,7 +81,7 @@ time. A day that does not balance is exit 3, naming the day and what is wrong (a
 with the make backfill line that loads it).
 
     docker run --rm --network host --env-file .env.reconcile adpipe/archive:dev reconcile \\
-        --from 2026-11-01 --to 2026-11-27 [--json]
+        [--from 2026-11-01] [--to 2026-11-27] [--json]
 """
 
 FIELDS = ("backup", "postgres", "archive", "rejected", "duplicates")
@@ -380,6 +383,7 @@ def table(days: list[dict[str, Any]]) -> str:
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
+    args.first, args.last = days_or_default(args, SPAN)
     check_day_range(args.first, args.last)
     settings = args.settings
     bucket = Bucket(settings)
@@ -419,7 +423,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    day_range_arguments(parser)
+    day_range_arguments(parser, SPAN)
     parser.add_argument("--json", action="store_true", help="print the days as JSON")
 
 

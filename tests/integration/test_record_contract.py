@@ -13,7 +13,7 @@ pytestmark = pytest.mark.stack
 
 COLUMNS = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       coalesce((SELECT array_agg(pg_get_constraintdef(c.oid) ORDER BY 1) FROM pg_constraint c
+       coalesce((SELECT array_agg(pg_get_constraintdef(c.oid) ORDER BY pg_get_constraintdef(c.oid)) FROM pg_constraint c
                  WHERE c.conrelid = a.attrelid AND c.contype = 'c' AND c.conkey = ARRAY[a.attnum]),
                 '{}')
 FROM pg_attribute a

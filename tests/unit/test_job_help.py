@@ -299,7 +299,7 @@ def internal_names() -> set[str]:
     """What a help must not name: each module as a file (first_seen.py) and as a module
     (adpipe.windows), a module whose name is no word (impression_rules) bare too, unless it
     is an image's name; and every constant whose name is an identifier rather than a word
-    (MAX_TEXT, IN_FLIGHT: S3 or DAY are words) and not a setting's."""
+    (MAX_NESTING, IN_FLIGHT: S3 or DAY are words) and not a setting's."""
     names = set()
     for module in MODULES:
         names |= {f"{module}.py", f"adpipe.{module}"}
@@ -317,7 +317,7 @@ def internal_names_in(text: str) -> list[str]:
 
 def test_the_internal_names_come_from_the_code_and_leave_a_help_its_words() -> None:
     names = internal_names()
-    assert {"first_seen.py", "impression_rules", "adpipe.windows", "MAX_TEXT", "IN_FLIGHT"} <= (
+    assert {"first_seen.py", "impression_rules", "adpipe.windows", "MAX_NESTING", "IN_FLIGHT"} <= (
         names
     ), sorted(names)
     assert "adpipe.migrations" in names and "adpipe.adpipe" not in names

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NoReturn
 
 from adpipe import grid
@@ -71,23 +71,34 @@ def check_window(start: datetime, end: datetime, minutes: int) -> None:
     grid.check_window(start, end, minutes)
 
 
-def day_range_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the day range the archive's restore and reconcile take: ``--from``, ``--to``."""
+def day_range_arguments(
+    parser: argparse.ArgumentParser, span: int | None = None
+) -> argparse.ArgumentParser:
+    """Add the day range the archive's restore and reconcile take: ``--from``, ``--to``.
+    With ``span`` both may be left out: ``--to`` is then yesterday (UTC), ``--from`` the
+    first of the ``span`` days ending on ``--to`` (`days_or_default`)."""
     parser.add_argument(
         "--from",
         dest="first",
         type=date.fromisoformat,
-        required=True,
-        help="first day (YYYY-MM-DD)",
+        required=span is None,
+        help="first day (YYYY-MM-DD)"
+        + (f"; default: {span} days before --to, both included" if span else ""),
     )
     parser.add_argument(
         "--to",
         dest="last",
         type=date.fromisoformat,
-        required=True,
-        help="last day, inclusive (YYYY-MM-DD)",
+        required=span is None,
+        help="last day, inclusive (YYYY-MM-DD)" + ("; default: yesterday (UTC)" if span else ""),
     )
     return parser
+
+
+def days_or_default(args: argparse.Namespace, span: int) -> tuple[date, date]:
+    """``--from`` and ``--to``, each defaulted as `day_range_arguments` says."""
+    last = args.last or datetime.now(UTC).date() - timedelta(days=1)
+    return args.first or last - timedelta(days=span - 1), last
 
 
 def check_day_range(first: date, last: date) -> None:

@@ -15,8 +15,8 @@ deletes those rows in the same transaction that records the verified object in
 - **Catchup**: off; every run sweeps all days older than its cutoff, so a missed day is
   caught by the next run.
 - **Reconcile**: the run ends with ``reconcile_days`` over the whole days before its date
-  (not its own, still loading; as many as reconcile checks by default), so an imbalance (a row lost or counted twice anywhere) fails
-  the run where operators look.
+  (not its own, still loading; as many as reconcile checks by default), so an imbalance (a
+  row lost or counted twice anywhere) fails the run where operators look.
 - **Restore**: ``make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD``.
 - **Paused?** No: it runs nightly once the stack is up (``DAGS_PAUSED=true`` in .env keeps it
   paused when it first appears).

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.stack
 
 COLUMNS = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       coalesce((SELECT array_agg(pg_get_constraintdef(c.oid) ORDER BY pg_get_constraintdef(c.oid)) FROM pg_constraint c
+       coalesce((SELECT array_agg(def ORDER BY def)
+                 FROM pg_constraint c, pg_get_constraintdef(c.oid) AS def
                  WHERE c.conrelid = a.attrelid AND c.contype = 'c' AND c.conkey = ARRAY[a.attnum]),
                 '{}')
 FROM pg_attribute a

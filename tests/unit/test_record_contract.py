@@ -8,10 +8,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fast_path
+import helpers
 import impression_rules
 import pytest
 import query
@@ -25,20 +26,8 @@ END = datetime(2026, 11, 20, 11, tzinfo=UTC)
 
 
 def good(**fields: Any) -> dict[str, Any]:
-    return {
-        "impression_id": str(uuid.uuid4()),
-        "ad_id": 1,
-        "campaign_id": 2,
-        "advertiser_id": 3,
-        "placement": "homepage",
-        "device": "mobile",
-        "country": "DE",
-        "shown_at": "2026-11-20T10:30:00Z",
-        "cost_micros": 150,
-        "currency": "EUR",
-        "clicked": False,
-        **fields,
-    }
+    """A record every rule accepts, in the window, ``fields`` on top."""
+    return helpers.impression(START + timedelta(minutes=30), **fields)
 
 
 def changed(name: str, **change: Any) -> tuple[Field, ...]:

@@ -105,7 +105,8 @@ test-fast: venv ## Only the tiers that need no stack: tests/dags and tests/unit
 lint: venv ## ruff (with the S and AIR rules) and mypy, clean
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
-	@$(VENV)/bin/mypy jobs/adpipe/adpipe jobs/extract_backup jobs/load jobs/archive
+	@$(VENV)/bin/mypy jobs/adpipe/adpipe jobs/extract_backup/adpipe_extract_backup jobs/load/adpipe_load \
+	  jobs/archive/adpipe_archive
 
 fmt: venv ## Format and fix what ruff can
 	@$(VENV)/bin/ruff format .

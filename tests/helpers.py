@@ -264,7 +264,7 @@ def served_api(port: int, per_hour: int, seed: str, faults: bool = False) -> Ite
     """The mock ad API (``dags/api_load/scripts/extract.py``) served from this process on a
     port of its own (0: any free one, for a module whose tests run in two processes); yields
     its base URL."""
-    import extract
+    from api_load.scripts import extract
 
     server = extract.make_server("127.0.0.1", port, per_hour, seed, faults)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -15,15 +15,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import fast_path
 import helpers
 import hostile
 import pyarrow as pa
 import pytest
 from adpipe.pg_copy import binary_rows
+from adpipe_load import fast_path
+from adpipe_load.impression_rules import MAX_NESTING, Rejected, normalise, parse_page, parse_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from impression_rules import MAX_NESTING, Rejected, normalise, parse_page, parse_record
 
 pytestmark = pytest.mark.usefixtures("stack")
 

@@ -25,9 +25,9 @@ import helpers
 import hostile
 import pytest
 from adpipe.windows import rfc3339
+from adpipe_load.impression_rules import Rejected, normalise, parse_record
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from impression_rules import Rejected, normalise, parse_record
 
 pytestmark = pytest.mark.usefixtures("stack")
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 from pathlib import Path
 
 from adpipe import locks, windows
 from adpipe.settings import SETTINGS
 from adpipe.table import TABLE, TABLE_COLUMNS
+from adpipe_dags import lineage
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "dags"))
-from adpipe_dags import lineage  # noqa: E402
 
 HOME = ROOT / "jobs" / "adpipe" / "adpipe" / "locks.py"
 MIGRATIONS = ROOT / "jobs" / "adpipe" / "adpipe" / "migrations"

@@ -34,7 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from adpipe import pages
 from adpipe.table import COLUMNS, IMPRESSION_COLUMNS, arrow_type, uuid_bytes
-from impression_rules import CURRENCIES, MAX_NESTING
+
+from adpipe_load.impression_rules import CURRENCIES, MAX_NESTING
 
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 # printable ASCII: printable to the rules too

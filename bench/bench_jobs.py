@@ -63,7 +63,7 @@ from typing import Any
 import helpers
 from adpipe.table import COLUMNS as TABLE
 from adpipe.table import TABLE_COLUMNS
-from adpipe.windows import ARCHIVE_PREFIX, QUARANTINE_PREFIX, rfc3339
+from adpipe.windows import ARCHIVE_PREFIX, QUARANTINE_PREFIX, backup_prefix, rfc3339
 from api_load.scripts import extract
 from contenders import csv_batches
 
@@ -172,7 +172,7 @@ def reset(*, backups: tuple[datetime, datetime] | None = None) -> None:
     owner_sql("DROP TABLE IF EXISTS bench_binary_copy")
     prefixes = [ARCHIVE_PREFIX, QUARANTINE_PREFIX]
     if backups:
-        prefixes.append(helpers.backup_prefix(*backups))
+        prefixes.append(backup_prefix(*backups))
     for prefix in prefixes:
         empty(prefix)
 

@@ -11,6 +11,9 @@ STACK := bash platform/stack.sh
 # one job command run as the DAGs run it: host network, its identity's env file (.env.<job>)
 RUN_JOB := python3 platform/stack_client.py
 PYTEST_ARGS ?=
+# what the bench imports beside the venv's packages: the tests' helpers, the platform's scripts,
+# the DAGs folder (the mock API); tests/integration/test_bench.py runs it with the same
+BENCH_PATH := tests:platform:dags
 # The Celery tier's stack notices a dead worker and retries its task sooner than .env's
 # defaults (60 s each), and a run is late after 1 minute, not 20, alerting the tier's own
 # webhook (tests/celery/test_deadline.py), so its tests wait less; the mechanisms are the same.
@@ -22,7 +25,7 @@ help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 env: ## Create .env from .env.example (fresh random secrets) or add what it gained; write each job's own .env.<job>
-	@python3 platform/env.py
+	@PYTHONPATH=jobs/adpipe python3 platform/env.py
 
 engine: ## Make sure a Docker engine answers with Compose v2 (installs the plugin; on Debian as root, dockerd too)
 	@bash platform/engine.sh
@@ -105,14 +108,15 @@ test-fast: venv ## Only the tiers that need no stack: tests/dags and tests/unit
 lint: venv ## ruff (with the S and AIR rules) and mypy, clean
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
-	@$(VENV)/bin/mypy jobs/adpipe/adpipe jobs/extract_backup jobs/load jobs/archive
+	@$(VENV)/bin/mypy jobs/adpipe/adpipe jobs/extract_backup/adpipe_extract_backup jobs/load/adpipe_load \
+	  jobs/archive/adpipe_archive
 
 fmt: venv ## Format and fix what ruff can
 	@$(VENV)/bin/ruff format .
 	@$(VENV)/bin/ruff check --fix .
 
 bench: venv env ## adpipe's jobs against the alternatives, same rows, same run (own database and bucket; QUICK=1: small)
-	@$(PY) bench/bench_jobs.py $(if $(QUICK),--quick)
+	@PYTHONPATH=$(BENCH_PATH) $(PY) bench/bench_jobs.py $(if $(QUICK),--quick)
 
 soak: env ## Outside CI: 200 hourly api-load runs and their daily archives through the scheduler; reconcile and memory growth (needs make start)
 	@python3 platform/soak.py

@@ -37,6 +37,10 @@ sizes, one repetition) checks the bench runs and leaves the data alone, and gate
 
     make bench            # 100k, 1M and 10M rows (10M: one repetition)
     make bench QUICK=1    # 17k rows, 1 repetition (what make test runs)
+
+Besides the venv's packages it imports the tests' helpers, the platform's scripts and the mock
+API (``api_load.scripts.extract``): ``make bench`` puts tests, platform and dags on
+PYTHONPATH (its BENCH_PATH).
 """
 
 from __future__ import annotations
@@ -56,17 +60,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "dags" / "api_load" / "scripts"))
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "platform"))
+import helpers
+from adpipe.table import COLUMNS as TABLE
+from adpipe.table import TABLE_COLUMNS
+from adpipe.windows import ARCHIVE_PREFIX, QUARANTINE_PREFIX, backup_prefix, rfc3339
+from api_load.scripts import extract
+from contenders import csv_batches
 
-import extract  # noqa: E402
-import helpers  # noqa: E402
-from adpipe.table import COLUMNS as TABLE  # noqa: E402
-from adpipe.table import TABLE_COLUMNS  # noqa: E402
-from adpipe.windows import ARCHIVE_PREFIX, QUARANTINE_PREFIX, rfc3339  # noqa: E402
-from contenders import csv_batches  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 helpers.load_env()
 
@@ -171,7 +172,7 @@ def reset(*, backups: tuple[datetime, datetime] | None = None) -> None:
     owner_sql("DROP TABLE IF EXISTS bench_binary_copy")
     prefixes = [ARCHIVE_PREFIX, QUARANTINE_PREFIX]
     if backups:
-        prefixes.append(helpers.backup_prefix(*backups))
+        prefixes.append(backup_prefix(*backups))
     for prefix in prefixes:
         empty(prefix)
 

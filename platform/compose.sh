@@ -9,7 +9,7 @@
 # celery profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -f .env ] || python3 platform/env.py >/dev/null
+[ -f .env ] || PYTHONPATH=jobs/adpipe python3 platform/env.py >/dev/null
 project="$(sed -n 's/^COMPOSE_PROJECT_NAME=//p' .env | tail -1)"
 [ -n "$project" ] || { echo "compose: .env has no COMPOSE_PROJECT_NAME; run \`make env\`" >&2; exit 2; }
 executor="${EXECUTOR:-$(sed -n 's/^EXECUTOR=//p' .env | tail -1)}"

@@ -11,6 +11,9 @@ migrate) holds only what that identity's commands read, under the names they rea
 by hand with ``docker run --env-file .env.load`` gets what the DAG gives it, nothing more.
 Fault-test seams (``Setting.seam``) are never written, even when an older .env holds one.
 Each is rewritten from .env every time, mode 0600.
+
+It runs with the system python3, before the venv exists: ``make env`` puts the shared package
+on ``PYTHONPATH`` (``jobs/adpipe``), whose settings table needs only the standard library.
 """
 
 import base64
@@ -21,9 +24,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from adpipe.settings import ENV_FILES  # the jobs' own table, standard library only
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "jobs" / "adpipe"))
-from adpipe.settings import ENV_FILES  # noqa: E402 - the jobs' own table, standard library only
 
 
 def value(raw: str, known: dict[str, str]) -> str:

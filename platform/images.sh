@@ -94,16 +94,16 @@ s3_image() { build adpipe/s3:dev platform/s3 platform/s3/Dockerfile --build-arg 
 ad_api_image() {
   build adpipe/ad-api:dev dags/api_load/scripts platform/ad-api/Dockerfile --build-arg "BASE_IMAGE=$PY_BASE"
 }
-job() {  # job <name> <command file>: the job stage of jobs/Dockerfile, tagged :dev and with the git revision
+job() {  # job <name>: the job stage of jobs/Dockerfile (package jobs/<name>/adpipe_<name>), tagged :dev and with the git revision
   local tags=()  # a docker tag cannot hold the version's "+"
   [ "$revision" = unknown ] || tags+=(-t "adpipe/$1:$revision")
   build "adpipe/$1:dev" jobs jobs/Dockerfile --target job --build-arg "BASE_IMAGE=$PY_BASE" \
-    --build-arg "JOB=$1" --build-arg "ENTRY=$2" \
+    --build-arg "JOB=$1" \
     --build-arg "REVISION=$revision" --build-arg "VERSION=$version+$revision" ${tags[@]+"${tags[@]}"}
 }
-extract_job() { job extract_backup extract_backup.py; }
-load_job() { job load load_impressions.py; }
-archive_job() { job archive cli.py; }
+extract_job() { job extract_backup; }
+load_job() { job load; }
+archive_job() { job archive; }
 # the shared base once (its layers are then cached), then the three jobs side by side
 jobs_chain() {
   build adpipe/job-base:dev jobs jobs/Dockerfile --target base --build-arg "BASE_IMAGE=$PY_BASE" &&

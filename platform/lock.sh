@@ -3,6 +3,8 @@
 #   platform/standins/airflow/requirements.txt  from uv.lock (the host venv's Airflow)
 #   platform/s3/requirements.txt                from platform/s3/requirements.in
 #   jobs/*/requirements.txt                     from jobs/*/requirements.in
+# The adpipe packages (jobs/*/pyproject.toml, local paths) are never emitted: the images put
+# their code on PYTHONPATH.
 # `lock.sh write` regenerates them; `lock.sh check` fails when one differs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,12 +15,12 @@ tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 render() {  # render <target> : print what the pinned file should hold
   case "$1" in
     platform/standins/airflow/requirements.txt)
-      "$uv" export --frozen --no-default-groups --no-hashes --no-emit-project --no-emit-package adpipe-jobs \
+      "$uv" export --frozen --no-default-groups --no-hashes --no-emit-project --no-emit-local \
         --no-header --no-annotate ;;
     *)
       local input="${1%.txt}.in"
       "$uv" pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-        --no-header --no-annotate --constraint <("$uv" export --frozen --no-hashes --no-header --no-annotate --no-emit-project --no-emit-package adpipe-jobs) "$input" ;;
+        --no-header --no-annotate --constraint <("$uv" export --frozen --no-hashes --no-header --no-annotate --no-emit-project --no-emit-local) "$input" ;;
   esac
 }
 

@@ -42,11 +42,9 @@ from types import TracebackType
 
 import duckdb
 import psycopg2.extensions
-from stack_client import load_env
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs" / "adpipe"))
 from adpipe.table import COLUMNS, Column
 from adpipe.windows import ARCHIVE_PREFIX
+from stack_client import load_env
 
 EXTENSIONS = ("duckdb_extension_postgres_scanner", "duckdb_extension_httpfs")
 LIVE = (

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,8 @@ import days
 import psycopg2
 import pyarrow.parquet as pq
 import stack_client
-from adpipe.windows import manifest_key, page_key, rfc3339
+from adpipe.table import IMPRESSION_COLUMNS
+from adpipe.windows import backup_prefix, manifest_key, page_key, rfc3339
 from stack_client import (  # noqa: F401 - for the tests
     ROOT,
     job_argv,
@@ -264,7 +265,7 @@ def served_api(port: int, per_hour: int, seed: str, faults: bool = False) -> Ite
     """The mock ad API (``dags/api_load/scripts/extract.py``) served from this process on a
     port of its own (0: any free one, for a module whose tests run in two processes); yields
     its base URL."""
-    import extract
+    from api_load.scripts import extract
 
     server = extract.make_server("127.0.0.1", port, per_hour, seed, faults)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -478,21 +479,28 @@ def table_exists(name: str) -> bool:
     return query("SELECT to_regclass(%s) IS NOT NULL", (name,))[0][0]
 
 
+# a row's columns, load metadata aside: the ones the API sends (adpipe.table)
+ROWS = ", ".join(IMPRESSION_COLUMNS)
+
+
+def comparable(values: Iterable[Any]) -> tuple:
+    """A row's values in ``ROWS``' order as PostgreSQL's and the archive's rows compare:
+    the id as text, ``shown_at`` as ISO 8601 text in UTC."""
+    row = dict(zip(IMPRESSION_COLUMNS, values, strict=True))
+    ident = row["impression_id"]
+    row["impression_id"] = str(uuid.UUID(bytes=ident)) if isinstance(ident, bytes) else str(ident)
+    row["shown_at"] = row["shown_at"].astimezone(UTC).isoformat()
+    return tuple(row.values())
+
+
 def window_checksum(start: datetime, end: datetime) -> tuple[int, str]:
     """(rows, md5 over the ordered rows) of ad_impressions in the window, load metadata aside."""
+    digest = "coalesce(md5(string_agg(r::text, '|' ORDER BY impression_id)), '')"
     return query(
-        "SELECT count(*), coalesce(md5(string_agg(r::text, '|' ORDER BY impression_id)), '') "
-        "FROM (SELECT impression_id, ad_id, campaign_id, advertiser_id, placement, device,"
-        " country, shown_at, cost_micros, currency, clicked FROM ad_impressions"
+        f"SELECT count(*), {digest} FROM (SELECT {ROWS} FROM ad_impressions"  # noqa: S608
         " WHERE shown_at >= %s AND shown_at < %s) r",
         (start, end),
     )[0]
-
-
-ROWS = (
-    "impression_id, ad_id, campaign_id, advertiser_id, placement, device, country, "
-    "shown_at, cost_micros, currency, clicked"
-)
 
 
 def pg_rows(day: date) -> list[tuple]:
@@ -502,7 +510,7 @@ def pg_rows(day: date) -> list[tuple]:
         "AND shown_at < %s",
         (start, start + timedelta(days=1)),
     )
-    return sorted((str(r[0]), *r[1:7], r[7].astimezone(UTC).isoformat(), *r[8:]) for r in rows)
+    return sorted(comparable(r) for r in rows)
 
 
 def archived_rows(day: date) -> list[tuple]:
@@ -513,24 +521,7 @@ def archived_rows(day: date) -> list[tuple]:
         (day,),
     ):
         table = pq.read_table(io.BytesIO(get(key)))
-        for r in table.to_pylist():
-            ident = r["impression_id"]
-            ident = str(uuid.UUID(bytes=ident)) if isinstance(ident, bytes) else str(ident)
-            rows.append(
-                (
-                    ident,
-                    r["ad_id"],
-                    r["campaign_id"],
-                    r["advertiser_id"],
-                    r["placement"],
-                    r["device"],
-                    r["country"],
-                    r["shown_at"].astimezone(UTC).isoformat(),
-                    r["cost_micros"],
-                    r["currency"],
-                    r["clicked"],
-                )
-            )
+        rows += [comparable(r[c] for c in IMPRESSION_COLUMNS) for r in table.to_pylist()]
     return sorted(rows)
 
 
@@ -550,11 +541,6 @@ def api_pages(
         cursor = json.loads(body)["next_cursor"]
         if cursor is None:
             return bodies
-
-
-def backup_prefix(start: datetime, end: datetime) -> str:
-    stamp = f"{start:%Y%m%dT%H%M%SZ}-{end:%Y%m%dT%H%M%SZ}"
-    return f"backup/impressions/date={start:%Y-%m-%d}/window={stamp}/"
 
 
 def backup_manifests(start: datetime, end: datetime) -> list[str]:

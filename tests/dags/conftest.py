@@ -1,7 +1,7 @@
-"""Airflow for the DAG tier: a throwaway AIRFLOW_HOME, the project's dags folder on the path."""
+"""Airflow for the DAG tier: a throwaway AIRFLOW_HOME over the project's dags folder (which
+pytest's pythonpath puts on the path, as Airflow does)."""
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -12,4 +12,3 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "false"
 os.environ.setdefault(
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{os.environ['AIRFLOW_HOME']}/airflow.db"
 )
-sys.path.insert(0, str(DAGS))

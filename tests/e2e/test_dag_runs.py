@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import days
 import helpers
 import pytest
+from adpipe.windows import backup_prefix
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -72,7 +73,7 @@ def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> 
 
     # OpenLineage: the extract wrote the window's backup prefix, the load read it and wrote
     # the table, as many rows as its SUMMARY says, each run tagged with its image's version
-    window = ("s3://ad-data", helpers.backup_prefix(start, end).rstrip("/"))
+    window = ("s3://ad-data", backup_prefix(start, end).rstrip("/"))
     table = (f"postgres://127.0.0.1:{os.environ['POSTGRES_PORT']}", TABLE)
     extracted = helpers.lineage_events(run_id, "extract_backup", "COMPLETE")
     assert [(d["namespace"], d["name"]) for d in extracted["outputs"]] == [window], extracted

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import helpers
 import pytest
+from adpipe.windows import backup_prefix
 from helpers import docker_run
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -79,7 +80,7 @@ def independent_count(start: datetime, end: datetime) -> tuple[int, list[bytes]]
 
 
 def backup_keys(start: datetime, end: datetime) -> list[str]:
-    return helpers.keys(helpers.backup_prefix(start, end))
+    return helpers.keys(backup_prefix(start, end))
 
 
 def test_backup_holds_the_api_bytes_and_the_table_the_valid_unique_records() -> None:

@@ -15,26 +15,25 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import fast_path
 import helpers
 import hostile
 import pyarrow as pa
 import pytest
 from adpipe.pg_copy import binary_rows
+from adpipe.table import COLUMNS
+from adpipe_load import fast_path
+from adpipe_load.impression_rules import MAX_NESTING, Rejected, normalise, parse_page, parse_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from impression_rules import MAX_NESTING, Rejected, normalise, parse_page, parse_record
 
 pytestmark = pytest.mark.usefixtures("stack")
 
-STAGE = """
-CREATE TEMPORARY TABLE {name} (
-    ordinal bigint NOT NULL, impression_id uuid NOT NULL, ad_id bigint NOT NULL,
-    campaign_id bigint NOT NULL, advertiser_id bigint NOT NULL, placement text NOT NULL,
-    device text NOT NULL, country char(2) NOT NULL, shown_at timestamptz NOT NULL,
-    cost_micros bigint NOT NULL, currency char(3) NOT NULL, clicked boolean NOT NULL
-) ON COMMIT DROP
-"""
+# the load's stage table (its STAGE) under a name of the test's own
+STAGE = (
+    "CREATE TEMPORARY TABLE {name} (ordinal bigint NOT NULL, "
+    + ", ".join(f"{c.name} {c.postgres} NOT NULL" for c in COLUMNS if c.from_api)
+    + ") ON COMMIT DROP"
+)
 
 
 def rendered(instant: datetime, offset_minutes: int, digits: int) -> str | None:

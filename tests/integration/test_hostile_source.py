@@ -15,7 +15,7 @@ import base64
 import json
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,9 +25,9 @@ import helpers
 import hostile
 import pytest
 from adpipe.windows import rfc3339
+from adpipe_load.impression_rules import Rejected, normalise, parse_record
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from impression_rules import Rejected, normalise, parse_record
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -133,11 +133,11 @@ def expected(
 
 def stored(start: datetime, end: datetime) -> list[tuple]:
     found = helpers.query(
-        f"SELECT {helpers.ROWS} FROM ad_impressions "  # noqa: S608 - the helpers' column list
+        f"SELECT {helpers.ROWS} FROM ad_impressions "  # noqa: S608 - the table's own columns
         "WHERE shown_at >= %s AND shown_at < %s",
         (start, end),
     )
-    return sorted((str(r[0]), *r[1:7], r[7].astimezone(UTC).isoformat(), *r[8:]) for r in found)
+    return sorted(helpers.comparable(r) for r in found)
 
 
 def quarantined(address: str) -> list[tuple[int, int, str, bytes]]:

@@ -6,21 +6,15 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-JOBS = Path(__file__).resolve().parents[2] / "jobs"
-sys.path[:0] = [str(JOBS / "archive"), str(JOBS / "load"), str(JOBS / "extract_backup")]
-
-from adpipe import check, migrate  # noqa: E402
-from adpipe.settings import SETTINGS  # noqa: E402
-from archive import RUN  # noqa: E402
-from extract_backup import RUN as EXTRACT  # noqa: E402
-from load_impressions import RUN as LOAD  # noqa: E402
-from reconcile import RECONCILE  # noqa: E402
-from restore import RESTORE  # noqa: E402
+from adpipe import check, migrate
+from adpipe.settings import SETTINGS
+from adpipe_archive.archive import RUN
+from adpipe_archive.reconcile import RECONCILE
+from adpipe_archive.restore import RESTORE
+from adpipe_extract_backup.extract_backup import RUN as EXTRACT
+from adpipe_load.load_impressions import RUN as LOAD
 
 
 def image(job: str, *args: str) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import days
 import helpers
 import pytest
-from adpipe.windows import rfc3339
+from adpipe.windows import backup_prefix, rfc3339
 from helpers import docker_run, summary
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -112,7 +112,7 @@ def test_an_off_grid_backup_from_before_is_named_retired_and_the_day_balances() 
     hour = next(
         day + n * H
         for n in range(24)
-        if not helpers.keys(helpers.backup_prefix(day + n * H, day + (n + 1) * H))
+        if not helpers.keys(backup_prefix(day + n * H, day + (n + 1) * H))
     )
     half = hour + timedelta(minutes=30)
     assert job("extract_backup", hour, hour + H)["exit_code"] == 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-import extract
 import pytest
+from api_load.scripts import extract
 
 Q = {"start": ["2026-11-20T10:00:00Z"], "end": ["2026-11-20T12:00:00Z"], "limit": ["700"]}
 

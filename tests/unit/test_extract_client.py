@@ -13,7 +13,7 @@ import helpers
 import pytest
 from adpipe.errors import DataError, UpstreamError
 from adpipe.settings import Settings
-from extract_backup import ApiClient, ApiRetry, read_page
+from adpipe_extract_backup.extract_backup import ApiClient, ApiRetry, read_page
 
 PORT = 18125
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -9,14 +9,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import extract
-import fast_path
 import hostile
 import pytest
 from adpipe.table import IMPRESSION_COLUMNS
+from adpipe_load import fast_path
+from adpipe_load.impression_rules import Rejected, normalise, parse_page, parse_record
+from api_load.scripts import extract
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from impression_rules import Rejected, normalise, parse_page, parse_record
 from test_impression_rules import GOOD, poison_records
 
 START = datetime(2026, 11, 20, 10, tzinfo=UTC)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-import first_seen
 import pyarrow as pa
-from first_seen import SeenIds
+from adpipe_load import first_seen
+from adpipe_load.first_seen import SeenIds
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

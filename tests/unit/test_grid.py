@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from adpipe import grid
 from adpipe.errors import ConfigError
-from reconcile import missing_hours, window_problems
+from adpipe_archive.reconcile import missing_hours, window_problems
 
 NOW = datetime(2026, 12, 6, 12, 5, tzinfo=UTC)
 H = timedelta(hours=1)

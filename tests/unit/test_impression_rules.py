@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import hostile
 import pytest
+from adpipe_load.impression_rules import Rejected, normalise, parse_page, parse_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from impression_rules import Rejected, normalise, parse_page, parse_record
 
 START = datetime(2026, 11, 20, 10, tzinfo=UTC)
 END = datetime(2026, 11, 20, 11, tzinfo=UTC)

@@ -16,19 +16,16 @@ import re
 from datetime import date
 from pathlib import Path
 
-import archive
+import adpipe_archive.__main__ as archive_cli
 import env as env_files
 import pytest
-import reconcile
-import repair
-import restore
-import retire
 from adpipe import check, errors, job, migrate
 from adpipe.errors import ConfigError
 from adpipe.job import Command, parser, summary
 from adpipe.settings import ENV_FILES, LOGS, SETTINGS
-from extract_backup import RUN as EXTRACT
-from load_impressions import RUN as LOAD
+from adpipe_archive import archive, reconcile, repair, restore, retire
+from adpipe_extract_backup.extract_backup import RUN as EXTRACT
+from adpipe_load.load_impressions import RUN as LOAD
 
 IMAGES: dict[str, list[Command]] = {
     "extract_backup": [EXTRACT, check.command("extract_backup")],
@@ -258,12 +255,16 @@ def test_the_image_help_and_version_are_never_refused_as_commands(
 IMAGE_TOPS = {
     "extract_backup": EXTRACT.doc.splitlines()[0],
     "load": LOAD.doc.splitlines()[0],
-    "archive": (ROOT / "jobs" / "archive" / "cli.py").read_text().split('"""')[1],
+    "archive": archive_cli.__doc__ or "",
 }
-# the jobs' code: each image's modules and the shared package's, and its migrations package
-SOURCES = sorted({*ROOT.glob("jobs/*/*.py"), *ROOT.glob("jobs/adpipe/adpipe/**/*.py")})
-MODULES = {p.stem for p in SOURCES if p.name != "__init__.py"} | {
-    p.parent.name for p in ROOT.glob("jobs/adpipe/adpipe/*/__init__.py")
+# the jobs' code: each image's package and the shared one, and the shared one's migrations
+SOURCES = sorted({*ROOT.glob("jobs/*/adpipe_*/*.py"), *ROOT.glob("jobs/adpipe/adpipe/**/*.py")})
+PACKAGES = [
+    *ROOT.glob("jobs/*/adpipe_*/__init__.py"),
+    *ROOT.glob("jobs/adpipe/adpipe/*/__init__.py"),
+]
+MODULES = {p.stem for p in SOURCES if not p.name.startswith("__")} | {
+    p.parent.name for p in PACKAGES
 }
 # names of libraries and mechanics a help once carried, which no user acts on
 INTERNAL_WORDS = (

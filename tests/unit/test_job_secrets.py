@@ -6,19 +6,17 @@ import os
 import subprocess
 import sys
 
-import helpers
 import pytest
 
 PASSWORD = "Zq#/@%distinctive"  # noqa: S105 - the test's own, for no server
-LOAD = helpers.ROOT / "jobs" / "load" / "load_impressions.py"
 WINDOW = ["--start", "2026-01-01T00:00:00Z", "--end", "2026-01-01T01:00:00Z"]
 
 
 def run_load(**env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.endswith("WAREHOUSE_DSN")}
     return subprocess.run(
-        [sys.executable, str(LOAD), *WINDOW],
-        env={**clean, "PYTHONPATH": str(LOAD.parent), **env},
+        [sys.executable, "-m", "adpipe_load", *WINDOW],  # the load as its image runs it
+        env={**clean, **env},
         capture_output=True,
         text=True,
         timeout=60,

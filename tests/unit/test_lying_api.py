@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import helpers
 import pytest
 from adpipe.errors import DataError, UpstreamError
-from extract_backup import ApiClient, read_page
+from adpipe_extract_backup.extract_backup import ApiClient, read_page
 
 START = datetime(2026, 7, 1, 10, tzinfo=UTC)
 END = START + timedelta(hours=1)

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 from pathlib import Path
 
 from adpipe import locks, windows
 from adpipe.settings import SETTINGS
 from adpipe.table import TABLE, TABLE_COLUMNS
+from adpipe_dags import lineage
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "dags"))
-from adpipe_dags import lineage  # noqa: E402
 
 HOME = ROOT / "jobs" / "adpipe" / "adpipe" / "locks.py"
 MIGRATIONS = ROOT / "jobs" / "adpipe" / "adpipe" / "migrations"
@@ -194,3 +192,63 @@ def test_s3_keys_are_made_only_in_windows_py_and_its_mirrors_agree() -> None:
         windows.ARCHIVE_PREFIX,
         windows.SET_ASIDE_PREFIX,
     }
+
+
+# --- the tests and the bench call the product's functions and read its columns; no copies
+CHECKS = ("tests", "bench")  # what checks the product, and so must not keep its own version
+
+
+def top_functions(top: str) -> list[tuple[Path, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """Every module-level function under ``top``, with its file."""
+    return [
+        (path, node)
+        for path in sorted((ROOT / top).rglob("*.py"))
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+
+
+def parameters(function: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, ...]:
+    arguments = function.args
+    return tuple(a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs))
+
+
+def body(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """The function's statements, its docstring aside, as the parser sees them."""
+    statements = function.body[1:] if ast.get_docstring(function) is not None else function.body
+    return "\n".join(ast.dump(s) for s in statements)
+
+
+def test_the_tests_and_the_bench_define_no_copy_of_a_product_function() -> None:
+    """A function of the tests or the bench with a product function's name and parameters
+    (backup_prefix(start, end), rfc3339(moment)), or its very statements under another name,
+    is a second home of what the product does: it stays right when the product changes, and
+    the test passes on its own copy. Import the product's function; a test that pins a format
+    on purpose writes the expected text out, saying so. (The name alone is no copy: a test's
+    reconcile(day) runs the reconcile image.)"""
+    product = top_functions("jobs")
+    signatures = {(f.name, parameters(f)): path for path, f in product}
+    bodies = {body(f): (path, f.name) for path, f in product}
+    found = []
+    for top in CHECKS:
+        for path, function in top_functions(top):
+            where = f"{path.relative_to(ROOT)}:{function.lineno} {function.name}"
+            home = signatures.get((function.name, parameters(function)))
+            if home is None and body(function) in bodies:
+                home, _ = bodies[body(function)]
+            if home is not None:
+                found.append(f"{where} (the product's: {home.relative_to(ROOT)})")
+    assert found == [], f"import the product's function instead: {found}"
+
+
+def test_the_tests_spell_out_no_column_list() -> None:
+    """A string of the tests naming four or more of the table's columns (a column list, a
+    SQL statement over them) spells out the table again; derive it from adpipe.table
+    (helpers.ROWS). A record's fields, as the API sends them, are data, not a list."""
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in (ROOT / "tests").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and columns_in(node) >= 4
+    ]
+    assert found == [], "derive the columns from adpipe.table"

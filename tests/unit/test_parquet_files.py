@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from adpipe.errors import DataError
-from parquet_files import SCHEMA, batches, ids_sha256, write_parquet
+from adpipe_archive.parquet_files import SCHEMA, batches, ids_sha256, write_parquet
 
 
 def day_rows(rows: int) -> pa.Table:

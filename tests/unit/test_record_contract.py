@@ -11,15 +11,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import fast_path
 import helpers
-import impression_rules
 import pytest
 import query
 from adpipe import record, table
 from adpipe.record import CONTRACT, Field
-from impression_rules import Rejected, Rules
-from parquet_files import SCHEMA, schema
+from adpipe_archive.parquet_files import SCHEMA, schema
+from adpipe_load import fast_path, impression_rules
+from adpipe_load.impression_rules import Rejected, Rules
 
 START = datetime(2026, 11, 20, 10, tzinfo=UTC)
 END = datetime(2026, 11, 20, 11, tzinfo=UTC)

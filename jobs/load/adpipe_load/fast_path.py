@@ -36,7 +36,8 @@ import pyarrow.compute as pc
 from adpipe import pages
 from adpipe.record import CONTRACT, Field, window_field
 from adpipe.table import arrow_type, uuid_bytes
-from impression_rules import MAX_NESTING
+
+from adpipe_load.impression_rules import MAX_NESTING
 
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 # RFC 3339 with an offset, in the forms Python's fromisoformat and Arrow read alike

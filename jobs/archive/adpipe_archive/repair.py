@@ -11,7 +11,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import verify
 from adpipe.errors import ConfigError, DataError, UpstreamError
 from adpipe.job import Command
 from adpipe.settings import S3, WAREHOUSE
@@ -23,9 +22,11 @@ from adpipe.windows import (
     archive_key_day,
     set_aside_key,
 )
-from archive import archive_session
-from parquet_files import batches, sha256_file, version_of
-from verify import download
+
+from adpipe_archive import verify
+from adpipe_archive.archive import archive_session
+from adpipe_archive.parquet_files import batches, sha256_file, version_of
+from adpipe_archive.verify import download
 
 ADOPT_DOC = """adopt: Re-create the lost archive_manifest rows of a day's archive objects.
 

@@ -43,7 +43,6 @@ import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as adbc
 import psycopg2
 import pyarrow as pa
-import verify
 from adpipe.errors import ConfigError, DataError, JobError, UpstreamError
 from adpipe.grid import check_run_date
 from adpipe.job import Command, Phases
@@ -56,8 +55,10 @@ from adpipe.table import TABLE_COLUMNS
 from adpipe.warehouse import conninfo, service_error, session, unreachable
 from adpipe.windows import ARCHIVE_TABLE_PREFIX as TABLE_PREFIX
 from adpipe.windows import archive_key, archive_key_day
-from parquet_files import sha256_file, write_parquet
 from psycopg2 import sql
+
+from adpipe_archive import verify
+from adpipe_archive.parquet_files import sha256_file, write_parquet
 
 log = logging.getLogger("adpipe.archive")
 

@@ -30,9 +30,10 @@ from adpipe.pg_copy import LineStream, copy_in
 from adpipe.settings import S3, WAREHOUSE
 from adpipe.storage import Bucket
 from adpipe.table import TABLE_COLUMNS as COLUMNS
-from archive import archive_session
-from parquet_files import batches, current
-from verify import as_archived, download, set_aside_and_reload
+
+from adpipe_archive.archive import archive_session
+from adpipe_archive.parquet_files import batches, current
+from adpipe_archive.verify import as_archived, download, set_aside_and_reload
 
 RESTORE_DOC = """restore: Bring archived days back from S3 into ad_impressions.
 

@@ -16,11 +16,12 @@ warehouse's migrations as its owner; check proves the image reaches its services
 
 from adpipe import check, migrate
 from adpipe.job import cli
-from archive import RUN
-from reconcile import RECONCILE
-from repair import ADOPT, SET_ASIDE
-from restore import RESTORE
-from retire import RETIRE_WINDOW
+
+from adpipe_archive.archive import RUN
+from adpipe_archive.reconcile import RECONCILE
+from adpipe_archive.repair import ADOPT, SET_ASIDE
+from adpipe_archive.restore import RESTORE
+from adpipe_archive.retire import RETIRE_WINDOW
 
 if __name__ == "__main__":
     cli(

@@ -35,13 +35,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-import fast_path
 import pyarrow as pa
 import pyarrow.compute as pc
-from adpipe import backups, check, table
+from adpipe import backups, table
 from adpipe.errors import ConfigError, DataError, PartitionDropped, backfill
 from adpipe.grid import refuse_overlaps
-from adpipe.job import Command, Phases, check_window, cli, window_arguments
+from adpipe.job import Command, Phases, check_window, window_arguments
 from adpipe.locks import lock_days, lock_window
 from adpipe.partitions import ensure_partitions, missing_partitions
 from adpipe.pg_copy import LineStream, binary_rows, copy_in
@@ -49,9 +48,11 @@ from adpipe.settings import Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
 from adpipe.windows import backup_prefix, quarantine_key, rfc3339, window_days
-from first_seen import SeenIds
-from impression_rules import Rejected, normalise, parse_page, parse_record
 from psycopg2 import sql
+
+from adpipe_load import fast_path
+from adpipe_load.first_seen import SeenIds
+from adpipe_load.impression_rules import Rejected, normalise, parse_page, parse_record
 
 log = logging.getLogger("adpipe.load")
 
@@ -538,6 +539,3 @@ RUN = Command(
     arguments,
     env_file="load",
 )
-
-if __name__ == "__main__":
-    cli("load", RUN_DOC.splitlines()[0], [RUN, check.command("load")])

@@ -14,7 +14,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from adpipe.errors import DataError, UpstreamError, backfill
 from adpipe.storage import Bucket
-from parquet_files import SCHEMA, batches, ids_sha256, sha256_file
+
+from adpipe_archive.parquet_files import SCHEMA, batches, ids_sha256, sha256_file
 
 
 def download(bucket: Bucket, key: str, path: Path) -> bool:

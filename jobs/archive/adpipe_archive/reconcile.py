@@ -41,7 +41,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import verify
 from adpipe import grid
 from adpipe.backups import version_keys
 from adpipe.errors import DataError, backfill
@@ -50,6 +49,8 @@ from adpipe.storage import Bucket
 from adpipe.warehouse import session
 from adpipe.windows import backup_day_prefix, days_between, window_of
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
+
+from adpipe_archive import verify
 
 SPAN = 45  # days reconcile checks when not told (--from, --to): the nightly run's too
 

@@ -42,9 +42,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
-from adpipe import backups, check, pages
+from adpipe import backups, pages
 from adpipe.errors import DataError, UpstreamError
-from adpipe.job import Command, check_window, cli, window_arguments
+from adpipe.job import Command, check_window, window_arguments
 from adpipe.storage import Bucket
 from adpipe.windows import backup_prefix, manifest_key, page_key, rfc3339
 from urllib3.exceptions import DecodeError, InvalidHeader, MaxRetryError
@@ -431,6 +431,3 @@ RUN = Command(
     window_arguments,
     env_file="extract_backup",
 )
-
-if __name__ == "__main__":
-    cli("extract_backup", RUN_DOC.splitlines()[0], [RUN, check.command("extract_backup")])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from adpipe.record import CONTRACT
+from adpipe.record import CONTRACT, Field
 
 if TYPE_CHECKING:  # pyarrow ships in the load and archive images only
     import pyarrow as pa
@@ -51,7 +51,7 @@ TABLE_COLUMNS = tuple(c.name for c in COLUMNS)  # every column, in table order
 IMPRESSION_COLUMNS = tuple(c.name for c in COLUMNS if c.from_api)
 
 
-def arrow_type(column: Column) -> pa.DataType:
+def arrow_type(column: Column | Field) -> pa.DataType:
     """The column's Arrow type: timestamps in microseconds, UTC; ids as Arrow's uuid."""
     import pyarrow as pa  # only the images that write or read Arrow call this
 

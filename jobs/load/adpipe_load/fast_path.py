@@ -121,7 +121,7 @@ class FastPath:
             "Impression", [(f.name, DECODED[f.kind], None) for f in contract]
         )
         self.page = msgspec.json.Decoder(
-            msgspec.defstruct("Page", [(pages.RECORDS, list[self.struct])])  # type: ignore[valid-type]
+            msgspec.defstruct("Page", [(pages.RECORDS, list[self.struct])])  # type: ignore[name-defined]
         )
         self.record = msgspec.json.Decoder(self.struct)
         self.unread = self.struct()  # a record the typed decoder cannot read: checks fail it

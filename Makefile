@@ -21,8 +21,13 @@ BENCH_PATH := tests:platform:dags
 CELERY_TIMERS := TASK_HEARTBEAT_TIMEOUT=30 JOB_RETRY_DELAY_SECONDS=5 API_LOAD_DEADLINE_MINUTES=1 \
   ALERT_WEBHOOK=http://127.0.0.1:18097/alerts
 
-help: ## List every target with what it does
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+##@ Set up
+
+help: ## List every target with what it does, by group (bold headings on a terminal only)
+	@if [ -t 1 ]; then bold=$$(printf '\033[1m'); plain=$$(printf '\033[0m'); else bold=; plain=; fi; \
+	awk -v bold="$$bold" -v plain="$$plain" 'BEGIN {FS = ":.*## "} \
+	  /^##@ / {printf "%s%s%s\n", bold, substr($$0, 5), plain} \
+	  /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 env: ## Create .env from .env.example (fresh random secrets) or add what it gained; write each job's own .env.<job>
 	@PYTHONPATH=jobs/adpipe python3 platform/env.py
@@ -51,6 +56,13 @@ images: engine ## Build every image (platform and jobs), from a registry or Debi
 build-jobs: engine ## Build adpipe/extract_backup, adpipe/load, adpipe/archive (tags :dev and :<git revision>)
 	@bash platform/images.sh jobs
 
+browser: ## Install Debian's chromium for the UI test when missing (root on Debian/Ubuntu)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } || \
+	  { echo "browser: install chromium (Debian: apt-get install chromium) for the UI test" >&2; exit 1; }
+
+##@ Run
+
 start: env images ## Start the stack and wait until healthy (EXECUTOR=celery: Redis and two Celery workers)
 	@EXECUTOR=$(EXECUTOR) $(STACK) start
 
@@ -73,14 +85,29 @@ airflow: env ## Run an Airflow CLI command in the stack: make airflow ARGS="dags
 psql: env ## psql on the warehouse as the read-only role (ROLE=owner: as its owner, for migrations by hand)
 	@python3 platform/psql.py "$(ROLE)"
 
+clean: ## Stop the stack, delete its volumes (all data), the venv and the logs; .env and images stay
+	-@bash platform/compose.sh down -v --remove-orphans >/dev/null 2>&1
+	@rm -rf $(VENV) .state/uv .state/*.log
+	@echo "clean: stack volumes, venv and logs removed (.env kept)"
+
+##@ Operate
+
+reconcile: env ## Per day: backup = postgres + archive + rejected + duplicates? FROM=... TO=... (default: the 45 days to yesterday)
+	@$(RUN_JOB) adpipe/archive:dev reconcile $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(if $(JSON),--json)
+
 backfill: env ## Backfill a DAG through Airflow's API: make backfill DAG=api-load FROM=2026-11-20T00:00 TO=2026-11-20T05:00
 	@test -n "$(DAG)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill DAG=api-load FROM=... TO=... (ISO 8601; UTC without an offset)" >&2; exit 2; }
 	@python3 platform/backfill.py --dag "$(DAG)" --from "$(FROM)" --to "$(TO)" $(if $(REPROCESS),--reprocess $(REPROCESS))
 
-browser: ## Install Debian's chromium for the UI test when missing (root on Debian/Ubuntu)
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } || \
-	  { echo "browser: install chromium (Debian: apt-get install chromium) for the UI test" >&2; exit 1; }
+accept-gap: env ## Accept hours no load will fill (reconcile stops naming them): make accept-gap FROM=2026-11-20T03:00 TO=2026-11-20T05:00 REASON="API outage"
+	@test -n "$(FROM)" -a -n "$(TO)" -a -n "$(REASON)" || { echo "usage: make accept-gap FROM=... TO=... REASON=... (the first and last hour, UTC)" >&2; exit 2; }
+	@printf '%s\n' "SET TimeZone = 'UTC';" \
+	  "INSERT INTO accepted_gaps (gap_start, gap_end, reason) VALUES (:'first', (:'last')::timestamptz + interval '1 hour', :'reason') RETURNING *;" | \
+	  python3 platform/psql.py owner -v ON_ERROR_STOP=1 -v first="$(FROM)" -v last="$(TO)" -v reason="$(REASON)"
+
+restore: env ## Restore archived days into ad_impressions: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD" >&2; exit 2; }
+	@$(RUN_JOB) adpipe/archive:dev restore --from $(FROM) --to $(TO)
 
 query: export QUERY_SQL = $(value SQL)
 query: export QUERY_FORMAT = $(FORMAT)
@@ -88,8 +115,20 @@ query: export QUERY_OUT = $(OUT)
 query: venv env ## Query the table and the archive as one read-only table, impressions (SQL="..."; none: a shell; FORMAT=csv: to stdout, or OUT=path; FORMAT=parquet OUT=path)
 	@$(PY) platform/query.py
 
+lineage: ## Print the OpenLineage events of the stack's tasks, one JSON per line (the default file transport; OPENLINEAGE_TRANSPORT in .env)
+	@bash platform/compose.sh exec -T airflow-scheduler sh -c 'cat /opt/airflow/logs/openlineage/events.jsonl 2>/dev/null' || \
+	  { echo "lineage: no events file: no task has run since make start, or OPENLINEAGE_TRANSPORT sends the events elsewhere" >&2; exit 1; }
+
+migrate: env ## Apply the warehouse's migrations as its owner (the stack does it at start)
+	@$(RUN_JOB) adpipe/archive:dev migrate
+
+##@ Test and measure
+
 test: venv env lock-check ## Every test tier, then the Celery tier (CELERY=0 skips it); starts the stack when needed, stops it after
 	@CELERY=$(CELERY) PYTEST_ARGS="$(PYTEST_ARGS)" bash platform/test.sh
+
+test-fast: venv ## Only the tiers that need no stack: tests/dags and tests/unit
+	@$(VENV)/bin/pytest tests/dags tests/unit $(PYTEST_ARGS)
 
 test-celery: venv env lock-check images ## The Celery tier alone: the stack on EXECUTOR=celery, same end state as LocalExecutor, a worker killed mid-task
 	@was=0; if $(STACK) running 2>/dev/null; then was=1; fi; rc=0; \
@@ -101,9 +140,6 @@ test-celery: venv env lock-check images ## The Celery tier alone: the stack on E
 	  $(VENV)/bin/pytest tests/e2e/test_executor_parity.py tests/celery $(PYTEST_ARGS)' || rc=$$?; fi; \
 	after="$(AFTER)"; [ -n "$$after" ] || { [ $$was = 1 ] && after=start || after=stop; }; \
 	case $$after in start) $(STACK) start >/dev/null;; keep) ;; *) $(STACK) stop >/dev/null 2>&1;; esac; exit $$rc
-
-test-fast: venv ## Only the tiers that need no stack: tests/dags and tests/unit
-	@$(VENV)/bin/pytest tests/dags tests/unit $(PYTEST_ARGS)
 
 lint: venv ## ruff (with the S and AIR rules) and mypy, clean
 	@$(VENV)/bin/ruff check .
@@ -120,31 +156,5 @@ bench: venv env ## adpipe's jobs against the alternatives, same rows, same run (
 
 soak: env ## Outside CI: 200 hourly api-load runs and their daily archives through the scheduler; reconcile and memory growth (needs make start)
 	@python3 platform/soak.py
-
-migrate: env ## Apply the warehouse's migrations as its owner (the stack does it at start)
-	@$(RUN_JOB) adpipe/archive:dev migrate
-
-restore: env ## Restore archived days into ad_impressions: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD
-	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make restore FROM=YYYY-MM-DD TO=YYYY-MM-DD" >&2; exit 2; }
-	@$(RUN_JOB) adpipe/archive:dev restore --from $(FROM) --to $(TO)
-
-reconcile: env ## Per day: backup = postgres + archive + rejected + duplicates? FROM=... TO=... (default: 45 days)
-	@$(RUN_JOB) adpipe/archive:dev \
-	  reconcile --from $${FROM:-$$(date -u -d '45 days ago' +%F)} --to $${TO:-$$(date -u +%F)} $(if $(JSON),--json)
-
-lineage: ## Print the OpenLineage events of the stack's tasks, one JSON per line (the default file transport; OPENLINEAGE_TRANSPORT in .env)
-	@bash platform/compose.sh exec -T airflow-scheduler sh -c 'cat /opt/airflow/logs/openlineage/events.jsonl 2>/dev/null' || \
-	  { echo "lineage: no events file: no task has run since make start, or OPENLINEAGE_TRANSPORT sends the events elsewhere" >&2; exit 1; }
-
-accept-gap: env ## Accept hours no load will fill (reconcile stops naming them): make accept-gap FROM=2026-11-20T03:00 TO=2026-11-20T05:00 REASON="API outage"
-	@test -n "$(FROM)" -a -n "$(TO)" -a -n "$(REASON)" || { echo "usage: make accept-gap FROM=... TO=... REASON=... (the first and last hour, UTC)" >&2; exit 2; }
-	@printf '%s\n' "SET TimeZone = 'UTC';" \
-	  "INSERT INTO accepted_gaps (gap_start, gap_end, reason) VALUES (:'first', (:'last')::timestamptz + interval '1 hour', :'reason') RETURNING *;" | \
-	  python3 platform/psql.py owner -v ON_ERROR_STOP=1 -v first="$(FROM)" -v last="$(TO)" -v reason="$(REASON)"
-
-clean: ## Stop the stack, delete its volumes (all data), the venv and the logs; .env and images stay
-	-@bash platform/compose.sh down -v --remove-orphans >/dev/null 2>&1
-	@rm -rf $(VENV) .state/uv .state/*.log
-	@echo "clean: stack volumes, venv and logs removed (.env kept)"
 
 .PHONY: accept-gap lineage query help env engine venv lock lock-check images build-jobs start stop status logs airflow psql backfill test test-celery test-fast lint fmt bench soak migrate restore reconcile demo browser clean

@@ -20,7 +20,7 @@ case "${executor:-local}" in
 esac
 # The group that owns the Docker socket: the one container that starts job containers (the
 # scheduler) joins it, instead of running as root.
-DOCKER_GID="$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)"
+DOCKER_GID="$(stat -c %g /var/run/docker.sock 2>/dev/null || stat -f %g /var/run/docker.sock 2>/dev/null || echo 0)"
 export DOCKER_GID
 if ! docker compose version >/dev/null 2>&1; then
   echo "compose: Docker Compose v2 is missing (\`docker compose version\` fails); \`make engine\` installs it" >&2

@@ -43,7 +43,7 @@ in_parallel() {  # in_parallel <function>...: run each in the background; fail w
 choose_source() {
   local source="${IMAGE_SOURCE:-auto}"
   if [ "$source" = auto ]; then
-    if timeout 60 docker pull -q python:3.11-slim-bookworm >/dev/null 2>&1; then
+    if python3 platform/bounded.py 60 docker pull -q python:3.11-slim-bookworm >/dev/null 2>&1; then
       source=registry
     else
       source=debian
@@ -62,7 +62,8 @@ choose_source() {
       bash platform/base.sh
       PY_BASE=adpipe/python-standin:3.11-bookworm
       # tagged by its requirements, so a changed lock builds a new one
-      AIRFLOW_BASE="adpipe/airflow-standin:3.3.2-$(sha256sum platform/standins/airflow/requirements.txt | cut -c1-12)"
+      AIRFLOW_BASE="adpipe/airflow-standin:3.3.2-$(python3 -c 'import hashlib, sys
+print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()[:12])' platform/standins/airflow/requirements.txt)"
       PG_BASE=adpipe/postgres-standin:15
       REDIS_BASE=adpipe/redis-standin:7
       STANDINS=1 ;;

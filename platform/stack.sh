@@ -55,7 +55,7 @@ argv = [str(max(1, int(check.get("Timeout") or 30e9) // 10**9))]
 argv += test[1:] if test[0] == "CMD" else ["sh", "-c", test[1]]
 sys.stdout.write("".join(a + "\0" for a in argv))')
   [ ${#argv[@]} -gt 1 ] || return 1
-  timeout "${argv[0]}" docker exec "$id" "${argv[@]:1}" >/dev/null 2>&1
+  python3 platform/bounded.py "${argv[0]}" docker exec "$id" "${argv[@]:1}" >/dev/null 2>&1
 }
 
 wait_ready() {  # wait_ready <seconds> <service>...: all ready at once within the bound, saying who is not yet

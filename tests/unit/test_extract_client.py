@@ -13,7 +13,7 @@ import helpers
 import pytest
 from adpipe.errors import DataError, UpstreamError
 from adpipe.settings import Settings
-from adpipe_extract_backup.extract_backup import ApiClient, ApiRetry, read_page
+from adpipe_extract_backup.extract_backup import ApiClient, ApiLimits, ApiRetry, read_page
 
 PORT = 18125
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -42,7 +42,7 @@ def test_retry_after_is_capped_and_an_unreadable_one_means_backoff() -> None:
 
 def test_retry_after_86400_and_inf_cost_the_cap_not_a_day(api: str) -> None:
     faults(api, "429:86400", "429:inf", "cut", "500")
-    client = ApiClient(api, 1000, retry_after_max=1)
+    client = ApiClient(api, 1000, ApiLimits(retry_after_max=1))
     began = time.monotonic()
     body = client.page(START, END, None, 1)
     took = time.monotonic() - began
@@ -53,13 +53,13 @@ def test_retry_after_86400_and_inf_cost_the_cap_not_a_day(api: str) -> None:
 
 def test_attempts_are_bounded(api: str) -> None:
     faults(api, *["500"] * 5)
-    client = ApiClient(api, 1000, max_attempts=3)
+    client = ApiClient(api, 1000, ApiLimits(max_attempts=3))
     with pytest.raises(UpstreamError, match="page 1 after 3 attempts"):
         client.page(START, END, None, 1)
     faults(api)
 
 
 def test_a_page_larger_than_the_limit_is_refused(api: str) -> None:
-    client = ApiClient(api, 1000, max_page_bytes=10_000)
+    client = ApiClient(api, 1000, ApiLimits(max_page_bytes=10_000))
     with pytest.raises(DataError, match="larger than EXTRACT_MAX_PAGE_BYTES"):
         client.page(START, END, None, 1)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import helpers
 import pytest
 from adpipe.errors import DataError, UpstreamError
-from adpipe_extract_backup.extract_backup import ApiClient, read_page
+from adpipe_extract_backup.extract_backup import ApiClient, ApiLimits, read_page
 
 START = datetime(2026, 7, 1, 10, tzinfo=UTC)
 END = START + timedelta(hours=1)
@@ -24,7 +24,7 @@ def api() -> Iterator[str]:
 
 
 def first_page(api: str) -> tuple[int, str | None]:
-    client = ApiClient(api, 1000, max_attempts=2)
+    client = ApiClient(api, 1000, ApiLimits(max_attempts=2))
     return read_page(client.page(START, END, None, 1), 1, client.where(START, END))
 
 
@@ -55,7 +55,7 @@ def test_a_lie_the_transport_tells_is_retried_then_fails_as_a_service_naming_it(
 
 def test_a_lie_told_once_costs_one_retry_and_the_page_is_read(api: str) -> None:
     helpers.faults(api, "encoding:gzip", "type:text/html", "length:+5")
-    client = ApiClient(api, 1000, max_attempts=4)
+    client = ApiClient(api, 1000, ApiLimits(max_attempts=4))
     assert read_page(client.page(START, END, None, 1), 1)[0] == 1000
     assert client.retries == 3
 

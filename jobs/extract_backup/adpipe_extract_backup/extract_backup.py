@@ -37,6 +37,7 @@ import re
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -45,6 +46,7 @@ import urllib3
 from adpipe import backups, pages
 from adpipe.errors import DataError, UpstreamError
 from adpipe.job import Command, check_window, window_arguments
+from adpipe.settings import Settings
 from adpipe.storage import Bucket
 from adpipe.windows import backup_prefix, manifest_key, page_key, rfc3339
 from urllib3.exceptions import DecodeError, InvalidHeader, MaxRetryError
@@ -109,37 +111,48 @@ class ApiRetry(Retry):
             return 0.0
 
 
+@dataclass(frozen=True)
+class ApiLimits:
+    """What bounds the client's waits and reads (the EXTRACT_* settings: `of`)."""
+
+    max_attempts: int = 8
+    retry_after_max: int = 60
+    max_page_bytes: int = 64 << 20
+    timeout: float = 30.0
+    page_deadline: float = 120.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> ApiLimits:
+        return cls(
+            max_attempts=settings.max_attempts,
+            retry_after_max=settings.retry_after_max,
+            max_page_bytes=settings.max_page_bytes,
+            page_deadline=settings.page_deadline,
+        )
+
+
 class ApiClient:
     """A client of ``GET /v1/impressions`` whose every wait has a bound."""
 
-    def __init__(
-        self,
-        base_url: str,
-        page_size: int,
-        *,
-        max_attempts: int = 8,
-        retry_after_max: int = 60,
-        max_page_bytes: int = 64 << 20,
-        timeout: float = 30.0,
-        page_deadline: float = 120.0,
-    ) -> None:
+    def __init__(self, base_url: str, page_size: int, limits: ApiLimits = ApiLimits()) -> None:
         self.base_url = base_url
-        self.page_deadline = page_deadline
+        self.page_deadline = limits.page_deadline
         self.page_size = page_size
-        self.max_page_bytes = max_page_bytes
+        self.max_page_bytes = limits.max_page_bytes
         self.retries = 0
         self._retry = ApiRetry(
-            total=max_attempts - 1,
+            total=limits.max_attempts - 1,
             status_forcelist=RETRY_STATUSES,
             allowed_methods={"GET"},
             backoff_factor=BACKOFF_FACTOR,
             backoff_max=BACKOFF_MAX,
             backoff_jitter=BACKOFF_FACTOR,
-            retry_after_max=retry_after_max,
+            retry_after_max=limits.retry_after_max,
             respect_retry_after_header=True,
             raise_on_status=False,
         )
-        self._http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5.0, read=timeout))
+        timeout = urllib3.Timeout(connect=5.0, read=limits.timeout)
+        self._http = urllib3.PoolManager(timeout=timeout)
 
     def where(self, start: datetime, end: datetime) -> str:
         """The API and the window, as a failure names them."""
@@ -155,55 +168,62 @@ class ApiClient:
         if cursor:
             query["cursor"] = cursor
         url = f"{self.base_url}/v1/impressions?{urlencode(query)}"
-        retry: Retry = self._retry
-        where = self.where(start, end)
-        # urllib3's read timeout bounds each read, not a body sent a byte at a time: a timer
-        # shuts the response down at the page's deadline, whatever it is waiting for
         deadline = time.monotonic() + self.page_deadline
+        call = _Call(url, number, self.where(start, end), deadline, self._retry)
         try:
             while True:
-                response = self._http.request("GET", url, retries=retry, preload_content=False)
-                retry = response.retries or retry
-                cut = threading.Timer(max(0.0, deadline - time.monotonic()), response.shutdown)
-                cut.daemon = True
-                cut.start()
-                try:
-                    if response.status != 200:
-                        problem = f"HTTP {response.status}: {response.read(200)!r}"
-                        raise UpstreamError(
-                            f"ad API failed page {number} after {len(retry.history) + 1} "
-                            f"attempts ({problem}); {where}",
-                            "check the window, the ad API (AD_API_URL), then rerun",
-                        )
-                    _check_labels(response)
-                    body = self._body(response, number, where)
-                    self._check_deadline(deadline, number, where)
+                body = self._attempt(call)
+                if body is not None:
                     return body
-                except (
-                    urllib3.exceptions.ProtocolError,
-                    urllib3.exceptions.TimeoutError,
-                    DecodeError,
-                    Mislabelled,
-                    OSError,
-                ) as exc:
-                    self._check_deadline(deadline, number, where)
-                    # a body cut short, or not what its headers say: one more attempt under
-                    # the same policy and budget
-                    retry = retry.increment("GET", url, error=exc)
-                    log.warning("page %d: %s; retrying", number, exc)
-                    retry.sleep()
-                    self._check_deadline(deadline, number, where)
-                finally:
-                    cut.cancel()
-                    response.release_conn()
         except MaxRetryError as exc:
             raise UpstreamError(
-                f"ad API failed page {number} after {len(retry.history) + 1} attempts "
-                f"({exc.reason}); {where}",
+                f"ad API failed page {number} after {len(call.retry.history) + 1} attempts "
+                f"({exc.reason}); {call.where}",
                 "check the ad API (AD_API_URL) and what stands between it and this job, then rerun",
             ) from None
         finally:
-            self.retries += len(retry.history)
+            self.retries += len(call.retry.history)
+
+    def _attempt(self, call: _Call) -> bytes | None:
+        """One request of the page (urllib3 retries the statuses and errors it knows): its
+        body, or None for one more attempt (``call.retry`` keeps the policy's state).
+        urllib3's read timeout bounds each read, not a body sent a byte at a time: a timer
+        shuts the response down at the page's deadline, whatever it is waiting for."""
+        response = self._http.request("GET", call.url, retries=call.retry, preload_content=False)
+        call.retry = response.retries or call.retry
+        cut = threading.Timer(max(0.0, call.deadline - time.monotonic()), response.shutdown)
+        cut.daemon = True
+        cut.start()
+        try:
+            if response.status != 200:
+                problem = f"HTTP {response.status}: {response.read(200)!r}"
+                raise UpstreamError(
+                    f"ad API failed page {call.number} after {len(call.retry.history) + 1} "
+                    f"attempts ({problem}); {call.where}",
+                    "check the window, the ad API (AD_API_URL), then rerun",
+                )
+            _check_labels(response)
+            body = self._body(response, call.number, call.where)
+            self._check_deadline(call.deadline, call.number, call.where)
+            return body
+        except (
+            urllib3.exceptions.ProtocolError,
+            urllib3.exceptions.TimeoutError,
+            DecodeError,
+            Mislabelled,
+            OSError,
+        ) as exc:
+            self._check_deadline(call.deadline, call.number, call.where)
+            # a body cut short, or not what its headers say: one more attempt under the same
+            # policy and budget
+            call.retry = call.retry.increment("GET", call.url, error=exc)
+            log.warning("page %d: %s; retrying", call.number, exc)
+            call.retry.sleep()
+            self._check_deadline(call.deadline, call.number, call.where)
+            return None
+        finally:
+            cut.cancel()
+            response.release_conn()
 
     def _check_deadline(self, deadline: float, number: int, where: str) -> None:
         if time.monotonic() >= deadline:
@@ -226,6 +246,18 @@ class ApiClient:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+@dataclass
+class _Call:
+    """One page's request: its URL, its number, the API and window as a failure names them,
+    the monotonic time it must be done by, and its retries so far (urllib3's Retry)."""
+
+    url: str
+    number: int
+    where: str
+    deadline: float
+    retry: Retry
 
 
 def _check_labels(response: Any) -> None:
@@ -282,109 +314,131 @@ def _intact(bucket: Bucket, key: str, digest: str) -> bool:
     return body is not None and hashlib.sha256(body).hexdigest() == digest
 
 
-def extract(
-    start: datetime, end: datetime, api: ApiClient, bucket: Bucket, max_pages: int = 10_000
-) -> dict[str, Any]:
-    """Back up every page of the window, then its manifest as a new version unless the
-    latest one says the same; returns the summary counts."""
-    prefix = backup_prefix(start, end)
-    existing = set(bucket.keys(prefix))
-    pages: list[dict[str, Any]] = []
-    cursor: str | None = None
-    cursors: set[str] = set()
-    records = raw_bytes = 0
-    fetching = waiting = 0.0
-    in_flight: list[Future[int]] = []
-    sizes: list[int] = []  # bytes each new page took in S3; 0 when one was there already
-    ours: set[str] = set()  # pages this run put (not yet readable while in flight)
-    repaired = 0  # pages whose stored copy was damaged: an intact copy (new or found) stands in
+class BackupRun:
+    """One backup of a window, as its steps (`run`): fetch each page, put it (in threads,
+    while the next one is fetched: zlib and the PUT release the GIL; at most IN_FLIGHT
+    wait), then the manifest as a new version unless the latest one says the same. The
+    run's context: the window, the API, the bucket, what is stored already, and its counts."""
 
-    def settle(room: int) -> None:
+    def __init__(self, start: datetime, end: datetime, api: ApiClient, bucket: Bucket) -> None:
+        self.start, self.end, self.api, self.bucket = start, end, api, bucket
+        self.prefix = backup_prefix(start, end)
+        self.existing = set(bucket.keys(self.prefix))
+        self.pages: list[dict[str, Any]] = []
+        self.cursors: set[str] = set()
+        self.records = self.raw_bytes = 0
+        self.fetching = self.waiting = 0.0
+        self.in_flight: list[Future[int]] = []
+        self.sizes: list[int] = []  # bytes each new page took in S3; 0 when one was there
+        self.ours: set[str] = set()  # pages this run put (not yet readable while in flight)
+        self.repaired = 0  # pages whose stored copy was damaged: an intact copy stands in
+
+    def run(self, max_pages: int = 10_000) -> dict[str, Any]:
+        """Back up every page of the window, then its manifest; returns the summary."""
+        cursor: str | None = None
+        with ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="backup") as pool:
+            while True:
+                number = len(self.pages) + 1
+                if number > max_pages:
+                    raise DataError(
+                        f"the window has more than EXTRACT_MAX_PAGES ({max_pages}) pages; the "
+                        "latest complete backup stays current",
+                        "ask for larger pages (EXTRACT_PAGE_SIZE) or raise EXTRACT_MAX_PAGES",
+                    )
+                body, count, cursor = self.fetch(cursor, number)
+                self.back_up(pool, body, count)
+                if cursor is None:
+                    break
+            self.settle(0)
+        version, new = _record_version(self.bucket, self.prefix, self.existing, self.manifest())
+        return self.summary(version, new)
+
+    def fetch(self, cursor: str | None, number: int) -> tuple[bytes, int, str | None]:
+        """A page's body, its record count and the next cursor, which must be new."""
+        began = time.monotonic()
+        where = self.api.where(self.start, self.end)
+        body = self.api.page(self.start, self.end, cursor, number)
+        count, cursor = read_page(body, number, where)
+        self.fetching += time.monotonic() - began
+        if cursor is not None:
+            if cursor in self.cursors:
+                raise DataError(
+                    f"page {number} sends a next_cursor the API sent before: it would page "
+                    f"forever; the latest complete backup stays current; {where}",
+                    "the ad API answered outside its contract; report it",
+                )
+            self.cursors.add(cursor)
+        return body, count, cursor
+
+    def back_up(self, pool: ThreadPoolExecutor, body: bytes, count: int) -> None:
+        """Put the page under its content's name unless it is stored already. A page stored
+        by an earlier run is checked before it is trusted: a damaged one stays (backups are
+        never overwritten) and a repaired copy goes beside it."""
+        digest = hashlib.sha256(body).hexdigest()
+        key, copy = page_key(self.prefix, digest), 0
+        while (
+            key in self.existing and key not in self.ours and not _intact(self.bucket, key, digest)
+        ):
+            log.warning("stored page %s is damaged; the next copy stands for it", key)
+            copy += 1
+            key = page_key(self.prefix, digest, copy)
+        self.repaired += copy > 0
+        if key not in self.existing:
+            self.settle(IN_FLIGHT - 1)
+            self.in_flight.append(pool.submit(_back_up, self.bucket, key, body, digest, count))
+            self.existing.add(key)
+            self.ours.add(key)
+        self.pages.append({"key": key, "records": count, "bytes": len(body), "sha256": digest})
+        self.records += count
+        self.raw_bytes += len(body)
+
+    def settle(self, room: int) -> None:
         """Wait until at most ``room`` puts are in flight; the first failed one fails the
         window at once."""
-        nonlocal in_flight, waiting
         began = time.monotonic()
-        while len(in_flight) > room:
-            wait(in_flight, return_when=FIRST_COMPLETED)
-            sizes.extend(f.result() for f in in_flight if f.done())
-            in_flight = [f for f in in_flight if not f.done()]
-        waiting += time.monotonic() - began
+        while len(self.in_flight) > room:
+            wait(self.in_flight, return_when=FIRST_COMPLETED)
+            self.sizes.extend(f.result() for f in self.in_flight if f.done())
+            self.in_flight = [f for f in self.in_flight if not f.done()]
+        self.waiting += time.monotonic() - began
 
-    # pages are compressed and put in threads while the next one is fetched (zlib and the
-    # PUT release the GIL); at most IN_FLIGHT wait, and the manifest follows them all
-    with ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="backup") as pool:
-        while True:
-            number = len(pages) + 1
-            if number > max_pages:
-                raise DataError(
-                    f"the window has more than EXTRACT_MAX_PAGES ({max_pages}) pages; the "
-                    "latest complete backup stays current",
-                    "ask for larger pages (EXTRACT_PAGE_SIZE) or raise EXTRACT_MAX_PAGES",
-                )
-            began = time.monotonic()
-            body = api.page(start, end, cursor, number)
-            count, cursor = read_page(body, number, api.where(start, end))
-            fetching += time.monotonic() - began
-            if cursor is not None:
-                if cursor in cursors:
-                    raise DataError(
-                        f"page {number} sends a next_cursor the API sent before: it would page "
-                        f"forever; the latest complete backup stays current; "
-                        f"{api.where(start, end)}",
-                        "the ad API answered outside its contract; report it",
-                    )
-                cursors.add(cursor)
-            digest = hashlib.sha256(body).hexdigest()
-            key, copy = page_key(prefix, digest), 0
-            # a page stored by an earlier run is checked before it is trusted: a damaged one
-            # stays (backups are never overwritten) and a repaired copy goes beside it
-            while key in existing and key not in ours and not _intact(bucket, key, digest):
-                log.warning("stored page %s is damaged; the next copy stands for it", key)
-                copy += 1
-                key = page_key(prefix, digest, copy)
-            repaired += copy > 0
-            if key not in existing:
-                settle(IN_FLIGHT - 1)
-                in_flight.append(pool.submit(_back_up, bucket, key, body, digest, count))
-                existing.add(key)
-                ours.add(key)
-            pages.append({"key": key, "records": count, "bytes": len(body), "sha256": digest})
-            records += count
-            raw_bytes += len(body)
-            if cursor is None:
-                break
-        settle(0)
-    written, stored_bytes = sum(1 for n in sizes if n), sum(sizes)
-    source = api.base_url + "/v1/impressions"
+    @property
+    def source(self) -> str:
+        return self.api.base_url + "/v1/impressions"
 
-    manifest = json.dumps(
-        {
-            "window": {"start": rfc3339(start), "end": rfc3339(end)},
-            "source": source,
-            "page_size": api.page_size,
-            "pages": pages,
-            "records": records,
-            "bytes": raw_bytes,
-        },
-        indent=1,
-    ).encode()
-    version, new = _record_version(bucket, prefix, existing, manifest)
-    return {
-        "window": [rfc3339(start), rfc3339(end)],
-        "pages": len(pages),
-        "records": records,
-        "bytes_received": raw_bytes,
-        "pages_written": written,
-        "pages_repaired": repaired,
-        "bytes_stored": stored_bytes,
-        "api_retries": api.retries,
-        "source": source,
-        "backup_version": version.number,
-        "backup_version_written": new,
-        "manifest": f"s3://{bucket.name}/{version.key}",
-        # where the time went: fetching and reading pages, waiting for their puts
-        "phase_seconds": {"fetch_pages": round(fetching, 3), "wait_for_puts": round(waiting, 3)},
-    }
+    def manifest(self) -> bytes:
+        return json.dumps(
+            {
+                "window": {"start": rfc3339(self.start), "end": rfc3339(self.end)},
+                "source": self.source,
+                "page_size": self.api.page_size,
+                "pages": self.pages,
+                "records": self.records,
+                "bytes": self.raw_bytes,
+            },
+            indent=1,
+        ).encode()
+
+    def summary(self, version: backups.Version, new: bool) -> dict[str, Any]:
+        return {
+            "window": [rfc3339(self.start), rfc3339(self.end)],
+            "pages": len(self.pages),
+            "records": self.records,
+            "bytes_received": self.raw_bytes,
+            "pages_written": sum(1 for n in self.sizes if n),
+            "pages_repaired": self.repaired,
+            "bytes_stored": sum(self.sizes),
+            "api_retries": self.api.retries,
+            "source": self.source,
+            "backup_version": version.number,
+            "backup_version_written": new,
+            "manifest": f"s3://{self.bucket.name}/{version.key}",
+            # where the time went: fetching and reading pages, waiting for their puts
+            "phase_seconds": {
+                "fetch_pages": round(self.fetching, 3),
+                "wait_for_puts": round(self.waiting, 3),
+            },
+        }
 
 
 def _record_version(
@@ -411,16 +465,9 @@ def _record_version(
 def main(args: argparse.Namespace) -> dict[str, Any]:
     settings = args.settings
     check_window(args.start, args.end, settings.window_minutes)
-    api = ApiClient(
-        settings.ad_api_url,
-        settings.page_size,
-        max_attempts=settings.max_attempts,
-        retry_after_max=settings.retry_after_max,
-        max_page_bytes=settings.max_page_bytes,
-        page_deadline=settings.page_deadline,
-    )
-    bucket = Bucket(settings)
-    return extract(args.start, args.end, api, bucket, settings.max_pages)
+    api = ApiClient(settings.ad_api_url, settings.page_size, ApiLimits.of(settings))
+    run = BackupRun(args.start, args.end, api, Bucket(settings))
+    return run.run(settings.max_pages)
 
 
 RUN = Command(

@@ -258,28 +258,85 @@ def _page_body(bucket: Bucket, page: dict, hint: str) -> bytes:
     return body
 
 
-def staged_rows(
-    bucket: Bucket,
-    manifest: dict,
-    start: datetime,
-    end: datetime,
-    counts: Counts,
-    quarantine: Quarantine,
-    phases: Phases,
-) -> Iterator[pa.RecordBatch]:
-    """The window's valid records as rows (`fast_path.STAGE_SCHEMA`), one batch a page in
-    the window's order, each with its ordinal (its place in the window: the first of an id
-    wins). The fast path takes the records it can accept column-wise; the rules decide the
-    rest, and rejected records go to the quarantine."""
-    pages = page_bodies(bucket, manifest)
-    while True:
-        with phases.timed("read_pages"):
-            number, body = next(pages, (0, b""))
-        if not number:
-            return
-        first = counts.received + 1
-        with phases.timed("check_records"):
-            batch = fast_path.page_batch(body, start, end, first)
+class LoadRun:
+    """One load of a window, as its steps (`run`), over the run's context: its window,
+    settings, clients, counts and phases, and what each step found (the backup version, the
+    run's id, the rows replaced and written)."""
+
+    def __init__(
+        self, start: datetime, end: datetime, settings: Settings, bucket: Bucket, conn: Any
+    ) -> None:
+        self.start, self.end = start, end
+        self.settings, self.bucket, self.conn = settings, bucket, conn
+        self.started_at = datetime.now(UTC)
+        self.counts, self.phases = Counts(), Phases()
+        self.manifest_key, self.manifest_sha = "", ""
+        self.manifest: dict[str, Any] = {}
+        self.run_id = self.replaced = self.written = 0
+
+    def run(self, allow_shrink: bool = False) -> dict[str, Any]:
+        """Load the window in one transaction: `guard` what must hold before its rows change,
+        delete them, `write` the backup's rows in their place and record the run; see the
+        module's description."""
+        ensure_partitions(self.conn, *window_days(self.start, self.end))
+        with self.conn, self.conn.cursor() as cur:
+            self.read_backup(cur)
+            with Quarantine(self.bucket, quarantine_key(self.start, self.end, self.run_id)) as q:
+                guard(cur, self.bucket, self.start, self.end)
+                refuse_other_windows(cur, self.start, self.end)
+                self.replace_rows(cur, q)
+                self.refuse_a_shrink(allow_shrink)
+                self.record(cur, q)
+                # the quarantine lands before the commit, under this run's key: a committed
+                # load always has its rejects, and its run row names them
+                rejects = q.publish() if self.counts.rejected else None
+            self.phases.start()
+        self.phases.lap("commit")
+        return self.summary(rejects)
+
+    def read_backup(self, cur: Any) -> None:
+        """Take the window's lock, then read its current backup version and a run id: of two
+        loads of the window the later one always loads the later backup version."""
+        lock_window(cur, self.start, self.end)
+        self.manifest_key, self.manifest_sha, self.manifest = read_manifest(
+            self.bucket, self.start, self.end
+        )
+        cur.execute(NEXT_RUN_ID)
+        self.run_id = cur.fetchone()[0]
+
+    def replace_rows(self, cur: Any, quarantine: Quarantine) -> None:
+        """Delete the window's rows, then write the backup's (the first of each id), unless
+        too many records were rejected."""
+        phases = self.phases
+        phases.start()
+        cur.execute(DELETE_WINDOW, (self.start, self.end))
+        self.replaced = cur.rowcount
+        phases.lap("delete_window")
+        seen = SeenIds(int(self.manifest.get("records") or 0))
+        self.written = write(cur, self.rows(quarantine), seen, self.run_id)
+        phases.lap("copy_rows")
+        self.refuse_too_many_rejects(quarantine)
+        self.written += first_of_repeats(cur, self.start, self.end, self.run_id)
+        phases.lap("first_of_repeats")
+
+    def rows(self, quarantine: Quarantine) -> Iterator[pa.RecordBatch]:
+        """The window's valid records as rows (`fast_path.STAGE_SCHEMA`), one batch a page in
+        the window's order, each with its ordinal (its place in the window: the first of an
+        id wins)."""
+        pages = page_bodies(self.bucket, self.manifest)
+        while True:
+            with self.phases.timed("read_pages"):
+                number, body = next(pages, (0, b""))
+            if not number:
+                return
+            with self.phases.timed("check_records"):
+                yield self.page_rows(number, body, quarantine)
+
+    def page_rows(self, number: int, body: bytes, quarantine: Quarantine) -> pa.RecordBatch:
+        """A page's valid records as rows: the fast path takes the records it can accept
+        column-wise; the rules decide the rest, and rejected records go to the quarantine."""
+        counts, first = self.counts, self.counts.received + 1
+        batch = fast_path.page_batch(body, self.start, self.end, first)
         if batch is None:
             try:
                 raws = parse_page(body)
@@ -295,114 +352,96 @@ def staged_rows(
             counts.valid += batch.accepted
             left = ((position, batch.raws[position]) for position in batch.left)
         rows, ordinals = [], []
-        with phases.timed("check_records"):
-            # each record on its own: whatever one holds, it is a row or a reason
-            for position, raw in left:
-                try:
-                    rows.append(normalise(parse_record(raw), start, end))
-                except Rejected as exc:
-                    counts.rejected += 1
-                    quarantine.add(number, position, str(exc), raw)
-                    continue
-                ordinals.append(first + position)
-            counts.valid += len(rows)
-            ruled = fast_path.rules_rows(rows, ordinals)
-            if batch is not None and not rows:
-                ruled = batch.rows
-            elif batch is not None and batch.accepted:
-                # the rules' rows sit between the fast path's: one batch, in order
-                ruled = pa.concat_batches([batch.rows, ruled]).sort_by("ordinal")
-        yield ruled
+        for position, raw in left:  # each record on its own: a row or a reason
+            try:
+                rows.append(normalise(parse_record(raw), self.start, self.end))
+            except Rejected as exc:
+                counts.rejected += 1
+                quarantine.add(number, position, str(exc), raw)
+                continue
+            ordinals.append(first + position)
+        counts.valid += len(rows)
+        if batch is None:
+            return fast_path.rules_rows(rows, ordinals)
+        if not rows:
+            return batch.rows
+        # the rules' rows sit between the fast path's: one batch, in order
+        ruled = fast_path.rules_rows(rows, ordinals)
+        return pa.concat_batches([batch.rows, ruled]).sort_by("ordinal")
 
-
-def load(
-    start: datetime,
-    end: datetime,
-    settings: Settings,
-    bucket: Bucket,
-    conn: Any,
-    allow_shrink: bool = False,
-) -> dict[str, Any]:
-    """Load the window in one transaction: `guard` what must hold before its rows change,
-    delete them, `write` the backup's rows in their place and record the run; see the
-    module's description."""
-    started_at = datetime.now(UTC)
-    counts, phases = Counts(), Phases()
-    first_day, last_day = window_days(start, end)
-    ensure_partitions(conn, first_day, last_day)
-    with conn, conn.cursor() as cur:
-        # one load of a window at a time; the manifest is read under the lock, so of two
-        # loads of the window the later one always loads the later backup version
-        lock_window(cur, start, end)
-        manifest_key, manifest_sha, manifest = read_manifest(bucket, start, end)
-        cur.execute(NEXT_RUN_ID)
-        run_id = cur.fetchone()[0]
-        with Quarantine(bucket, quarantine_key(start, end, run_id)) as quarantine:
-            guard(cur, bucket, start, end)
-            refuse_other_windows(cur, start, end)
-            phases.start()
-            cur.execute(DELETE_WINDOW, (start, end))
-            replaced = cur.rowcount
-            phases.lap("delete_window")
-            rows = staged_rows(bucket, manifest, start, end, counts, quarantine, phases)
-            written = write(cur, rows, SeenIds(int(manifest.get("records") or 0)), run_id)
-            phases.lap("copy_rows")
-            if too_many_rejected(counts, settings.max_rejected_share):
-                conn.rollback()
-                # this run's own key: the committed run's quarantine stays as it was
-                raise DataError(
-                    f"{counts.rejected} of {counts.received} records rejected "
-                    f"({counts.rejected / counts.received:.2%}, above "
-                    f"{settings.max_rejected_share:.2%}); nothing loaded; reasons in "
-                    f"{quarantine.publish()}",
-                    "inspect the quarantine, fix the source or raise LOAD_MAX_REJECTED_SHARE",
-                )
-            written += first_of_repeats(cur, start, end, run_id)
-            phases.lap("first_of_repeats")
-            _check_shrink(replaced, written, settings.max_shrink_share, allow_shrink, manifest_key)
-            # the run's counts, as load_runs records them and the SUMMARY reports them
-            tally = {
-                "pages": len(manifest["pages"]),
-                "received": counts.received,
-                "valid": counts.valid,
-                "rejected": counts.rejected,
-                "duplicates": counts.valid - written,
-                "rows_written": written,
-                "rows_replaced": replaced,
-            }
-            cur.execute(
-                INSERT_RUN,
-                {
-                    **tally,
-                    "run_id": run_id,
-                    "start": start,
-                    "end": end,
-                    "manifest_key": manifest_key,
-                    "manifest_sha256": manifest_sha,
-                    "quarantine_key": quarantine.key if counts.rejected else None,
-                    "started_at": started_at,
-                },
+    def refuse_too_many_rejects(self, quarantine: Quarantine) -> None:
+        counts, limit = self.counts, self.settings.max_rejected_share
+        if counts.received and counts.rejected > limit * counts.received:
+            self.conn.rollback()
+            # this run's own key: the committed run's quarantine stays as it was
+            raise DataError(
+                f"{counts.rejected} of {counts.received} records rejected "
+                f"({counts.rejected / counts.received:.2%}, above {limit:.2%}); nothing "
+                f"loaded; reasons in {quarantine.publish()}",
+                "inspect the quarantine, fix the source or raise LOAD_MAX_REJECTED_SHARE",
             )
-            # the quarantine lands before the commit, under this run's key: a committed load
-            # always has its rejects, and its run row names them
-            rejects = quarantine.publish() if counts.rejected else None
-        phases.start()
-    phases.lap("commit")
-    return {
-        "window": [rfc3339(start), rfc3339(end)],
-        "load_run_id": run_id,
-        **tally,
-        "manifest": f"s3://{bucket.name}/{manifest_key}",
-        "quarantine": rejects,
-        # where the time went: deleting the window's rows, the COPY of its rows (of it,
-        # reading pages from S3 and checking records in this process), adding the first of
-        # the rows that may repeat, the commit
-        "phase_seconds": phases.summary(),
-    }
+
+    def refuse_a_shrink(self, allowed: bool) -> None:
+        """Refuse to replace a window's committed rows with far fewer: a source that answered
+        empty or short must not erase what was loaded. An empty reload of a non-empty window
+        always counts, whatever the share."""
+        replaced, written, share = self.replaced, self.written, self.settings.max_shrink_share
+        if allowed or replaced == 0:
+            return
+        if written == 0 or written < (1 - share) * replaced:
+            raise DataError(
+                f"the window holds {replaced} committed rows and its current backup "
+                f"({self.manifest_key}) would leave {written}, fewer than "
+                f"LOAD_MAX_SHRINK_SHARE ({share:.0%}) allows; nothing loaded",
+                "check the source and the window's backup versions; if the smaller window is "
+                "right, rerun this load with --allow-shrink",
+            )
+
+    def tally(self) -> dict[str, int]:
+        """The run's counts, as load_runs records them and the SUMMARY reports them."""
+        counts = self.counts
+        return {
+            "pages": len(self.manifest["pages"]),
+            "received": counts.received,
+            "valid": counts.valid,
+            "rejected": counts.rejected,
+            "duplicates": counts.valid - self.written,
+            "rows_written": self.written,
+            "rows_replaced": self.replaced,
+        }
+
+    def record(self, cur: Any, quarantine: Quarantine) -> None:
+        """The run's audit row, in the transaction that replaced the rows."""
+        cur.execute(
+            INSERT_RUN,
+            {
+                **self.tally(),
+                "run_id": self.run_id,
+                "start": self.start,
+                "end": self.end,
+                "manifest_key": self.manifest_key,
+                "manifest_sha256": self.manifest_sha,
+                "quarantine_key": quarantine.key if self.counts.rejected else None,
+                "started_at": self.started_at,
+            },
+        )
+
+    def summary(self, rejects: str | None) -> dict[str, Any]:
+        return {
+            "window": [rfc3339(self.start), rfc3339(self.end)],
+            "load_run_id": self.run_id,
+            **self.tally(),
+            "manifest": f"s3://{self.bucket.name}/{self.manifest_key}",
+            "quarantine": rejects,
+            # where the time went: deleting the window's rows, the COPY of its rows (of it,
+            # reading pages from S3 and checking records in this process), adding the first
+            # of the rows that may repeat, the commit
+            "phase_seconds": self.phases.summary(),
+        }
 
 
 def write(cur: Any, rows: Iterator[pa.RecordBatch], seen: SeenIds, run_id: int) -> int:
-    """COPY the rows (from `staged_rows`) that certainly come first of their id straight into
+    """COPY the rows (from `LoadRun.rows`) that certainly come first of their id straight into
     ad_impressions, as binary COPY, and then the rest, spooled to a temporary file meanwhile,
     into the temporary stage table; returns how many went straight in."""
     written = 0
@@ -433,10 +472,6 @@ def write(cur: Any, rows: Iterator[pa.RecordBatch], seen: SeenIds, run_id: int) 
         with pa.ipc.open_stream(spool) as staged:
             copy_in(cur, COPY_STAGE, LineStream(binary_rows(fast_path.STAGE_SCHEMA, staged)))
     return written
-
-
-def too_many_rejected(counts: Counts, limit: float) -> bool:
-    return bool(counts.received) and counts.rejected > limit * counts.received
 
 
 def guard(cur: Any, bucket: Bucket, start: datetime, end: datetime) -> None:
@@ -486,24 +521,6 @@ def first_of_repeats(cur: Any, start: datetime, end: datetime, run_id: int) -> i
     return cur.rowcount
 
 
-def _check_shrink(
-    replaced: int, written: int, max_share: float, allowed: bool, manifest_key: str
-) -> None:
-    """Refuse to replace a window's committed rows with far fewer: a source that answered
-    empty or short must not erase what was loaded. An empty reload of a non-empty window
-    always counts, whatever the share."""
-    if allowed or replaced == 0:
-        return
-    if written == 0 or written < (1 - max_share) * replaced:
-        raise DataError(
-            f"the window holds {replaced} committed rows and its current backup "
-            f"({manifest_key}) would leave {written}, fewer than LOAD_MAX_SHRINK_SHARE "
-            f"({max_share:.0%}) allows; nothing loaded",
-            "check the source and the window's backup versions; if the smaller window is "
-            "right, rerun this load with --allow-shrink",
-        )
-
-
 def main(args: argparse.Namespace) -> dict[str, Any]:
     settings = args.settings
     check_window(args.start, args.end, settings.window_minutes)
@@ -515,10 +532,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         settings,
     ) as conn:
         try:
-            return load(args.start, args.end, settings, bucket, conn, args.allow_shrink)
+            return LoadRun(args.start, args.end, settings, bucket, conn).run(args.allow_shrink)
         except PartitionDropped as exc:  # nothing was committed: once more, partition first
             log.warning("%s; loading again", exc)
-            return load(args.start, args.end, settings, bucket, conn, args.allow_shrink)
+            return LoadRun(args.start, args.end, settings, bucket, conn).run(args.allow_shrink)
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

@@ -81,21 +81,23 @@ def test_an_archive_date_whose_cutoff_lies_before_1970_is_refused() -> None:
 def test_a_day_loaded_from_03_to_06_misses_its_other_21_hours_whenever_it_was() -> None:
     day = datetime(2020, 3, 1, tzinfo=UTC)
     loaded = [(day + h * H, day + (h + 1) * H) for h in (3, 4, 5)]
-    missing = missing_hours(day, day + 24 * H, loaded, [], expect_from=NOW, now=NOW)
+    missing = missing_hours((day, day + 24 * H), loaded, [], expect_from=NOW, now=NOW)
     assert [h.hour for h in missing] == [0, 1, 2, *range(6, 24)]
     # an accepted gap excuses its hours
-    excused = missing_hours(day, day + 24 * H, loaded, [(day, day + 3 * H)], NOW, NOW)
+    excused = missing_hours((day, day + 24 * H), loaded, [(day, day + 3 * H)], NOW, NOW)
     assert [h.hour for h in excused] == list(range(6, 24))
 
 
 def test_a_day_with_no_load_before_expect_from_is_not_expected() -> None:
     day = datetime(2020, 3, 1, tzinfo=UTC)
-    assert missing_hours(day, day + 48 * H, [], [], expect_from=NOW, now=NOW) == []
+    assert missing_hours((day, day + 48 * H), [], [], expect_from=NOW, now=NOW) == []
 
 
 def test_todays_hours_are_expected_only_an_hour_after_they_ended() -> None:
     today = datetime(2026, 12, 6, tzinfo=UTC)
-    missing = missing_hours(today, today + 24 * H, [(today + 9 * H, today + 10 * H)], [], NOW, NOW)
+    missing = missing_hours(
+        (today, today + 24 * H), [(today + 9 * H, today + 10 * H)], [], NOW, NOW
+    )
     assert [h.hour for h in missing] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 10]
 
 

@@ -116,91 +116,186 @@ VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s / 1e6), to_timestamp(%s / 1e6), 
 """
 
 
-def archive_day(
-    conn: Any,
-    reader: Any,
-    bucket: Bucket,
-    day: date,
-    run_date: date,
-    committed: set[str],
-    unlisted: set[str],
-    workdir: Path,
-    phases: Phases,
-    settings: Settings,
-) -> dict[str, Any]:
-    """Move one day's rows to one verified archive object, in one transaction of ``conn``;
-    ``reader`` (`export_session`) reads them. ``unlisted``
-    are the archive keys no committed manifest row lists; the one this run would write for
-    the day is adopted (and leaves the set), the others are never touched."""
-    parquet_path = workdir / "day.parquet"
-    outcome = {"day": day.isoformat(), "rows": 0, "key": None, "written": False, "adopted": False}
-    with conn, conn.cursor() as cur:
-        lock_days(cur, day, day)  # no load of the day checks or writes until this commits
-        cur.execute("SELECT adpipe_hold_partition(%s)", (day,))
-        if not cur.fetchone()[0]:
-            return outcome
+class ArchiveRun:
+    """One archive run, as its steps (`run`): survey what is archived already, move each old
+    day (`archive_day`), then say what was done or what stops the run. Its context: the
+    sessions (``conn`` writes, ``reader`` exports: `export_session`), the bucket, the run's
+    date and settings, the keys committed and unlisted, a work folder and the phases."""
+
+    def __init__(self, conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> None:
+        self.conn, self.bucket, self.run_date, self.settings = conn, bucket, run_date, settings
+        self.cutoff = run_date - timedelta(days=settings.retention_days)
+        self.phases = Phases()
+        self.committed: set[str] = set()  # keys live manifest rows list
+        self.unlisted: set[str] = set()  # keys under archive/ no committed row lists
+        self.days: list[date] = []
+        self.reader: Any = None
+        self.workdir = Path()
+
+    def run(self) -> dict[str, Any]:
+        self.survey()
+        results: list[dict[str, Any]] = []
+        failures: list[tuple[date, BaseException]] = []
+        with (
+            tempfile.TemporaryDirectory(prefix="adpipe-archive-") as tmp,
+            export_session(self.settings) as self.reader,
+        ):
+            self.workdir = Path(tmp)
+            for day in self.days:
+                try:
+                    result = self.archive_day(day)
+                except (
+                    JobError,
+                    psycopg2.Error,
+                    pa.ArrowException,
+                    adbc_driver_manager.Error,
+                ) as exc:
+                    if self.conn.closed:
+                        raise  # the connection is gone: no later day can run either
+                    failures.append((day, self.reason(exc)))
+                    log.error("day %s not archived: %s", day, failures[-1][1])
+                    continue
+                result["partition_dropped"] = drop_if_empty(self.conn, day)
+                if result["rows"]:
+                    log.info("archived %s: %d rows to %s", day, result["rows"], result["key"])
+                results.append(result)
+        summary = self.summary(results)
+        if failures:
+            raise days_not_archived(failures, len(self.days), summary["days_archived"])
+        self.refuse_strays(summary["days_archived"])
+        return summary
+
+    def survey(self) -> None:
+        """What is archived (listed once a run: the archive lock keeps other archive writers
+        out), which days this run moves; refused when the database has no archive history
+        while the bucket holds objects of other days: the wrong warehouse."""
+        self.committed, has_history = committed_keys(self.conn)
+        self.unlisted = {k for k in self.bucket.keys(TABLE_PREFIX) if k not in self.committed}
+        self.days = old_days(self.conn, self.cutoff)
+        # objects of days this run archives may be its own earlier, crashed attempt
+        # (adopted); any other object in a database with no archive history means the wrong one
+        foreign = sorted(k for k in self.unlisted if archive_key_day(k) not in self.days)
+        if foreign and not has_history:
+            raise ConfigError(
+                f"this database has no archive history (archive_manifest is empty), yet "
+                f"s3://{self.bucket.name}/{TABLE_PREFIX} holds {len(foreign)} archive objects "
+                f"(first: {foreign[0]}); archiving from here could treat the only copy of "
+                "those rows as strays; nothing was done",
+                "check that ARCHIVE_WAREHOUSE_DSN names the warehouse that wrote this archive",
+            )
+
+    def reason(self, exc: Exception) -> Exception:
+        if isinstance(exc, psycopg2.OperationalError):
+            return service_error(exc, self.settings, "")
+        return exc
+
+    def archive_day(self, day: date) -> dict[str, Any]:
+        """Move one day's rows to one verified archive object, in one transaction. The key
+        this run would write for the day, when unlisted, is adopted (and leaves the set); the
+        other unlisted keys are never touched."""
+        outcome = {"day": day.isoformat(), "rows": 0, "key": None, "written": False}
+        outcome["adopted"] = False
+        with self.conn, self.conn.cursor() as cur:
+            lock_days(cur, day, day)  # no load of the day checks or writes until this commits
+            cur.execute("SELECT adpipe_hold_partition(%s)", (day,))
+            if not cur.fetchone()[0]:
+                return outcome
+            facts = self.export(cur, day)
+            if facts["rows"] == 0:
+                return outcome
+            sha = sha256_file(self.parquet)
+            key = archive_key(day, sha)
+            outcome.update(self.upload(key, sha, facts))
+            self.record(cur, day, key, sha, facts)
+        self.phases.lap("commit")
+        self.committed.add(key)
+        self.unlisted.discard(key)
+        outcome.update(rows=facts["rows"], key=f"s3://{self.bucket.name}/{key}")
+        return outcome
+
+    @property
+    def parquet(self) -> Path:
+        return self.workdir / "day.parquet"
+
+    def export(self, cur: Any, day: date) -> dict[str, Any]:
+        """The held day's rows into the Parquet file, checked before it leaves."""
         low = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        high = low + timedelta(days=1)
         # ADBC reads by binary COPY only a query without parameters: bound into its text here
-        export = cur.mogrify(EXPORT_DAY, {"low": low, "high": high}).decode()
-        phases.start()
-        with closing(read_rows(reader, export)) as rows:  # closed on an error too
-            facts = write_parquet(rows, parquet_path)
-        phases.lap("export_rows")  # and write the Parquet file, meanwhile
-        if facts["rows"] == 0:
-            return outcome
-        verify.check_rows(parquet_path, facts, "the Parquet file written")  # before it leaves
-        phases.lap("check_parquet")
-        sha = sha256_file(parquet_path)
-        key = archive_key(day, sha)
-        if key in committed:
+        export = cur.mogrify(EXPORT_DAY, {"low": low, "high": low + timedelta(days=1)})
+        self.phases.start()
+        with closing(read_rows(self.reader, export.decode())) as rows:  # closed on errors too
+            facts = write_parquet(rows, self.parquet)
+        self.phases.lap("export_rows")  # and write the Parquet file, meanwhile
+        if facts["rows"]:
+            verify.check_rows(self.parquet, facts, "the Parquet file written")
+            self.phases.lap("check_parquet")
+        return facts
+
+    def upload(self, key: str, sha: str, facts: dict[str, Any]) -> dict[str, bool]:
+        """Put the file under its content's key, or adopt the same key left by an earlier
+        attempt (the same key is the same content: it uploaded exactly these rows, still
+        here, and died before its commit); either way prove the stored bytes."""
+        if key in self.committed:
             raise DataError(
                 f"{key} is already archived, yet its rows were in the table",
                 "inspect archive_manifest for this day before rerunning",
             )
-        if key in unlisted:
-            # the same key is the same content: an earlier attempt uploaded exactly these
-            # rows (still here, in this transaction) and died before its commit; verify.stored()
-            # below proves the bytes before the manifest lists it
-            outcome["adopted"] = True
-        else:
+        written = False
+        if key not in self.unlisted:
             # S3 refuses the PUT (BadDigest) unless the bytes it received have this sha256
             checksum = base64.b64encode(bytes.fromhex(sha)).decode()
-            with parquet_path.open("rb") as body:
-                outcome["written"] = bucket.put_new(
+            with self.parquet.open("rb") as body:
+                written = self.bucket.put_new(
                     key, body, "application/vnd.apache.parquet", ChecksumSHA256=checksum
                 )
-            outcome["adopted"] = not outcome["written"]
-        phases.lap("upload")
-        verify.stored(bucket, key, sha, facts, workdir)
-        phases.lap("verify")
+        self.phases.lap("upload")
+        verify.stored(self.bucket, key, sha, facts, self.workdir)
+        self.phases.lap("verify")
+        return {"written": written, "adopted": not written}
+
+    def record(self, cur: Any, day: date, key: str, sha: str, facts: dict[str, Any]) -> None:
+        """The object in archive_manifest and the day's rows gone, in the day's transaction."""
+        row = (key, day, facts["rows"], self.parquet.stat().st_size, sha, facts["ids_sha256"])
         cur.execute(
-            INSERT_MANIFEST,
-            (
-                key,
-                day,
-                facts["rows"],
-                parquet_path.stat().st_size,
-                sha,
-                facts["ids_sha256"],
-                facts["min_us"],
-                facts["max_us"],
-                run_date,
-                VERSION,
-            ),
+            INSERT_MANIFEST, (*row, facts["min_us"], facts["max_us"], self.run_date, VERSION)
         )
-        parquet_path.unlink()
-        empty_day(cur, day, (low, high), facts["rows"])
-        phases.lap("empty_day")
-        pause = settings.pause_before_commit
+        self.parquet.unlink()
+        low = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        empty_day(cur, day, (low, low + timedelta(days=1)), facts["rows"])
+        self.phases.lap("empty_day")
+        pause = self.settings.pause_before_commit
         if pause:  # a seam for fault tests: kill the job or cut its connection here
             log.warning("pausing %.1f s before committing %s", pause, day)
             time.sleep(pause)
-    phases.lap("commit")
-    committed.add(key)
-    unlisted.discard(key)
-    outcome.update(rows=facts["rows"], key=f"s3://{bucket.name}/{key}")
-    return outcome
+
+    def summary(self, results: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "date": self.run_date.isoformat(),
+            "cutoff": self.cutoff.isoformat(),
+            "days_archived": sum(1 for r in results if r["rows"]),
+            "rows_archived": sum(r["rows"] for r in results),
+            "objects_written": sum(1 for r in results if r["written"]),
+            "objects_adopted": sum(1 for r in results if r["adopted"]),
+            "objects_unlisted": len(self.unlisted),
+            "partitions_dropped": sum(1 for r in results if r["partition_dropped"]),
+            "keys": [r["key"] for r in results if r["key"]],
+            # where the time went, over all days: the day's rows streamed into Parquet, the
+            # file checked, the PUT, the proof, emptying the partition, the commit
+            "phase_seconds": self.phases.summary(),
+        }
+
+    def refuse_strays(self, archived: int) -> None:
+        """Exit 3 when objects no manifest row lists are left in place, every day archived."""
+        if not self.unlisted:
+            return
+        named = sorted(self.unlisted)
+        by_day = sorted({str(archive_key_day(k) or "no day") for k in named})
+        raise DataError(
+            f"{len(named)} archive objects that no archive_manifest row lists were left in "
+            f"place (days: {', '.join(by_day[:10])}; keys: {', '.join(named[:5])}"
+            f"{' ...' if len(named) > 5 else ''}); every old day was archived ({archived} now)",
+            _unlisted_hint(by_day, named[0]),
+        )
 
 
 def empty_day(cur: Any, day: date, span: tuple[datetime, datetime], rows: int) -> None:
@@ -287,88 +382,6 @@ def committed_keys(conn: Any) -> tuple[set[str], bool]:
     return {key for key, live in rows if live}, bool(rows)
 
 
-def archive(conn: Any, bucket: Bucket, run_date: date, settings: Settings) -> dict[str, Any]:
-    cutoff = run_date - timedelta(days=settings.retention_days)
-    committed, has_history = committed_keys(conn)
-    # listed once a run: the archive lock keeps other archive writers out
-    unlisted = {key for key in bucket.keys(TABLE_PREFIX) if key not in committed}
-    days = old_days(conn, cutoff)
-    # objects of days this run archives may be its own earlier, crashed attempt (adopted
-    # below); any other object in a database with no archive history means the wrong one
-    foreign = sorted(k for k in unlisted if archive_key_day(k) not in days)
-    if foreign and not has_history:
-        raise ConfigError(
-            f"this database has no archive history (archive_manifest is empty), yet "
-            f"s3://{bucket.name}/{TABLE_PREFIX} holds {len(foreign)} archive objects "
-            f"(first: {foreign[0]}); archiving from here could treat the only copy of "
-            "those rows as strays; nothing was done",
-            "check that ARCHIVE_WAREHOUSE_DSN names the warehouse that wrote this archive",
-        )
-    results = []
-    failures = []
-    phases = Phases()
-    with (
-        tempfile.TemporaryDirectory(prefix="adpipe-archive-") as tmp,
-        export_session(settings) as reader,
-    ):
-        for day in days:
-            try:
-                result = archive_day(
-                    conn,
-                    reader,
-                    bucket,
-                    day,
-                    run_date,
-                    committed,
-                    unlisted,
-                    Path(tmp),
-                    phases,
-                    settings,
-                )
-            except (JobError, psycopg2.Error, pa.ArrowException, adbc_driver_manager.Error) as exc:
-                if conn.closed:
-                    raise  # the connection is gone: no later day can run either
-                reason = (
-                    service_error(exc, settings, "")
-                    if isinstance(exc, psycopg2.OperationalError)
-                    else exc
-                )
-                log.error("day %s not archived: %s", day, reason)
-                failures.append((day, reason))
-                continue
-            result["partition_dropped"] = drop_if_empty(conn, day)
-            if result["rows"]:
-                log.info("archived %s: %d rows to %s", day, result["rows"], result["key"])
-            results.append(result)
-    summary = {
-        "date": run_date.isoformat(),
-        "cutoff": cutoff.isoformat(),
-        "days_archived": sum(1 for r in results if r["rows"]),
-        "rows_archived": sum(r["rows"] for r in results),
-        "objects_written": sum(1 for r in results if r["written"]),
-        "objects_adopted": sum(1 for r in results if r["adopted"]),
-        "objects_unlisted": len(unlisted),
-        "partitions_dropped": sum(1 for r in results if r["partition_dropped"]),
-        "keys": [r["key"] for r in results if r["key"]],
-        # where the time went, over all days: the day's rows streamed into Parquet, the file
-        # checked, the PUT, the proof, emptying the partition, the commit
-        "phase_seconds": phases.summary(),
-    }
-    if failures:
-        raise days_not_archived(failures, len(days), summary["days_archived"])
-    if unlisted:
-        named = sorted(unlisted)
-        by_day = sorted({str(archive_key_day(k) or "no day") for k in named})
-        raise DataError(
-            f"{len(named)} archive objects that no archive_manifest row lists were left in "
-            f"place (days: {', '.join(by_day[:10])}; keys: {', '.join(named[:5])}"
-            f"{' ...' if len(named) > 5 else ''}); every old day was archived "
-            f"({summary['days_archived']} now)",
-            _unlisted_hint(by_day, named[0]),
-        )
-    return summary
-
-
 def days_not_archived(
     failures: list[tuple[date, BaseException]], of: int, archived: int
 ) -> JobError:
@@ -421,7 +434,7 @@ def archive_session(settings: Settings) -> Iterator[Any]:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     check_run_date(args.date, args.settings.retention_days)  # not later than tomorrow
     with archive_session(args.settings) as conn:
-        return archive(conn, Bucket(args.settings), args.date, args.settings)
+        return ArchiveRun(conn, Bucket(args.settings), args.date, args.settings).run()
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:

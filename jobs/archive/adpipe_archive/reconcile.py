@@ -163,18 +163,17 @@ def _covered(hour: datetime, spans: list[tuple[datetime, datetime]]) -> bool:
 
 
 def missing_hours(
-    start: datetime,
-    end: datetime,
+    span: tuple[datetime, datetime],
     loaded: list[tuple[datetime, datetime]],
     accepted: list[tuple[datetime, datetime]],
     expect_from: datetime | None,
     now: datetime,
 ) -> list[datetime]:
-    """The hours of ``[start, end)`` that ended at least GRACE before ``now`` and that no load
-    covered and no accepted gap excuses, of two kinds: every hour from ``expect_from`` on, and
-    every hour of a day that holds any load, whenever that day was (a day loaded from 03:00
-    to 06:00 misses the other 21, before ``expect_from`` too)."""
-    loads, excused = _merged(loaded), _merged(accepted)
+    """The hours of ``span`` (``[start, end)``) that ended at least GRACE before ``now`` and
+    that no load covered and no accepted gap excuses, of two kinds: every hour from
+    ``expect_from`` on, and every hour of a day that holds any load, whenever that day was (a
+    day loaded from 03:00 to 06:00 misses the other 21, before ``expect_from`` too)."""
+    (start, end), loads, excused = span, _merged(loaded), _merged(accepted)
     expected: set[datetime] = set()
     if expect_from is not None:
         hour = max(start, expect_from.replace(minute=0, second=0, microsecond=0))
@@ -245,132 +244,159 @@ def describe_gaps(day: date, hours: list[datetime]) -> list[str]:
     ]
 
 
-def reconcile(
-    conn: Any,
-    bucket: Bucket,
-    first: date,
-    last: date,
-    expect_from: datetime | None = None,
-    now: datetime | None = None,
-    minutes: int = 60,
-) -> list[dict[str, Any]]:
-    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
-    days: dict[date, dict[str, Any]] = {}
+class Reconciliation:
+    """Reconcile's count of each day from ``first`` to ``last``, as its steps (`run`): what
+    the warehouse says (rows, loads, accepted gaps, archive objects: one snapshot), then
+    what is stored (each window's backup, each quarantine and archive object, read back),
+    then each day's verdict. Its context: the sessions, the days' rows, what the loads
+    recorded, and the clock (``now``) and grid (``minutes``) it judges by."""
 
-    def row(day: date) -> dict[str, Any]:
-        return days.setdefault(
+    def __init__(
+        self,
+        conn: Any,
+        bucket: Bucket,
+        first: date,
+        last: date,
+        expect_from: datetime | None = None,
+    ) -> None:
+        self.conn, self.bucket, self.first, self.last = conn, bucket, first, last
+        self.expect_from = expect_from
+        self.now = datetime.now(UTC)
+        self.minutes = 60
+        self.start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+        self.end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+        self.days: dict[date, dict[str, Any]] = {}
+        # window prefix -> the manifest its latest load read, and that manifest's sha256
+        self.loaded: dict[str, tuple[str, str]] = {}
+        self.spans: list[tuple[datetime, datetime]] = []  # the windows loads covered
+        self.quarantined: dict[date, list[str]] = {}
+        self.retired: set[tuple[datetime, datetime]] = set()
+        self.archived: dict[date, list[tuple[str, int, str]]] = {}
+        self.workdir = Path()
+
+    def run(self) -> list[dict[str, Any]]:
+        with self.conn, self.conn.cursor() as cur:
+            self.read_rows_and_loads(cur)
+            self.find_gaps(cur)
+            cur.execute(ARCHIVED, (self.first, self.last))
+            for day, key, rows, sha256 in cur.fetchall():
+                self.archived.setdefault(day, []).append((key, rows, sha256.strip()))
+        counted = {w for w in self.spans if w not in self.retired}
+        span = days_between(self.first, self.last)
+        progress = Progress(len(span))
+        with tempfile.TemporaryDirectory(prefix="adpipe-reconcile-") as tmp:
+            self.workdir = Path(tmp)
+            for day in span:
+                counted |= self.count_backups(day)
+                self.count_quarantine(day)
+                self.count_archive(day)
+                progress.step(day.isoformat())
+        for day, problems in window_problems(counted, self.minutes).items():
+            if self.first <= day <= self.last:
+                self.row(day)["problems"] += problems
+        return [self.verdict(self.days[day]) for day in sorted(self.days)]
+
+    def row(self, day: date) -> dict[str, Any]:
+        return self.days.setdefault(
             day, {"day": day.isoformat(), **dict.fromkeys(FIELDS, 0), "problems": []}
         )
 
-    with conn, conn.cursor() as cur:
-        cur.execute(PG_ROWS, (start, end))
+    def read_rows_and_loads(self, cur: Any) -> None:
+        """The table's rows per day, and what the latest load of each window recorded."""
+        cur.execute(PG_ROWS, (self.start, self.end))
         for day, count in cur.fetchall():
-            row(day)["postgres"] = count
-        cur.execute(LATEST_LOADS, (start, end))
-        # window prefix -> the manifest its latest load read, and that manifest's sha256
-        loaded: dict[str, tuple[str, str]] = {}
-        spans: list[tuple[datetime, datetime]] = []
-        quarantined: dict[date, list[str]] = {}
-        for (
-            window_start,
-            window_end,
-            duplicates,
-            manifest_key,
-            manifest_sha,
-            quarantine_key,
-        ) in cur.fetchall():
-            day = window_start.astimezone(UTC).date()
-            row(day)["duplicates"] += duplicates
+            self.row(day)["postgres"] = count
+        cur.execute(LATEST_LOADS, (self.start, self.end))
+        for low, high, duplicates, manifest_key, manifest_sha, quarantine_key in cur.fetchall():
+            day = low.astimezone(UTC).date()
+            self.row(day)["duplicates"] += duplicates
             if quarantine_key:
-                quarantined.setdefault(day, []).append(quarantine_key)
-            loaded[manifest_key.rsplit("/", 1)[0] + "/"] = (manifest_key, manifest_sha)
-            spans.append((window_start, window_end))
-        if expect_from is None:
+                self.quarantined.setdefault(day, []).append(quarantine_key)
+            self.loaded[manifest_key.rsplit("/", 1)[0] + "/"] = (manifest_key, manifest_sha)
+            self.spans.append((low, high))
+
+    def find_gaps(self, cur: Any) -> None:
+        """Each day's hours no load covered (`missing_hours`), as problems."""
+        if self.expect_from is None:
             cur.execute(FIRST_LOAD)
-            expect_from = cur.fetchone()[0]
-        cur.execute(ACCEPTED, (start, end))
+            self.expect_from = cur.fetchone()[0]
+        cur.execute(ACCEPTED, (self.start, self.end))
         accepted = cur.fetchall()
-        cur.execute(RETIRED, (end,))
-        retired = set(cur.fetchall())
-        gap_days: dict[date, list[datetime]] = {}
-        for hour in missing_hours(
-            start, end, spans, accepted, expect_from, now or datetime.now(UTC)
-        ):
-            gap_days.setdefault(hour.astimezone(UTC).date(), []).append(hour)
-        for day, hours in gap_days.items():
-            row(day)["problems"] += describe_gaps(day, hours)
-        cur.execute(ARCHIVED, (first, last))
-        archived = cur.fetchall()
+        cur.execute(RETIRED, (self.end,))
+        self.retired = set(cur.fetchall())
+        gaps: dict[date, list[datetime]] = {}
+        span = (self.start, self.end)
+        for hour in missing_hours(span, self.spans, accepted, self.expect_from, self.now):
+            gaps.setdefault(hour.astimezone(UTC).date(), []).append(hour)
+        for day, hours in gaps.items():
+            self.row(day)["problems"] += describe_gaps(day, hours)
 
-    span = days_between(first, last)
-    progress = Progress(len(span))
-    with tempfile.TemporaryDirectory(prefix="adpipe-reconcile-") as tmp:
-        workdir = Path(tmp)
-        by_day: dict[date, list[tuple[str, int, str]]] = {}
-        for day, key, rows, sha256 in archived:
-            by_day.setdefault(day, []).append((key, rows, sha256.strip()))
-        counted = {w for w in spans if w not in retired}
-        for day in span:
-            windows: dict[str, list[str]] = {}
-            for key in bucket.keys(backup_day_prefix(day)):
-                windows.setdefault(key.rsplit("/", 1)[0] + "/", []).append(key)
-            for prefix, keys in windows.items():
-                versions = version_keys(keys)
-                window = window_of(prefix)
-                if not versions or window in retired:
-                    continue  # an extract that never finished, or a window retired
-                if window:
-                    counted.add(window)
-                key, recorded_sha = loaded.get(prefix) or (versions[-1][1], None)
-                body = bucket.get(key)
-                if body is None:
-                    row(day)["problems"].append(f"backup manifest {key} is missing")
-                    continue
-                if recorded_sha and hashlib.sha256(body).hexdigest() != recorded_sha:
-                    row(day)["problems"].append(
-                        f"backup manifest {key} no longer matches the sha256 its load recorded"
-                    )
-                manifest = json.loads(body)
-                present = set(keys)
-                lost = [p["key"] for p in manifest.get("pages", []) if p["key"] not in present]
-                if lost:
-                    row(day)["problems"].append(
-                        f"backup {key} lists {len(lost)} pages that are gone (first: {lost[0]})"
-                    )
-                row(day)["backup"] += int(manifest.get("records", 0))
-            for key in quarantined.get(day, []):
-                lines = _count_lines(bucket, key, workdir)
-                if lines is None:
-                    row(day)["problems"].append(f"quarantine object {key} is missing")
-                row(day)["rejected"] += lines or 0
-            for key, rows, sha256 in by_day.get(day, []):
-                found = verify.rows_and_sha256(bucket, key, workdir)
-                if found is None:
-                    row(day)["problems"].append(f"archive object {key} is missing")
-                elif found[1] != sha256:
-                    row(day)["problems"].append(
-                        f"archive object {key} holds other bytes than were archived (SHA-256 "
-                        f"{found[1][:16]}..., archive_manifest records {sha256[:16]}...)"
-                    )
-                elif found[0] != rows:
-                    row(day)["problems"].append(
-                        f"archive object {key} holds {found[0]} rows, the manifest says {rows}"
-                    )
-                row(day)["archive"] += found[0] if found else 0
-            progress.step(day.isoformat())
-        for day, problems in window_problems(counted, minutes).items():
-            if first <= day <= last:
-                row(day)["problems"] += problems
+    def count_backups(self, day: date) -> set[tuple[datetime, datetime]]:
+        """The records of the day's backups; the windows they hold (retired ones aside)."""
+        windows: dict[str, list[str]] = {}
+        for key in self.bucket.keys(backup_day_prefix(day)):
+            windows.setdefault(key.rsplit("/", 1)[0] + "/", []).append(key)
+        found = set()
+        for prefix, keys in windows.items():
+            window = window_of(prefix)
+            if not version_keys(keys) or window in self.retired:
+                continue  # an extract that never finished, or a window retired
+            if window:
+                found.add(window)
+            self.count_backup(day, prefix, keys)
+        return found
 
-    result = []
-    for day in sorted(days):
-        item = days[day]
+    def count_backup(self, day: date, prefix: str, keys: list[str]) -> None:
+        """One window's records: the version its latest load read, else its latest one;
+        checked against the sha256 the load recorded and for pages that are gone."""
+        problems = self.row(day)["problems"]
+        key, recorded_sha = self.loaded.get(prefix) or (version_keys(keys)[-1][1], None)
+        body = self.bucket.get(key)
+        if body is None:
+            problems.append(f"backup manifest {key} is missing")
+            return
+        if recorded_sha and hashlib.sha256(body).hexdigest() != recorded_sha:
+            problems.append(f"backup manifest {key} no longer matches the sha256 its load recorded")
+        manifest = json.loads(body)
+        present = set(keys)
+        lost = [p["key"] for p in manifest.get("pages", []) if p["key"] not in present]
+        if lost:
+            problems.append(
+                f"backup {key} lists {len(lost)} pages that are gone (first: {lost[0]})"
+            )
+        self.row(day)["backup"] += int(manifest.get("records", 0))
+
+    def count_quarantine(self, day: date) -> None:
+        for key in self.quarantined.get(day, []):
+            lines = _count_lines(self.bucket, key, self.workdir)
+            if lines is None:
+                self.row(day)["problems"].append(f"quarantine object {key} is missing")
+            self.row(day)["rejected"] += lines or 0
+
+    def count_archive(self, day: date) -> None:
+        """The rows of the day's archive objects, each read back whole."""
+        problems = self.row(day)["problems"]
+        for key, rows, sha256 in self.archived.get(day, []):
+            found = verify.rows_and_sha256(self.bucket, key, self.workdir)
+            if found is None:
+                problems.append(f"archive object {key} is missing")
+            elif found[1] != sha256:
+                problems.append(
+                    f"archive object {key} holds other bytes than were archived (SHA-256 "
+                    f"{found[1][:16]}..., archive_manifest records {sha256[:16]}...)"
+                )
+            elif found[0] != rows:
+                problems.append(
+                    f"archive object {key} holds {found[0]} rows, the manifest says {rows}"
+                )
+            self.row(day)["archive"] += found[0] if found else 0
+
+    @staticmethod
+    def verdict(item: dict[str, Any]) -> dict[str, Any]:
         placed = item["postgres"] + item["archive"] + item["rejected"] + item["duplicates"]
         item["difference"] = placed - item["backup"]
         item["balanced"] = item["difference"] == 0 and not item["problems"]
-        result.append(item)
-    return result
+        return item
 
 
 def table(days: list[dict[str, Any]]) -> str:
@@ -393,14 +419,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     ) as conn:
         # one snapshot for every query: a load committing meanwhile is counted whole or not
         conn.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
-        days = reconcile(
-            conn,
-            bucket,
-            args.first,
-            args.last,
-            settings.expect_from,
-            minutes=settings.window_minutes,
-        )
+        reconciliation = Reconciliation(conn, bucket, args.first, args.last, settings.expect_from)
+        reconciliation.minutes = settings.window_minutes
+        days = reconciliation.run()
     print(json.dumps(days, indent=1) if args.json else table(days), flush=True)
     off = [d for d in days if not d["balanced"]]
     if off:

@@ -96,56 +96,55 @@ def _stage_ids(cur: Any, table: str, path: Path) -> None:
 
 
 def adopt(conn: Any, bucket: Bucket, day: date) -> dict[str, Any]:
+    """List each archive object of the day no manifest row lists, once it is proven whole
+    and none of its ids is in the table or in the day's listed objects."""
     with conn, conn.cursor() as cur:
         cur.execute(LIVE_KEYS, (day,))
         listed = {row[0] for row in cur.fetchall()}
     orphans = sorted(k for k in bucket.keys(archive_day_prefix(day)) if k not in listed)
-    adopted = []
     with tempfile.TemporaryDirectory(prefix="adpipe-adopt-") as tmp:
-        path, other = Path(tmp) / "object.parquet", Path(tmp) / "listed.parquet"
+        path = Path(tmp) / "object.parquet"
         for key in orphans:
             _download(bucket, key, path)
-            facts = verify.facts(path, key, day)
-            sha = sha256_file(path)
+            facts = verify.facts(path, key, day)  # whole, and of the day, before anything
             with conn, conn.cursor() as cur:
-                _stage_ids(cur, "candidate", path)
-                cur.execute(IDS_IN_TABLE)
-                in_table = cur.fetchone()[0]
-                cur.execute(IDS_STAGE.format(name="listed"))
-                for listed_key in sorted(listed):
-                    _download(bucket, listed_key, other)
-                    _stage_ids(cur, "listed_one", other)
-                    cur.execute(
-                        "INSERT INTO listed SELECT * FROM listed_one; DROP TABLE listed_one"
-                    )
-                cur.execute(IDS_IN_ARCHIVE)
-                in_archive = cur.fetchone()[0]
-                if in_table or in_archive:
-                    raise DataError(
-                        f"{key}: {in_table} of its {facts['rows']} ids are in ad_impressions "
-                        f"and {in_archive} in the day's other archive objects; adopting it "
-                        "would count them twice; nothing was adopted",
-                        f"archive set-aside --key {key} "
-                        f"(its bytes are kept under {SET_ASIDE_PREFIX})",
-                    )
-                cur.execute(
-                    INSERT_ADOPTED,
-                    (
-                        key,
-                        day,
-                        facts["rows"],
-                        path.stat().st_size,
-                        sha,
-                        facts["ids_sha256"],
-                        facts["min"],
-                        facts["max"],
-                        version_of(path),
-                    ),
-                )
-                cur.execute(RECORD, ("adopt", key, None, day, facts["rows"], sha, False))
+                _refuse_counted_twice(cur, bucket, (key, facts["rows"]), listed, Path(tmp))
+                _list(cur, key, day, facts, path)
             listed.add(key)
-            adopted.append(key)
-    return {"date": day.isoformat(), "objects_adopted": len(adopted), "keys": adopted}
+    return {"date": day.isoformat(), "objects_adopted": len(orphans), "keys": orphans}
+
+
+def _refuse_counted_twice(
+    cur: Any, bucket: Bucket, candidate: tuple[str, int], listed: set[str], tmp: Path
+) -> None:
+    """`DataError` when any id of the object (``candidate``: its key and rows, downloaded as
+    object.parquet in ``tmp``) is in the table or in one of the ``listed`` objects."""
+    key, rows = candidate
+    _stage_ids(cur, "candidate", tmp / "object.parquet")
+    cur.execute(IDS_IN_TABLE)
+    in_table = cur.fetchone()[0]
+    cur.execute(IDS_STAGE.format(name="listed"))
+    for listed_key in sorted(listed):
+        _download(bucket, listed_key, tmp / "listed.parquet")
+        _stage_ids(cur, "listed_one", tmp / "listed.parquet")
+        cur.execute("INSERT INTO listed SELECT * FROM listed_one; DROP TABLE listed_one")
+    cur.execute(IDS_IN_ARCHIVE)
+    in_archive = cur.fetchone()[0]
+    if in_table or in_archive:
+        raise DataError(
+            f"{key}: {in_table} of its {rows} ids are in ad_impressions and {in_archive} in "
+            "the day's other archive objects; adopting it would count them twice; nothing "
+            "was adopted",
+            f"archive set-aside --key {key} (its bytes are kept under {SET_ASIDE_PREFIX})",
+        )
+
+
+def _list(cur: Any, key: str, day: date, facts: dict[str, Any], path: Path) -> None:
+    """The proven object's manifest row and the operator's action, recorded together."""
+    sha = sha256_file(path)
+    row = (key, day, facts["rows"], path.stat().st_size, sha, facts["ids_sha256"])
+    cur.execute(INSERT_ADOPTED, (*row, facts["min"], facts["max"], version_of(path)))
+    cur.execute(RECORD, ("adopt", key, None, day, facts["rows"], sha, False))
 
 
 def set_aside(conn: Any, bucket: Bucket, key: str) -> dict[str, Any]:

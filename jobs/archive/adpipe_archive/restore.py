@@ -78,6 +78,9 @@ def _csv_lines(path: Path) -> Any:
 
 
 def restore(conn: Any, bucket: Bucket, first: date, last: date) -> dict[str, Any]:
+    """Each live archive object of the days back into ad_impressions, one transaction each:
+    downloaded and proven, its rows staged, counted and added, its manifest row marked
+    restored; then the object, redundant, is deleted."""
     with conn, conn.cursor() as cur:
         cur.execute(RESTORABLE, (first, last))
         objects = cur.fetchall()
@@ -86,43 +89,8 @@ def restore(conn: Any, bucket: Bucket, first: date, last: date) -> dict[str, Any
     with tempfile.TemporaryDirectory(prefix="adpipe-restore-") as tmp:
         path = Path(tmp) / "object.parquet"
         for archive_id, key, day, rows, sha256, ids in objects:
-            if not download(bucket, key, path):
-                raise DataError(
-                    f"archive object s3://{bucket.name}/{key} is missing; nothing of it "
-                    "was restored",
-                    f"put the object back from a copy of the bucket, or reload day {day} "
-                    f"from its backups: {set_aside_and_reload(key, day)}",
-                )
-            as_archived(path, key, (rows, sha256, ids), bucket.name, day)
-            ensure_partitions(conn, day, day)
-            with conn, conn.cursor() as cur:
-                lock_days(cur, day, day)  # no load of the day checks or writes meanwhile
-                cur.execute(STAGE)
-                copy_in(
-                    cur,
-                    f"COPY stage_restore ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)",
-                    LineStream(_csv_lines(path)),
-                )
-                cur.execute("SELECT count(*) FROM stage_restore")
-                staged = cur.fetchone()[0]
-                if staged != rows:
-                    raise DataError(f"{key} holds {staged} rows, the manifest says {rows}")
-                cur.execute(
-                    "INSERT INTO ad_impressions SELECT * FROM stage_restore ON CONFLICT DO NOTHING"
-                )
-                if cur.rowcount != rows:
-                    raise DataError(
-                        f"{rows - cur.rowcount} of the {rows} rows of archive object "
-                        f"s3://{bucket.name}/{key} are in ad_impressions already: day {day} "
-                        "would hold them twice; nothing was restored or deleted",
-                        f"see which (make psql: ids of day {day}), remove the copies that "
-                        "should not be there, then rerun the restore",
-                    )
-                restored_rows += cur.rowcount
-                cur.execute(
-                    "UPDATE archive_manifest SET restored_at = now() WHERE archive_id = %s",
-                    (archive_id,),
-                )
+            fetch(bucket, key, day, (rows, sha256, ids), path)
+            restored_rows += put_back(conn, bucket, (archive_id, key, day, rows), path)
             # the commit above holds every row of the object in the table, counted, and its
             # manifest row says so: the object is redundant now
             bucket.delete([key])
@@ -134,6 +102,50 @@ def restore(conn: Any, bucket: Bucket, first: date, last: date) -> dict[str, Any
         "rows_restored": restored_rows,
         "days": sorted(days),
     }
+
+
+def fetch(bucket: Bucket, key: str, day: date, facts: tuple[int, str, str], path: Path) -> None:
+    """The object into ``path``, proven to hold what archive_manifest records (``facts``:
+    rows, sha256, ids' sha256)."""
+    if not download(bucket, key, path):
+        raise DataError(
+            f"archive object s3://{bucket.name}/{key} is missing; nothing of it was restored",
+            f"put the object back from a copy of the bucket, or reload day {day} "
+            f"from its backups: {set_aside_and_reload(key, day)}",
+        )
+    as_archived(path, key, facts, bucket.name, day)
+
+
+def put_back(conn: Any, bucket: Bucket, listed: tuple[int, str, date, int], path: Path) -> int:
+    """The object's rows (``listed``: its manifest row's id, key, day and rows) into the
+    table, and its manifest row marked restored, in one transaction; returns the rows."""
+    archive_id, key, day, rows = listed
+    ensure_partitions(conn, day, day)
+    with conn, conn.cursor() as cur:
+        lock_days(cur, day, day)  # no load of the day checks or writes meanwhile
+        cur.execute(STAGE)
+        copy_in(
+            cur,
+            f"COPY stage_restore ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)",
+            LineStream(_csv_lines(path)),
+        )
+        cur.execute("SELECT count(*) FROM stage_restore")
+        staged = cur.fetchone()[0]
+        if staged != rows:
+            raise DataError(f"{key} holds {staged} rows, the manifest says {rows}")
+        cur.execute("INSERT INTO ad_impressions SELECT * FROM stage_restore ON CONFLICT DO NOTHING")
+        if cur.rowcount != rows:
+            raise DataError(
+                f"{rows - cur.rowcount} of the {rows} rows of archive object "
+                f"s3://{bucket.name}/{key} are in ad_impressions already: day {day} "
+                "would hold them twice; nothing was restored or deleted",
+                f"see which (make psql: ids of day {day}), remove the copies that "
+                "should not be there, then rerun the restore",
+            )
+        cur.execute(
+            "UPDATE archive_manifest SET restored_at = now() WHERE archive_id = %s", (archive_id,)
+        )
+    return rows
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:

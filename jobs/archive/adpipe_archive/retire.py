@@ -15,7 +15,7 @@ under the window's days' lock, so no load of those days checks or writes meanwhi
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from adpipe import backups, grid
@@ -58,19 +58,25 @@ ON CONFLICT (window_start, window_end) DO NOTHING RETURNING retire_id
 """
 
 
-def retire(
-    conn: Any, bucket: Bucket, start: datetime, end: datetime, reason: str, minutes: int
-) -> dict[str, Any]:
-    first, last = window_days(start, end)
-    grid.check_days(first, last, "--start/--end")
-    backed_up: set[tuple[datetime, datetime]] = set()
+def backed_up_windows(bucket: Bucket, first: date, last: date) -> set[tuple[datetime, datetime]]:
+    """The windows of these days with a backup version."""
+    found: set[tuple[datetime, datetime]] = set()
     for day in (first, last):
         keys = list(bucket.keys(backup_day_prefix(day)))
-        prefixes = {key.rsplit("/", 1)[0] + "/" for key in keys}
-        for prefix in prefixes:
+        for prefix in {key.rsplit("/", 1)[0] + "/" for key in keys}:
             window = window_of(prefix)
             if window and backups.version_keys([k for k in keys if k.startswith(prefix)]):
-                backed_up.add(window)
+                found.add(window)
+    return found
+
+
+def retire(
+    conn: Any, bucket: Bucket, window: tuple[datetime, datetime], reason: str, minutes: int
+) -> dict[str, Any]:
+    start, end = window
+    first, last = window_days(start, end)
+    grid.check_days(first, last, "--start/--end")
+    backed_up = backed_up_windows(bucket, first, last)
     with conn, conn.cursor() as cur:
         lock_days(cur, first, last)  # no load of the day checks or writes until this commits
         cur.execute(LOADED, {"start": start - grid.DAY, "end": end + grid.DAY})
@@ -109,9 +115,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     with session(
         settings.warehouse_dsn, "adpipe-retire", "nothing was recorded; rerun", settings
     ) as conn:
-        return retire(
-            conn, Bucket(settings), args.start, args.end, args.reason, settings.window_minutes
-        )
+        window = (args.start, args.end)
+        return retire(conn, Bucket(settings), window, args.reason, settings.window_minutes)
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,6 +19,8 @@ from adpipe.record import CONTRACT, Field
 from adpipe_archive.parquet_files import SCHEMA, schema
 from adpipe_load import fast_path, impression_rules
 from adpipe_load.impression_rules import Rejected, Rules
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 START = datetime(2026, 11, 20, 10, tzinfo=UTC)
 END = datetime(2026, 11, 20, 11, tzinfo=UTC)
@@ -139,3 +141,21 @@ def test_versions_name_the_columns_each_archive_object_holds() -> None:
         Field("note", "text")
     with pytest.raises(ValueError, match="an id is never null"):
         Field("other_id", "uuid", nullable=True)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=25),
+        st.from_regex(r"[0-9]{1,22}", fullmatch=True),
+    )
+)
+def test_the_fast_path_accepts_a_grown_field_only_as_the_rules_read_it(value: Any) -> None:
+    by_rules, by_fast_path = judged(GROWN, good(creative_id=value))
+    if by_fast_path is not None:
+        assert not isinstance(by_rules, str), by_rules
+        assert by_fast_path["creative_id"] == by_rules[-1]

@@ -29,6 +29,7 @@ from adpipe.windows import (
     archive_day_prefix,
     backup_day_prefix,
 )
+from psycopg2 import sql
 
 pytestmark = pytest.mark.stack
 
@@ -112,10 +113,19 @@ def empty_days() -> None:
             if key.startswith(QUARANTINE_TABLE_PREFIX) and f"date={day}" not in key:
                 continue
             client.delete_object(Bucket=BUCKET, Key=key)
-    with helpers.superuser() as admin:
-        admin.autocommit = True
+    superuser("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+
+
+def superuser(statement: str) -> None:
+    """A statement about the scratch database (named into it), as the superuser."""
+    admin = helpers.superuser()
+    admin.autocommit = True
+    try:
         with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+            owner = sql.Identifier(os.environ["WAREHOUSE_USER"])
+            cur.execute(sql.SQL(statement).format(sql.Identifier(DB), owner))
+    finally:
+        admin.close()
 
 
 @pytest.fixture
@@ -125,12 +135,7 @@ def scratch_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     (the bench's own days lie in August)."""
     monkeypatch.setenv("S3_BUCKET", BUCKET)
     empty_days()
-    admin = helpers.superuser()
-    admin.autocommit = True
-    user = os.environ["WAREHOUSE_USER"].replace('"', '""')
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE {DB} OWNER "{user}"')
-    admin.close()
+    superuser("CREATE DATABASE {} OWNER {}")
     run("archive", "migrate")
     try:
         yield

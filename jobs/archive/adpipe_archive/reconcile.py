@@ -375,8 +375,8 @@ class Reconciliation:
 
     def count_archive(self, day: date) -> None:
         """The rows of the day's archive objects, each read back whole."""
-        problems = self.row(day)["problems"]
         for key, rows, sha256 in self.archived.get(day, []):
+            problems = self.row(day)["problems"]  # a day with no object has no row
             found = verify.rows_and_sha256(self.bucket, key, self.workdir)
             if found is None:
                 problems.append(f"archive object {key} is missing")

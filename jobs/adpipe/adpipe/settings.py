@@ -224,7 +224,12 @@ SETTINGS = {
             "20",
             decimal(1, 1440),
         ),
-        Setting("HEALTH_PORT", "port the health service listens on, on 127.0.0.1", "8082", whole(1, 65535)),
+        Setting(
+            "HEALTH_PORT",
+            "port the health service listens on, on 127.0.0.1",
+            "8082",
+            whole(1, 65535),
+        ),
         Setting("HEALTH_TOKEN", "the bearer token every request to the health service must carry"),
         Setting("ADPIPE_LOG_LEVEL", "log level on stderr", "INFO"),
         Setting("ADPIPE_DEBUG", "1 prints a traceback with an unexpected failure", ""),

@@ -115,6 +115,9 @@ query: export QUERY_OUT = $(OUT)
 query: venv env ## Query the table and the archive as one read-only table, impressions (SQL="..."; none: a shell; FORMAT=csv: to stdout, or OUT=path; FORMAT=parquet OUT=path)
 	@$(PY) platform/query.py
 
+picture: venv env ## Retake the README's picture of the Data health page (docs/images/data-health.png) from the running stack
+	@PYTHONPATH=platform $(PY) platform/picture.py
+
 lineage: ## Print the OpenLineage events of the stack's tasks, one JSON per line (the default file transport; OPENLINEAGE_TRANSPORT in .env)
 	@bash platform/compose.sh exec -T airflow-scheduler sh -c 'cat /opt/airflow/logs/openlineage/events.jsonl 2>/dev/null' || \
 	  { echo "lineage: no events file: no task has run since make start, or OPENLINEAGE_TRANSPORT sends the events elsewhere" >&2; exit 1; }
@@ -157,4 +160,4 @@ bench: venv env ## adpipe's jobs against the alternatives, same rows, same run (
 soak: env ## Outside CI: 200 hourly api-load runs and their daily archives through the scheduler; reconcile and memory growth (needs make start)
 	@python3 platform/soak.py
 
-.PHONY: accept-gap lineage query help env engine venv lock lock-check images build-jobs start stop status logs airflow psql backfill test test-celery test-fast lint fmt bench soak migrate restore reconcile demo browser clean
+.PHONY: accept-gap lineage picture query help env engine venv lock lock-check images build-jobs start stop status logs airflow psql backfill test test-celery test-fast lint fmt bench soak migrate restore reconcile demo browser clean

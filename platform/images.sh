@@ -56,6 +56,7 @@ choose_source() {
       AIRFLOW_BASE=apache/airflow:3.3.2-python3.11
       PG_BASE=postgres:15-bookworm
       REDIS_BASE=redis:7.2-bookworm
+      DEBIAN_BASE=debian:bookworm-slim
       STANDINS=0 ;;
     debian)
       echo "images: no registry answers; building stand-in base images from Debian packages" >&2
@@ -66,6 +67,7 @@ choose_source() {
 print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()[:12])' platform/standins/airflow/requirements.txt)"
       PG_BASE=adpipe/postgres-standin:15
       REDIS_BASE=adpipe/redis-standin:7
+      DEBIAN_BASE=adpipe/debian:bookworm
       STANDINS=1 ;;
     *) echo "images: IMAGE_SOURCE must be auto, registry or debian" >&2; exit 2 ;;
   esac
@@ -90,6 +92,10 @@ postgres_chain() {
 redis_chain() {
   standin "$REDIS_BASE" redis &&
     build adpipe/redis:dev platform/redis platform/redis/Dockerfile --build-arg "BASE_IMAGE=$REDIS_BASE"
+}
+# Prometheus and Alertmanager: Debian's packages on Debian's base either way
+monitor_image() {
+  build adpipe/monitor:dev platform/monitor platform/monitor/Dockerfile --build-arg "BASE_IMAGE=$DEBIAN_BASE"
 }
 s3_image() { build adpipe/s3:dev platform/s3 platform/s3/Dockerfile --build-arg "BASE_IMAGE=$PY_BASE"; }
 ad_api_image() {
@@ -122,5 +128,5 @@ mkdir -p .state
 choose_source
 ca_into jobs platform/s3 platform/standins/airflow
 chains=(python_chain)
-if [ "$what" = platform ] || [ "$what" = all ]; then chains+=(postgres_chain redis_chain); fi
+if [ "$what" = platform ] || [ "$what" = all ]; then chains+=(postgres_chain redis_chain monitor_image); fi
 in_parallel "${chains[@]}" || exit 1

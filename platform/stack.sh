@@ -10,14 +10,15 @@ compose() { bash platform/compose.sh "$@"; }
 # .env's settings, except these, where a value in the environment wins (the Celery tier
 # starts its stack with shorter timers, and a webhook of its own, this way)
 overridable=(EXECUTOR TASK_HEARTBEAT_TIMEOUT JOB_RETRY_DELAY_SECONDS API_LOAD_DEADLINE_MINUTES
-  ALERT_WEBHOOK)
+  ALERT_WEBHOOK ALARM_NO_LOAD_MINUTES)
 given=()
 for name in "${overridable[@]}"; do [ -z "${!name:-}" ] || given+=("$name=${!name}"); done
 set -a; . ./.env; set +a
 for setting in ${given[@]+"${given[@]}"}; do export "${setting?}"; done
 EXECUTOR="${EXECUTOR:-local}"
 export EXECUTOR
-services=(postgres s3 ad-api airflow-api-server airflow-scheduler airflow-dag-processor airflow-triggerer)
+services=(postgres s3 ad-api airflow-api-server airflow-scheduler airflow-dag-processor airflow-triggerer
+  health prometheus alertmanager)
 celery_services=(redis airflow-worker-1 airflow-worker-2)
 [ "$EXECUTOR" = celery ] && services+=("${celery_services[@]}")
 WAIT_SECONDS="${STACK_WAIT_SECONDS:-300}"
@@ -84,6 +85,9 @@ address() {
     ad-api) echo "$AD_API_URL" ;;
     airflow-api-server) echo "$AIRFLOW_URL (login $AIRFLOW_USER)" ;;
     airflow-scheduler) echo "127.0.0.1:8974/health" ;;
+    health) echo "http://127.0.0.1:$HEALTH_PORT (bearer HEALTH_TOKEN)" ;;
+    prometheus) echo "http://127.0.0.1:$PROMETHEUS_PORT (login adpipe)" ;;
+    alertmanager) echo "http://127.0.0.1:$ALERTMANAGER_PORT (login adpipe)" ;;
     *) echo "-" ;;
   esac
 }
@@ -96,6 +100,9 @@ ports() {  # ports <service>: the TCP ports it listens on (all on 127.0.0.1)
     airflow-api-server) echo "$AIRFLOW_PORT" ;;
     airflow-scheduler) echo 8974 ;;
     redis) echo "$REDIS_PORT" ;;
+    health) echo "$HEALTH_PORT" ;;
+    prometheus) echo "$PROMETHEUS_PORT" ;;
+    alertmanager) echo "$ALERTMANAGER_PORT" ;;
   esac
 }
 

@@ -34,7 +34,7 @@ def load_env() -> None:
 
 
 # the archive image's commands that run as another identity than the archive's
-OTHER_IDENTITY = {"reconcile": "reconcile", "migrate": "migrate"}
+OTHER_IDENTITY = {"reconcile": "reconcile", "health": "health", "migrate": "migrate"}
 
 
 def job_env_file(image: str, args: Sequence[str]) -> Path:

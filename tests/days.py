@@ -110,6 +110,9 @@ RESERVED = (
     Days("test_windows_and_clock", date(2026, 7, 11), date(2026, 7, 20)),
     Days("test_doors", date(2026, 7, 21), date(2026, 7, 22)),
     Days("test_bench", date(2026, 8, 1), date(2026, 8, 8)),  # and make bench's
+    Days("test_health_metrics", date(2026, 9, 1), date(2026, 9, 1)),
+    Days("test_data_health", date(2026, 9, 3), date(2026, 9, 4)),
+    Days("test_alarm", date(2026, 9, 6), date(2026, 9, 6)),
     Days("test_api_load_jobs", date(2026, 10, 1), date(2026, 10, 12)),
     # days before TODAY; inside the archive DAG's reconcile window each is left balanced
     Days("scheduler", 1, 0, balance=True),  # the stack's own hourly runs: the latest hour

@@ -23,7 +23,7 @@ from adpipe import check, errors, job, migrate
 from adpipe.errors import ConfigError
 from adpipe.job import Command, parser, summary
 from adpipe.settings import ENV_FILES, LOGS, SETTINGS
-from adpipe_archive import archive, reconcile, repair, restore, retire
+from adpipe_archive import archive, health, reconcile, repair, restore, retire
 from adpipe_extract_backup.extract_backup import RUN as EXTRACT
 from adpipe_load.load_impressions import RUN as LOAD
 
@@ -37,6 +37,7 @@ IMAGES: dict[str, list[Command]] = {
         repair.ADOPT,
         repair.SET_ASIDE,
         reconcile.RECONCILE,
+        health.HEALTH,
         migrate.COMMAND,
         check.command("archive"),
     ],

@@ -218,6 +218,19 @@ SETTINGS = {
             "",
             moment,
         ),
+        Setting(
+            "API_LOAD_DEADLINE_MINUTES",
+            "an hour's load is late when it ends more than this many minutes after its window",
+            "20",
+            decimal(1, 1440),
+        ),
+        Setting(
+            "HEALTH_PORT",
+            "port the health service listens on, on 127.0.0.1",
+            "8082",
+            whole(1, 65535),
+        ),
+        Setting("HEALTH_TOKEN", "the bearer token every request to the health service must carry"),
         Setting("ADPIPE_LOG_LEVEL", "log level on stderr", "INFO"),
         Setting("ADPIPE_DEBUG", "1 prints a traceback with an unexpected failure", ""),
     )
@@ -407,6 +420,18 @@ class Settings:
     def expect_from(self) -> datetime | None:
         return self.read("RECONCILE_EXPECT_FROM")
 
+    @property
+    def load_deadline_minutes(self) -> float:
+        return self.read("API_LOAD_DEADLINE_MINUTES")
+
+    @property
+    def health_port(self) -> int:
+        return self.read("HEALTH_PORT")
+
+    @property
+    def health_token(self) -> str:
+        return self.read("HEALTH_TOKEN")
+
 
 def listed(names: Sequence[str]) -> tuple[str, ...]:
     """The settings of ``names`` a user sees (in ``--help``, .env.example, an env file): all
@@ -470,6 +495,20 @@ ENV_FILES = {
             "reconcile",
             "",
             (*WAREHOUSE, *S3, "WINDOW_MINUTES", "RECONCILE_EXPECT_FROM"),
+        ),
+        EnvFile(
+            "health",
+            "reconcile",
+            "",
+            (
+                *WAREHOUSE,
+                *S3,
+                "WINDOW_MINUTES",
+                "RECONCILE_EXPECT_FROM",
+                "API_LOAD_DEADLINE_MINUTES",
+                "HEALTH_PORT",
+                "HEALTH_TOKEN",
+            ),
         ),
         EnvFile("migrate", "", "", ("WAREHOUSE_OWNER_DSN", *WAREHOUSE[1:])),
     )

@@ -129,13 +129,21 @@ class Bucket:
         return buffer.getvalue() if self.download(key, buffer) else None
 
     def keys(self, prefix: str) -> Iterator[str]:
+        for item in self._listed(prefix):
+            yield item["Key"]
+
+    def sizes(self, prefix: str) -> Iterator[int]:
+        """The size in bytes of each object under ``prefix``."""
+        for item in self._listed(prefix):
+            yield int(item["Size"])
+
+    def _listed(self, prefix: str) -> Iterator[dict[str, Any]]:
         try:  # a generator: errors surface while it is iterated, so not through _call
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.name, Prefix=prefix
             )
             for page in pages:
-                for item in page.get("Contents", []):
-                    yield item["Key"]
+                yield from page.get("Contents", [])
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail("LIST", prefix, exc) from exc
 

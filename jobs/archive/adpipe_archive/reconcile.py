@@ -96,7 +96,7 @@ WHERE shown_date BETWEEN %s AND %s AND restored_at IS NULL
 """
 LATEST_LOADS = """
 SELECT DISTINCT ON (window_start, window_end) window_start, window_end, duplicates,
-    manifest_key, manifest_sha256, quarantine_key
+    manifest_key, manifest_sha256, quarantine_key, finished_at
 FROM load_runs r
 WHERE window_start >= %s AND window_start < %s
   AND NOT EXISTS (SELECT FROM retired_windows w
@@ -269,6 +269,11 @@ class Reconciliation:
         # window prefix -> the manifest its latest load read, and that manifest's sha256
         self.loaded: dict[str, tuple[str, str]] = {}
         self.spans: list[tuple[datetime, datetime]] = []  # the windows loads covered
+        self.finished: dict[
+            tuple[datetime, datetime], datetime
+        ] = {}  # when each window's load ended
+        self.accepted: list[tuple[datetime, datetime]] = []
+        self.missing: list[datetime] = []  # the hours `missing_hours` names
         self.quarantined: dict[date, list[str]] = {}
         self.retired: set[tuple[datetime, datetime]] = set()
         self.archived: dict[date, list[tuple[str, int, str]]] = {}
@@ -307,8 +312,17 @@ class Reconciliation:
         for day, count in cur.fetchall():
             self.row(day)["postgres"] = count
         cur.execute(LATEST_LOADS, (self.start, self.end))
-        for low, high, duplicates, manifest_key, manifest_sha, quarantine_key in cur.fetchall():
+        for (
+            low,
+            high,
+            duplicates,
+            manifest_key,
+            manifest_sha,
+            quarantine_key,
+            finished,
+        ) in cur.fetchall():
             day = low.astimezone(UTC).date()
+            self.finished[(low, high)] = finished
             self.row(day)["duplicates"] += duplicates
             if quarantine_key:
                 self.quarantined.setdefault(day, []).append(quarantine_key)
@@ -321,12 +335,13 @@ class Reconciliation:
             cur.execute(FIRST_LOAD)
             self.expect_from = cur.fetchone()[0]
         cur.execute(ACCEPTED, (self.start, self.end))
-        accepted = cur.fetchall()
+        accepted = self.accepted = cur.fetchall()
         cur.execute(RETIRED, (self.end,))
         self.retired = set(cur.fetchall())
         gaps: dict[date, list[datetime]] = {}
         span = (self.start, self.end)
-        for hour in missing_hours(span, self.spans, accepted, self.expect_from, self.now):
+        self.missing = missing_hours(span, self.spans, accepted, self.expect_from, self.now)
+        for hour in self.missing:
             gaps.setdefault(hour.astimezone(UTC).date(), []).append(hour)
         for day, hours in gaps.items():
             self.row(day)["problems"] += describe_gaps(day, hours)
@@ -390,6 +405,32 @@ class Reconciliation:
                     f"archive object {key} holds {found[0]} rows, the manifest says {rows}"
                 )
             self.row(day)["archive"] += found[0] if found else 0
+
+    def hour_marks(self, deadline: timedelta) -> dict[str, list[str]]:
+        """Per day of the range, each hour's mark as this reconciliation judged it: ``missing``
+        (an hour it names), ``accepted`` (an accepted gap), ``loaded``, ``late`` (its load
+        ended more than ``deadline`` after its window did), or ``""`` (not expected yet, or
+        before RECONCILE_EXPECT_FROM). Read after `run`, from the same snapshot."""
+        missing = set(self.missing)
+        marks: dict[str, list[str]] = {}
+        for day in days_between(self.first, self.last):
+            midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            row = marks[day.isoformat()] = []
+            for hour in (midnight + n * HOUR for n in range(24)):
+                row.append(self._mark(hour, missing, deadline))
+        return marks
+
+    def _mark(self, hour: datetime, missing: set[datetime], deadline: timedelta) -> str:
+        if hour in missing:
+            return "missing"
+        ends = [
+            (high, done)
+            for (low, high), done in self.finished.items()
+            if low <= hour and hour + HOUR <= high and (low, high) not in self.retired
+        ]
+        if ends:
+            return "late" if any(done > high + deadline for high, done in ends) else "loaded"
+        return "accepted" if _covered(hour, _merged(self.accepted)) else ""
 
     @staticmethod
     def verdict(item: dict[str, Any]) -> dict[str, Any]:

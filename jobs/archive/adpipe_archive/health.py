@@ -61,7 +61,13 @@ RECONCILE_EVERY = 3600  # seconds between reconciles for the verdict metric
 FIRST_RECONCILE_AFTER = 300
 PREFIXES = (BACKUP_PREFIX, QUARANTINE_PREFIX, ARCHIVE_PREFIX, SET_ASIDE_PREFIX)
 
-LAST_LOAD = "SELECT max(window_end), max(finished_at) FROM load_runs"
+# the latest window loaded, when the latest load committed, and the archive's latest change
+# (an object archived or restored): what the bucket's listing is kept for (`stored_bytes`)
+LAST_LOAD = """
+SELECT max(window_end), max(finished_at),
+       (SELECT max(greatest(archived_at, restored_at)) FROM archive_manifest)
+FROM load_runs
+"""
 RECENT_LOADS = """
 SELECT load_run_id, window_start, received, rows_written, rejected, duplicates
 FROM load_runs ORDER BY load_run_id DESC LIMIT %s
@@ -83,7 +89,8 @@ class Health:
         self.bucket = Bucket(settings)
         self.deadline = timedelta(minutes=settings.load_deadline_minutes)
         self.lock = threading.Lock()
-        self.listed: tuple[float, dict[str, int]] = (0.0, {})
+        # the last listing: when, the latest load it saw committed, the bytes per prefix
+        self.listed: tuple[float, Any, dict[str, int]] = (0.0, None, {})
         self.verdict: dict[str, Any] = {}
 
     def reconcile(self, first: date, last: date) -> dict[str, Any]:
@@ -97,7 +104,7 @@ class Health:
             days = reconciliation.run()
             with conn, conn.cursor() as cur:
                 cur.execute(LAST_LOAD)
-                last_end, _ = cur.fetchone()
+                last_end, last_finished, archive_changed = cur.fetchone()
                 cur.execute(TABLE_BYTES)
                 (table_bytes,) = cur.fetchone()
         return {
@@ -107,22 +114,27 @@ class Health:
             "days": days,
             "hours": reconciliation.hour_marks(self.deadline),
             "last_loaded_hour_end": last_end.isoformat() if last_end else None,
-            "storage_bytes": {"table": table_bytes, **self.stored_bytes()},
+            "storage_bytes": {
+                "table": table_bytes,
+                **self.stored_bytes((last_finished, archive_changed)),
+            },
             "verdict": self.verdict,
         }
 
-    def stored_bytes(self) -> dict[str, int]:
-        """Bytes under each prefix of the bucket, listed at most every LIST_EVERY seconds."""
+    def stored_bytes(self, last_load: Any) -> dict[str, int]:
+        """Bytes under each prefix of the bucket, listed at most every LIST_EVERY seconds, and
+        again once a load or an archive committed after the last listing (``last_load``: when
+        the latest of each did), so what they stored is counted at the next scrape."""
         with self.lock:
-            when, found = self.listed
-            if time.monotonic() - when < LIST_EVERY and found:
+            when, seen, found = self.listed
+            if found and seen == last_load and time.monotonic() - when < LIST_EVERY:
                 return found
         found = {prefix.rstrip("/"): 0 for prefix in PREFIXES}
         for prefix in PREFIXES:
             for size in self.bucket.sizes(prefix):
                 found[prefix.rstrip("/")] += size
         with self.lock:
-            self.listed = (time.monotonic(), found)
+            self.listed = (time.monotonic(), last_load, found)
         return found
 
     def check_nightly_span(self) -> None:
@@ -143,7 +155,7 @@ class Health:
         """The metrics, as prometheus_client's collector interface asks for them."""
         with self._session() as conn, conn, conn.cursor() as cur:
             cur.execute(LAST_LOAD)
-            last_end, last_finished = cur.fetchone()
+            last_end, last_finished, archive_changed = cur.fetchone()
             cur.execute(RECENT_LOADS, (RECENT_RUNS,))
             runs = cur.fetchall()
             cur.execute(TABLE_BYTES)
@@ -185,7 +197,7 @@ class Health:
             labels=["store"],
         )
         stored.add_metric(["table"], table_bytes)
-        for prefix, size in self.stored_bytes().items():
+        for prefix, size in self.stored_bytes((last_finished, archive_changed)).items():
             stored.add_metric([prefix], size)
         yield stored
         if self.verdict:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -16,12 +15,11 @@ from datetime import UTC, datetime, timedelta
 import days
 import helpers
 import pytest
+from browser import log_in
 
 pytestmark = pytest.mark.usefixtures("stack")
 
 ARTIFACTS = helpers.ROOT / "artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
 OWNER = "test_data_health"
 WHOLE, GAPPY = days.day(OWNER, n=0), days.day(OWNER, n=1)  # a balanced day; one missing 01:00
 FIELDS = ("backup", "postgres", "archive", "rejected", "duplicates")
@@ -118,29 +116,14 @@ def test_the_service_behind_the_page_holds_only_the_readers_rights() -> None:
     assert refused == "InsufficientPrivilege", refused
 
 
-@pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    assert os.path.exists(CHROMIUM), "chromium is missing: `make browser` installs it"
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser.new_page(viewport={"width": 1400, "height": 1000})
-        browser.close()
-
-
-def log_in(page) -> None:
-    page.goto(os.environ["AIRFLOW_URL"])
-    page.wait_for_selector("input[name=username]", timeout=30_000)
-    page.fill("input[name=username]", os.environ["AIRFLOW_USER"])
-    page.fill("input[name=password]", os.environ["AIRFLOW_PASSWORD"])
-    page.click("button[type=submit]")
+def signed_in(page) -> None:
+    log_in(page)
     page.wait_for_url("**/", timeout=30_000)
 
 
 @pytest.mark.usefixtures("two_days")
 def test_chromium_shows_reconciles_numbers_and_the_missing_hour(page) -> None:
-    log_in(page)
+    signed_in(page)
     page.goto(f"{os.environ['AIRFLOW_URL']}/data-health/?from={WHOLE}&to={GAPPY}")
     page.wait_for_selector(f"body[data-loaded='{WHOLE}..{GAPPY}']", timeout=300_000)
     ARTIFACTS.mkdir(exist_ok=True)

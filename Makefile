@@ -56,6 +56,10 @@ images: engine ## Build every image (platform and jobs), from a registry or Debi
 build-jobs: engine ## Build adpipe/extract_backup, adpipe/load, adpipe/archive (tags :dev and :<git revision>)
 	@bash platform/images.sh jobs
 
+settings-doc: ## Rewrite docs/settings.md, every setting of each job identity, from adpipe.settings
+	@PYTHONPATH=jobs/adpipe python3 -c 'from adpipe.settings import reference; print(reference(), end="")' >docs/settings.md
+	@echo "settings-doc: wrote docs/settings.md" >&2
+
 browser: ## Install Debian's chromium for the UI test when missing (root on Debian/Ubuntu)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } || \
@@ -160,4 +164,4 @@ bench: venv env ## adpipe's jobs against the alternatives, same rows, same run (
 soak: env ## Outside CI: 200 hourly api-load runs and their daily archives through the scheduler; reconcile and memory growth (needs make start)
 	@python3 platform/soak.py
 
-.PHONY: accept-gap lineage picture query help env engine venv lock lock-check images build-jobs start stop status logs airflow psql backfill test test-celery test-fast lint fmt bench soak migrate restore reconcile demo browser clean
+.PHONY: settings-doc accept-gap lineage picture query help env engine venv lock lock-check images build-jobs start stop status logs airflow psql backfill test test-celery test-fast lint fmt bench soak migrate restore reconcile demo browser clean

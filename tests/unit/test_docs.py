@@ -237,3 +237,9 @@ def test_the_readme_is_under_250_lines() -> None:
 def test_the_readme_names_every_make_target() -> None:
     named = {target_of(c) for c in make_commands(README)}
     assert make_targets() <= named, f"README.md lacks make {sorted(make_targets() - named)}"
+
+
+def test_the_settings_reference_is_the_settings_table() -> None:
+    from adpipe.settings import reference
+
+    assert (ROOT / "docs" / "settings.md").read_text() == reference(), "run `make settings-doc`"

@@ -513,3 +513,33 @@ ENV_FILES = {
         EnvFile("migrate", "", "", ("WAREHOUSE_OWNER_DSN", *WAREHOUSE[1:])),
     )
 }
+
+
+def reference() -> str:
+    """docs/settings.md: per identity's env file, each setting under the name its jobs read,
+    its default and meaning, from `SETTINGS` and `ENV_FILES` (`make settings-doc` writes it;
+    tests/unit/test_docs.py holds the file to it)."""
+    lines = [
+        "# Settings",
+        "",
+        "Every setting each job identity reads, its default and meaning ([README](../README.md)).",
+        "",
+        "Generated from `adpipe.settings` (`SETTINGS`, `ENV_FILES`) by `make settings-doc`; a test",
+        "fails when it differs. Each job identity's env file (`make env` writes `.env.<name>` from",
+        "`.env`) holds exactly these names; a job reads no other (no fallback between identities).",
+    ]
+    for env in ENV_FILES.values():
+        reader = env.settings()
+        lines += [
+            "",
+            f"## `.env.{env.name}`",
+            "",
+            "| name | default | what |",
+            "| --- | --- | --- |",
+        ]
+        for setting in env.written:
+            known = SETTINGS[setting]
+            default = {None: "required", "": ""}.get(known.default, f"`{known.default}`")
+            what = known.help.replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| `{reader.name(setting)}` | {default} | {what} |")
+    return "\n".join(lines) + "\n"

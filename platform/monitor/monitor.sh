@@ -13,6 +13,14 @@ printf '%s' "$MONITOR_PASSWORD" >"$conf/monitor-password"
 hash="$(printf '%s' "$MONITOR_PASSWORD" | htpasswd -niB adpipe | cut -d: -f2-)"
 printf 'basic_auth_users:\n  adpipe: %s\n' "$hash" >"$conf/web.yml"
 
+# the rhythm (MONITOR_INTERVAL_SECONDS, 15 unless set): Prometheus scrapes and evaluates at
+# it, a scrape waits at most 10 s, Alertmanager waits up to 10 s for a group's first alert
+# and sends its changes (a resolved alert) at twice the interval
+interval="${MONITOR_INTERVAL_SECONDS:-15}"
+case "$interval" in ''|*[!0-9]*|0) echo "monitor: MONITOR_INTERVAL_SECONDS must be a whole number of seconds, at least 1" >&2; exit 2 ;; esac
+export MONITOR_INTERVAL_SECONDS="$interval" SCRAPE_TIMEOUT_SECONDS="$((interval < 10 ? interval : 10))"
+export GROUP_WAIT_SECONDS="$((interval < 10 ? interval : 10))" GROUP_INTERVAL_SECONDS="$((2 * interval))"
+
 fill() {  # fill <template> <target>: each @NAME@ replaced with $NAME
   awk '{
     while (match($0, /@[A-Z_]+@/)) {

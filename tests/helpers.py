@@ -347,7 +347,10 @@ def restore_days(first: str, last: str, always: bool = False) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def compose(
+    *args: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """platform/compose.sh with ``args``; ``env``'s values over .env's for what it interpolates."""
     return subprocess.run(
         ["bash", str(ROOT / "platform" / "compose.sh"), *args],
         capture_output=True,
@@ -355,6 +358,7 @@ def compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         timeout=timeout,
         check=False,
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
     )
 
 

@@ -5,8 +5,6 @@ commits again, one recovery."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -63,24 +61,8 @@ class Webhook:
 
 def monitors(**settings: str) -> None:
     """Prometheus and Alertmanager made anew with ``settings`` over .env's."""
-    done = subprocess.run(
-        [
-            "bash",
-            "platform/compose.sh",
-            "up",
-            "-d",
-            "--force-recreate",
-            "--no-deps",
-            "prometheus",
-            "alertmanager",
-        ],
-        cwd=helpers.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **settings},
-    )
+    recreate = ("up", "-d", "--force-recreate", "--no-deps", "prometheus", "alertmanager")
+    done = helpers.compose(*recreate, timeout=120, env=settings)
     assert done.returncode == 0, done.stderr
     for service in ("prometheus", "alertmanager"):
         helpers.wait_healthy(service, timeout=60)

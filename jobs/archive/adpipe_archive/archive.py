@@ -219,9 +219,9 @@ class ArchiveRun:
 
     def export(self, cur: Any, day: date) -> dict[str, Any]:
         """The held day's rows into the Parquet file, checked before it leaves."""
-        low = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        low, high = day_span(day)
         # ADBC reads by binary COPY only a query without parameters: bound into its text here
-        export = cur.mogrify(EXPORT_DAY, {"low": low, "high": low + timedelta(days=1)})
+        export = cur.mogrify(EXPORT_DAY, {"low": low, "high": high})
         self.phases.start()
         with closing(read_rows(self.reader, export.decode())) as rows:  # closed on errors too
             facts = write_parquet(rows, self.parquet)
@@ -260,8 +260,7 @@ class ArchiveRun:
             INSERT_MANIFEST, (*row, facts["min_us"], facts["max_us"], self.run_date, VERSION)
         )
         self.parquet.unlink()
-        low = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        empty_day(cur, day, (low, low + timedelta(days=1)), facts["rows"])
+        empty_day(cur, day, day_span(day), facts["rows"])
         self.phases.lap("empty_day")
         pause = self.settings.pause_before_commit
         if pause:  # a seam for fault tests: kill the job or cut its connection here
@@ -296,6 +295,12 @@ class ArchiveRun:
             f"{' ...' if len(named) > 5 else ''}); every old day was archived ({archived} now)",
             _unlisted_hint(by_day, named[0]),
         )
+
+
+def day_span(day: date) -> tuple[datetime, datetime]:
+    """The day's instants, ``[midnight, next midnight)`` in UTC: its partition's bounds."""
+    low = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return low, low + timedelta(days=1)
 
 
 def empty_day(cur: Any, day: date, span: tuple[datetime, datetime], rows: int) -> None:

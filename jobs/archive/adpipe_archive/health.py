@@ -14,14 +14,14 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from adpipe.errors import ConfigError, JobError
-from adpipe.job import Command, check_day_range
+from adpipe.job import Command, check_day_range, days_or_default
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
@@ -139,8 +139,8 @@ class Health:
 
     def check_nightly_span(self) -> None:
         """Reconcile the span the nightly run checks; keep its verdict for /metrics."""
-        last = datetime.now(UTC).date() - timedelta(days=1)
-        result = self.reconcile(last - timedelta(days=SPAN - 1), last)
+        span = days_or_default(argparse.Namespace(first=None, last=None), SPAN)
+        result = self.reconcile(*span)
         off = [d["day"] for d in result["days"] if not d["balanced"]]
         self.verdict = {
             "balanced": not off,
@@ -253,8 +253,7 @@ def day_range(query: dict[str, list[str]]) -> tuple[date, date]:
         first = date.fromisoformat(query["from"][0]) if "from" in query else None
     except ValueError as exc:
         raise ConfigError(f"from and to are days, YYYY-MM-DD: {exc}") from None
-    last = last or datetime.now(UTC).date() - timedelta(days=1)
-    return first or last - timedelta(days=SPAN - 1), last
+    return days_or_default(argparse.Namespace(first=first, last=last), SPAN)
 
 
 def handler(health: Health, registry: CollectorRegistry, token: str) -> type:

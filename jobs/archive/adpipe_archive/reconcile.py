@@ -411,16 +411,22 @@ class Reconciliation:
         (an hour it names), ``accepted`` (an accepted gap), ``loaded``, ``late`` (its load
         ended more than ``deadline`` after its window did), or ``""`` (not expected yet, or
         before RECONCILE_EXPECT_FROM). Read after `run`, from the same snapshot."""
-        missing = set(self.missing)
+        missing, excused = set(self.missing), _merged(self.accepted)
         marks: dict[str, list[str]] = {}
         for day in days_between(self.first, self.last):
             midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
             row = marks[day.isoformat()] = []
             for hour in (midnight + n * HOUR for n in range(24)):
-                row.append(self._mark(hour, missing, deadline))
+                row.append(self._mark(hour, missing, excused, deadline))
         return marks
 
-    def _mark(self, hour: datetime, missing: set[datetime], deadline: timedelta) -> str:
+    def _mark(
+        self,
+        hour: datetime,
+        missing: set[datetime],
+        excused: list[tuple[datetime, datetime]],
+        deadline: timedelta,
+    ) -> str:
         if hour in missing:
             return "missing"
         ends = [
@@ -430,7 +436,7 @@ class Reconciliation:
         ]
         if ends:
             return "late" if any(done > high + deadline for high, done in ends) else "loaded"
-        return "accepted" if _covered(hour, _merged(self.accepted)) else ""
+        return "accepted" if _covered(hour, excused) else ""
 
     @staticmethod
     def verdict(item: dict[str, Any]) -> dict[str, Any]:

@@ -154,7 +154,12 @@ SETTINGS = {
             "60",
             step,
         ),
-        Setting("EXTRACT_PAGE_SIZE", "records asked per page", "1000", whole(1, 10_000)),
+        Setting(
+            "EXTRACT_PAGE_SIZE",
+            "records asked per page: the most the API allows, fewer requests and backup objects",
+            "10000",
+            whole(1, 10_000),
+        ),
         Setting(
             "EXTRACT_MAX_PAGES",
             "pages a window may have; more is a runaway cursor",

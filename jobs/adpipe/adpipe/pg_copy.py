@@ -70,27 +70,3 @@ def binary_rows(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterato
     for batch in batches:
         yield encoder.write_batch(batch)
     yield encoder.finish()
-
-
-# the binary format's header (signature, no flags, no extension) and trailer (a field count
-# of -1), as PostgreSQL's COPY documents them
-HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
-TRAILER = b"\xff\xff"
-
-
-def binary_tuples(schema: pa.Schema, batch: pa.RecordBatch) -> bytes:
-    """A batch's rows as binary COPY tuples alone, without the stream's header and trailer:
-    batches encoded apart (in other processes) and sent as one stream (`binary_stream`)."""
-    import pgpq
-
-    encoder = pgpq.ArrowToPostgresBinaryEncoder(schema)
-    encoder.write_header()
-    tuples = encoder.write_batch(batch) + encoder.finish()
-    return tuples[: -len(TRAILER)]
-
-
-def binary_stream(tuples: Iterable[bytes]) -> Iterator[bytes]:
-    """Tuples (`binary_tuples`) as one ``COPY ... WITH (FORMAT binary)`` stream."""
-    yield HEADER
-    yield from tuples
-    yield TRAILER

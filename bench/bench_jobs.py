@@ -77,7 +77,6 @@ from typing import Any
 import helpers
 import measure
 import report
-from adpipe.settings import SETTINGS
 from adpipe.table import COLUMNS as TABLE
 from adpipe.table import TABLE_COLUMNS
 from adpipe.windows import ARCHIVE_PREFIX, QUARANTINE_PREFIX, backup_prefix, rfc3339
@@ -118,16 +117,27 @@ CONNECT = (
 QUICK_SETTINGS = {"WINDOW_MINUTES": "1"}
 
 
-def default(name: str) -> str:
-    """A setting's default, as adpipe.settings declares it."""
-    value = SETTINGS[name].default
-    assert value, f"{name} has no default"
-    return value
+# a setting's default, as the adpipe.settings of the image that reads it declares it (the
+# venv's copy of the package may be newer or older than an image's)
+IMAGE_DEFAULT = (
+    "import sys; from adpipe.settings import SETTINGS; print(SETTINGS[sys.argv[1]].default)"
+)
 
 
-# the page size the extract asks for by default; the contenders paging the API ask the same
-PAGE_SIZE = default("EXTRACT_PAGE_SIZE")
-RETENTION_DAYS = int(default("ARCHIVE_RETENTION_DAYS"))
+def default(image: str, name: str) -> str:
+    """A setting's default in ``image``'s adpipe.settings."""
+    done = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "python3", image, "-c", IMAGE_DEFAULT, name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode or not done.stdout.strip():
+        sys.exit(f"bench: cannot read {name}'s default in {image}: {done.stderr.strip()[-300:]}")
+    return done.stdout.strip()
+
+
 # a constant: the statements below only ever name these columns
 COLUMNS = ", ".join(TABLE_COLUMNS)
 UTC_TEXT = """to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
@@ -187,6 +197,10 @@ class Runner:
     def __init__(self, groups: measure.Cgroups, quick: bool) -> None:
         self.groups = groups
         self.quick = quick
+        # the page size the extract asks for by default; the contenders paging the API ask
+        # the same
+        self.page_size = default("adpipe/extract_backup:dev", "EXTRACT_PAGE_SIZE")
+        self.retention_days = int(default("adpipe/archive:dev", "ARCHIVE_RETENTION_DAYS"))
 
     def docker(
         self,
@@ -271,7 +285,7 @@ class Runner:
             "BENCH_DSN": OWNER_DSN,
             "BENCH_S3_BUCKET": BUCKET,
             "AD_API_URL": API_URL,
-            "EXTRACT_PAGE_SIZE": PAGE_SIZE,
+            "EXTRACT_PAGE_SIZE": self.page_size,
             "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
             "RUNTIME__DLTHUB_TELEMETRY": "false",  # dlt phones home otherwise
         }
@@ -443,12 +457,12 @@ def export_rows(csv_path: Path, orders: dict[str, Path]) -> int:
         conn.close()
 
 
-def distinct_ids(start: datetime, end: datetime) -> int:
+def distinct_ids(start: datetime, end: datetime, page_size: str) -> int:
     """The records dlt's merge on ``impression_id`` should hold for the window: one a distinct
     id (the API's repeats once; the invalid ones kept, but for those without an id), from the
     same pages, read after the clock stops."""
     ids: set[str | None] = set()
-    for body in helpers.api_pages(start, end, limit=int(PAGE_SIZE), base=API_URL):
+    for body in helpers.api_pages(start, end, limit=int(page_size), base=API_URL):
         ids.update(r.get("impression_id") for r in json.loads(body)["impressions"])
     return len(ids - {None})
 
@@ -531,7 +545,7 @@ def run_size(
             "adpipe/extract_backup:dev",
             "fetch_ceiling.py",
             api_window,
-            {"AD_API_URL": API_URL, "EXTRACT_PAGE_SIZE": PAGE_SIZE},
+            {"AD_API_URL": API_URL, "EXTRACT_PAGE_SIZE": runner.page_size},
         )
         if (fetched["pages"], fetched["bytes"]) != (pages, size):
             sys.exit(
@@ -542,7 +556,7 @@ def run_size(
     add("extract", "fetch-ceiling", fetches, received, received)
 
     if rows <= SLOW_ABOVE:
-        held = distinct_ids(start, end)
+        held = distinct_ids(start, end, runner.page_size)
         for name, file_format in (("dlt-rest-api", "parquet"), ("dlt-rest-api-csv", "csv")):
             runs = repeat(
                 lambda f=file_format, n=name: runner.contender(n, "dlt_rest_api", *api_window, f)
@@ -613,7 +627,7 @@ def run_size(
         runner.job("load", *window)
 
     # a date whose default retention moves the bench's day out, and no later day
-    archive_date = f"{day + timedelta(days=RETENTION_DAYS + 1)}"
+    archive_date = f"{day + timedelta(days=runner.retention_days + 1)}"
     archives = repeat(
         lambda: runner.job("archive", "run", "--date", archive_date, entry="archive"), load_day
     )
@@ -726,8 +740,8 @@ def main() -> int:
     pages.mkdir(parents=True)
     server = cached_api(pages)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    runner = Runner(groups, args.quick)
     try:
+        runner = Runner(groups, args.quick)
         setup(runner)
         results = []
         for label, (start, length, reps) in sizes.items():
@@ -752,8 +766,8 @@ def main() -> int:
         "machine": machine(sizes),
         "profile": "defaults",
         "settings": {
-            "EXTRACT_PAGE_SIZE": PAGE_SIZE,
-            "ARCHIVE_RETENTION_DAYS": str(RETENTION_DAYS),
+            "EXTRACT_PAGE_SIZE": runner.page_size,
+            "ARCHIVE_RETENTION_DAYS": str(runner.retention_days),
             **(QUICK_SETTINGS if args.quick else {}),
         },
         "repetitions": {label: size[2] for label, size in sizes.items()},

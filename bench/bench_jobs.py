@@ -1,5 +1,6 @@
 """make bench: adpipe's jobs against what a data engineer would otherwise use, on the same
-generated rows, in the same run, side by side. Needs the stack (make start).
+generated rows, in the same run, side by side, at the settings a user gets by default.
+Needs the stack (make start).
 
 Never touches the data: the jobs run (with their own identities) against a database of their
 own (``adpipe_bench``, migrated like the warehouse) and a bucket of their own
@@ -9,149 +10,323 @@ or gone (but for an archive object a restore put back), or anything added for th
 days (August 2026), fails the bench (exit 3).
 The product's DAGs may go on running meanwhile.
 
-Contenders, on the same rows (medians of the repetitions; peak RSS of each process):
-    api-load   adpipe: the extract_backup + load images end to end, containers included (and
-               reported without them); the API's pages are rendered into a cache by an
-               untimed first extract, so the mock's own work is excluded
-               dlt-rest-api: dlt's rest_api source paging the same API by its cursor,
-               merged on impression_id into PostgreSQL
-    extract    adpipe: the extract_backup image alone (its own seconds, as in its SUMMARY)
-               fetch-ceiling: a plain keep-alive client reading the same pages, no work
-    load       adpipe: the load image alone (window backup -> ad_impressions)
-               binary-copy-ceiling: the same valid rows from Arrow by binary COPY (ADBC)
-                 into an unindexed table: a load that never formats text
-    both       copy-ceiling: server-side COPY of the same valid rows from a CSV file (no
-               validation at all: the ceiling)
-               insert_rows: Airflow's PostgresHook.insert_rows
-               dlt-merge: dlt, write_disposition="merge" on impression_id, same table shape
+Every entry is a process: adpipe's jobs and the two ceilings a ``docker run`` of their image,
+the contenders child processes of the bench (bench/contenders.py, from the lock's bench
+group). Each runs in a memory cgroup of its own (bench/measure.py); for every repetition the
+bench keeps ``wall_seconds`` (the whole process: container start and imports included),
+``seconds`` (the work alone, as the process reports it) and ``peak_mb`` (the highest
+anonymous memory of its cgroup, sampled every 10 ms), and reports min/median/max of each.
+
+    api-load   adpipe: the extract_backup + load images, one after the other (the API's
+               pages are rendered into a cache by an untimed first extract, so the mock's own
+               work is excluded)
+               dlt-rest-api (and -csv): dlt's rest_api source paging the same API by its
+               cursor at the extract's page size, merged on impression_id into PostgreSQL
+    extract    adpipe: the extract_backup image
+               fetch-ceiling: in the extract's image, a keep-alive client reading the same
+               pages by cursor as bytes, parsing nothing
+    load       adpipe: the load image (window backup -> ad_impressions)
+    both       copy-ceiling: in the load's image, as the load's identity, the same valid rows
+               already encoded as binary COPY, streamed into ad_impressions (partitioned, with
+               its primary key) in the API's order; copy-ceiling-sorted: in id order
+               insert_rows: Airflow's PostgresHook.insert_rows, executemany
+               dlt-merge (and -csv): dlt, write_disposition="merge" on impression_id
     archive    adpipe: the archive image (export, verify, delete)
                sql_to_s3: Airflow's SqlToS3Operator, Parquet (it deletes nothing)
                export-only: ADBC record batches to Parquet, uploaded (the near limit)
-The contenders run as child processes (bench/contenders.py) from the bench group of
-the lock, never from a job image. insert_rows, dlt-merge, dlt-rest-api and sql_to_s3 run at
-100k and 1M rows only: at 10M rows each would take most of an hour per repetition.
+insert_rows, the dlt lines and sql_to_s3 run up to 1M rows: at 10M rows each would take
+most of an hour per repetition. Every contender's rows are checked against adpipe's.
 
-Results go to bench/results/latest.json (full mode) or bench/results/quick.json, and a
-table with every ratio and goal. Full mode exits 1 when a goal is missed; ``--quick`` (small
-sizes, one repetition) checks the bench runs and leaves the data alone, and gates nothing.
+The jobs get where to connect and nothing else (their identity's DSN and keys, the bucket,
+the API): every other setting is its default. Quick mode alone sets WINDOW_MINUTES=1, so its
+1-minute window lies on the grid.
 
-    make bench            # 100k, 1M and 10M rows (10M: one repetition)
+Results go to bench/results/latest.json (full mode) or bench/results/quick.json, with the
+git revision, the job images' versions and the machine, and a table with every ratio and
+goal. Full mode exits 1 when a goal is missed; ``--quick`` (17k rows, one repetition)
+checks the bench runs and leaves the data alone, and gates nothing.
+
+    make bench            # 1M rows (3 repetitions) and 10M rows (2)
     make bench QUICK=1    # 17k rows, 1 repetition (what make test runs)
 
 Besides the venv's packages it imports the tests' helpers, the platform's scripts and the mock
 API (``api_load.scripts.extract``): ``make bench`` puts tests, platform and dags on
-PYTHONPATH (its BENCH_PATH).
+PYTHONPATH (its BENCH_PATH). It creates memory cgroups: it runs as root (or in a delegated
+cgroup) beside a Docker engine using the cgroupfs driver.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import helpers
+import measure
+import report
 from adpipe.table import COLUMNS as TABLE
 from adpipe.table import TABLE_COLUMNS
 from adpipe.windows import ARCHIVE_PREFIX, QUARANTINE_PREFIX, backup_prefix, rfc3339
 from api_load.scripts import extract
-from contenders import csv_batches
 
 ROOT = Path(__file__).resolve().parents[1]
+STATE = ROOT / ".state"
 
 helpers.load_env()
 
 PORT = 18091
+API_URL = f"http://127.0.0.1:{PORT}"
 PER_HOUR = 1_000_000  # the bench API's slots per hour: a minute holds about 16,700 rows
 BENCH_DB = "adpipe_bench"
 BUCKET = os.environ.get("BENCH_S3_BUCKET", f"{os.environ.get('S3_BUCKET', 'ad-data')}-bench")
+IMAGES = ("adpipe/extract_backup:dev", "adpipe/load:dev", "adpipe/archive:dev")
 # label: (first moment, window length, repetitions)
 FULL = {
-    "100k": (datetime(2026, 8, 1, tzinfo=UTC), timedelta(minutes=6), 3),
     "1M": (datetime(2026, 8, 3, tzinfo=UTC), timedelta(hours=1), 3),
-    "10M": (datetime(2026, 8, 5, tzinfo=UTC), timedelta(hours=10), 1),
+    "10M": (datetime(2026, 8, 5, tzinfo=UTC), timedelta(hours=10), 2),
 }
 QUICK = {"17k": (datetime(2026, 8, 7, tzinfo=UTC), timedelta(minutes=1), 1)}
 BENCH_DAYS = (date(2026, 8, 1), date(2026, 8, 8))  # every size's window lies in these
-SLOW_ABOVE = 1_500_000  # insert_rows, dlt-merge and sql_to_s3 run on windows up to this
+SLOW_ABOVE = 1_500_000  # insert_rows, the dlt lines and sql_to_s3 run on windows up to this
+# what tells a job where to connect, under an identity's prefix or none; nothing else of its
+# env file reaches it, so every other setting is the default a user gets
+CONNECT = (
+    "WAREHOUSE_DSN",
+    "WAREHOUSE_OWNER_DSN",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "S3_ENDPOINT_URL",
+    "S3_BUCKET",
+    "AWS_DEFAULT_REGION",
+    "AD_API_URL",
+)
+# quick mode's 1-minute window must lie on the grid (the default grid is the hour)
+QUICK_SETTINGS = {"WINDOW_MINUTES": "1"}
+
+
+# a setting's default, as the adpipe.settings of the image that reads it declares it (the
+# venv's copy of the package may be newer or older than an image's)
+IMAGE_DEFAULT = (
+    "import sys; from adpipe.settings import SETTINGS; print(SETTINGS[sys.argv[1]].default)"
+)
+
+
+def default(image: str, name: str) -> str:
+    """A setting's default in ``image``'s adpipe.settings."""
+    done = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "python3", image, "-c", IMAGE_DEFAULT, name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode or not done.stdout.strip():
+        sys.exit(f"bench: cannot read {name}'s default in {image}: {done.stderr.strip()[-300:]}")
+    return done.stdout.strip()
+
+
 # a constant: the statements below only ever name these columns
 COLUMNS = ", ".join(TABLE_COLUMNS)
 UTC_TEXT = """to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
-# the contenders' rows in id order, the order the primary key's B-tree takes fastest (and the
-# order the load stored them in until it wrote each page's rows straight in): so the ceiling
-# stays the fastest way in, whatever order adpipe's load leaves the table in
-EXPORT = (
+# the rows adpipe's load wrote, as CSV for the contenders, in id order (the order the primary
+# key's B-tree takes fastest: in their favour)
+EXPORT_CSV = (
     "COPY (SELECT "  # noqa: S608
     + ", ".join(UTC_TEXT.format(c.name) if c.arrow == "timestamp" else c.name for c in TABLE)
     + " FROM ad_impressions ORDER BY impression_id) TO STDOUT WITH (FORMAT csv)"
 )
-IMPORT = f"COPY ad_impressions ({COLUMNS}) FROM '/tmp/bench.csv' WITH (FORMAT csv)"
-# (job, contender, reference, measure, bound): adpipe's figure / the reference's must be at
-# least the bound for rows/s, at most the bound for peak RSS
-GOALS = [
-    ("load", "adpipe", "copy-ceiling", "rows_per_s", 0.6),
-    ("load", "adpipe", "dlt-merge", "rows_per_s", 2.0),
-    ("api-load", "adpipe", "copy-ceiling", "rows_per_s", 0.35),
-    ("api-load", "adpipe", "dlt-rest-api", "rows_per_s", 2.0),
-    ("api-load", "adpipe", "insert_rows", "rows_per_s", 2.5),
-    ("extract", "adpipe", "fetch-ceiling", "rows_per_s", 0.8),
-    ("archive", "adpipe", "sql_to_s3", "rows_per_s", 3.0),
-    ("archive", "adpipe", "sql_to_s3", "peak_rss_mb", 0.25),
-    ("archive", "adpipe", "export-only", "rows_per_s", 0.7),
-]
-# from 1M to 10M rows, every adpipe job's time per row and peak RSS grow at most this much
-SCALING = ("1M", "10M", {"time per row": 1.1, "peak MB": 1.2})
+# the same rows as binary COPY for the ceilings: in the API's order (the mock serves its slots
+# in time order) and in id order
+EXPORT_BINARY = (
+    f"COPY (SELECT {COLUMNS} FROM ad_impressions ORDER BY {{}}) "  # noqa: S608
+    "TO STDOUT WITH (FORMAT binary)"
+)
+CEILINGS = {"copy-ceiling": "shown_at, impression_id", "copy-ceiling-sorted": "impression_id"}
+CONTAINER_BENCH = "/bench"  # where a ceiling's script and rows are mounted in its container
 
 
-def bench_dsn(name: str) -> str:
-    """A DSN of .env, naming the bench's database instead of the warehouse."""
-    base, _, rest = os.environ[name].rpartition("/")
+def bench_dsn(dsn: str) -> str:
+    """A DSN naming the bench's database instead of the warehouse."""
+    base, _, rest = dsn.rpartition("/")
     options = rest.partition("?")[2]
     return f"{base}/{BENCH_DB}" + (f"?{options}" if options else "")
 
 
-ENV = {
-    "WAREHOUSE_DSN": bench_dsn("WAREHOUSE_DSN"),
-    "LOAD_WAREHOUSE_DSN": bench_dsn("LOAD_WAREHOUSE_DSN"),
-    "ARCHIVE_WAREHOUSE_DSN": bench_dsn("ARCHIVE_WAREHOUSE_DSN"),
-    "WAREHOUSE_OWNER_DSN": bench_dsn("WAREHOUSE_OWNER_DSN"),
-    "S3_BUCKET": BUCKET,
-    "AD_API_URL": f"http://127.0.0.1:{PORT}",
-    "EXTRACT_PAGE_SIZE": "10000",
-    # the sizes' windows (1 and 6 minutes, 1 and 10 hours) on one grid; the grid costs nothing
-    "WINDOW_MINUTES": "1",
-    "ARCHIVE_RETENTION_DAYS": "30",
-    "EXTRACT_MAX_PAGES": "100000",
-    "LOAD_MAX_SHRINK_SHARE": "1",
-}
+def connect_env(image: str, args: Sequence[str], quick: bool) -> dict[str, str]:
+    """Where a job command connects, from its identity's env file, pointed at the bench's
+    database, bucket and API (and quick mode's grid)."""
+    found = {}
+    for line in helpers.job_env_file(image, args).read_text().splitlines():
+        name, _, value = line.partition("=")
+        name, value = name.strip(), value.strip()
+        if line.lstrip().startswith("#") or not any(
+            name == c or name.endswith(f"_{c}") for c in CONNECT
+        ):
+            continue
+        if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        found[name] = bench_dsn(value) if name.endswith("_DSN") else value
+    if "S3_BUCKET" in found:
+        found["S3_BUCKET"] = BUCKET
+    if "AD_API_URL" in found:
+        found["AD_API_URL"] = API_URL
+    return found | (QUICK_SETTINGS if quick else {})
 
 
-def job(image: str, *args: str) -> dict[str, Any]:
-    """Run a job image on the bench's database and bucket; its SUMMARY, plus wall seconds."""
-    began = time.monotonic()
-    done = helpers.docker_run(f"adpipe/{image}:dev", *args, env=ENV, timeout=3600)
-    wall = time.monotonic() - began
-    line = [x for x in done.stdout.splitlines() if x.startswith("SUMMARY ")]
-    if done.returncode or not line:
-        sys.exit(f"bench: {image} {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
-    return {**json.loads(line[-1][len("SUMMARY ") :]), "wall": wall}
+OWNER_DSN = bench_dsn(os.environ["WAREHOUSE_OWNER_DSN"])
+JOB_TIMEOUT = 3600  # seconds a job, a ceiling or a contender may take, then the bench fails
+CONTENDER_TIMEOUT = 7200
+
+
+class Runner:
+    """Runs each entry as a process in a memory cgroup of its own and times it."""
+
+    def __init__(self, groups: measure.Cgroups, quick: bool) -> None:
+        self.groups = groups
+        self.quick = quick
+        # the page size the extract asks for by default; the contenders paging the API ask
+        # the same
+        self.page_size = default("adpipe/extract_backup:dev", "EXTRACT_PAGE_SIZE")
+        self.retention_days = int(default("adpipe/archive:dev", "ARCHIVE_RETENTION_DAYS"))
+
+    def docker(
+        self,
+        image: str,
+        args: Sequence[str],
+        env: dict[str, str],
+        group: measure.Group | None = None,
+        mounts: Sequence[tuple[Path, str]] = (),
+        entrypoint: str | None = None,
+    ) -> subprocess.CompletedProcess:
+        """``docker run`` of an image on the host network, ``env``'s names passed by name
+        (docker reads their values from its own environment: none is in an argument)."""
+        name = f"adpipe-bench-{uuid.uuid4().hex[:12]}"  # to remove it if it overruns
+        argv = ["docker", "run", "--rm", "--name", name, "--network", "host"]
+        argv += ["--cgroup-parent", group.parent] if group else []
+        for source, target in mounts:
+            argv += ["-v", f"{source}:{target}:ro"]
+        argv += ["--entrypoint", entrypoint] if entrypoint else []
+        for setting in env:
+            argv += ["-e", setting]
+        try:
+            return subprocess.run(
+                [*argv, image, *args],
+                capture_output=True,
+                text=True,
+                timeout=JOB_TIMEOUT,
+                check=False,
+                env={**os.environ, **env},
+            )
+        except subprocess.TimeoutExpired:
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+            sys.exit(f"bench: {image} {' '.join(args)} ran over {JOB_TIMEOUT} s; removed")
+
+    def job(self, name: str, *args: str, entry: str | None = None) -> dict[str, Any]:
+        """Run a job image on the bench's database, bucket and API (``entry``: timed and
+        weighed as that entry); its SUMMARY, with the run's figures."""
+        image = f"adpipe/{name}:dev"
+        env = connect_env(image, args, self.quick)
+        with self.timed(entry) as run:
+            done = self.docker(image, args, env, run.get("group"))
+        line = [x for x in done.stdout.splitlines() if x.startswith("SUMMARY ")]
+        if done.returncode or not line:
+            sys.exit(f"bench: {name} {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
+        summary = json.loads(line[-1][len("SUMMARY ") :])
+        return {
+            "seconds": summary["seconds"],
+            **figures(run),
+            "phase_seconds": summary.get("phase_seconds", {}),
+            "summary": summary,
+        }
+
+    def script(
+        self, entry: str, image: str, script: str, args: Sequence[str], env: dict[str, str]
+    ) -> dict[str, Any]:
+        """One of the bench's scripts (``bench/<script>``) run by the image's python3, the
+        files it reads mounted read-only; its JSON line, with the run's figures."""
+        mounts = [(ROOT / "bench" / script, f"{CONTAINER_BENCH}/{script}")]
+        inside = []
+        for arg in args:
+            if Path(arg).is_file():  # a file of .state/, mounted beside the script
+                mounts.append((Path(arg), f"{CONTAINER_BENCH}/{Path(arg).name}"))
+                arg = f"{CONTAINER_BENCH}/{Path(arg).name}"
+            inside.append(arg)
+        with self.timed(entry) as run:
+            done = self.docker(
+                image,
+                [f"{CONTAINER_BENCH}/{script}", *inside],
+                env,
+                run["group"],
+                mounts,
+                entrypoint="python3",
+            )
+        if done.returncode:
+            sys.exit(f"bench: {entry} failed: {done.stderr.strip()[-1500:]}")
+        return {**json.loads(done.stdout.strip().splitlines()[-1]), **figures(run)}
+
+    def contender(self, entry: str, name: str, *args: str) -> dict[str, Any]:
+        """One of bench/contenders.py in a child process; its seconds and rows, with the
+        run's figures."""
+        env = {
+            **os.environ,
+            "BENCH_DSN": OWNER_DSN,
+            "BENCH_S3_BUCKET": BUCKET,
+            "AD_API_URL": API_URL,
+            "EXTRACT_PAGE_SIZE": self.page_size,
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+            "RUNTIME__DLTHUB_TELEMETRY": "false",  # dlt phones home otherwise
+        }
+        program = [sys.executable, str(ROOT / "bench" / "contenders.py"), name, *args]
+        with self.timed(entry) as run:
+            try:
+                done = subprocess.run(
+                    run["group"].wrap(program),
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=CONTENDER_TIMEOUT,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:  # subprocess.run killed it
+                sys.exit(f"bench: {entry} ran over {CONTENDER_TIMEOUT} s; killed")
+        if done.returncode:
+            sys.exit(f"bench: {entry} failed: {done.stderr.strip()[-1500:]}")
+        return {**json.loads(done.stdout.strip().splitlines()[-1]), **figures(run)}
+
+    @contextlib.contextmanager
+    def timed(self, entry: str | None) -> Any:
+        """The block's wall seconds and, for an entry, its cgroup's peak anonymous memory."""
+        run: dict[str, Any] = {}
+        with self.groups.group(entry) if entry else contextlib.nullcontext() as group:
+            run["group"] = group
+            began = time.monotonic()
+            yield run
+            run["wall_seconds"] = round(time.monotonic() - began, 3)
+        run["peak_mb"] = group.peak_mb if group else None
+
+
+def figures(run: dict[str, Any]) -> dict[str, Any]:
+    return {"wall_seconds": run["wall_seconds"], "peak_mb": run["peak_mb"]}
 
 
 def owner_sql(statement: str, params: tuple = ()) -> list[tuple]:
-    return helpers.query(statement, params, dsn=ENV["WAREHOUSE_OWNER_DSN"])
+    return helpers.query(statement, params, dsn=OWNER_DSN)
 
 
-def setup() -> None:
+def setup(runner: Runner) -> None:
     """The bench's database (as the superuser, owned by the warehouse's owner) and schema."""
     admin = helpers.superuser()
     try:
@@ -162,14 +337,13 @@ def setup() -> None:
                 cur.execute(f'CREATE DATABASE {BENCH_DB} OWNER "{owner}"')
     finally:
         admin.close()
-    job("archive", "migrate")
+    runner.job("archive", "migrate")
 
 
 def reset(*, backups: tuple[datetime, datetime] | None = None) -> None:
     """Empty the bench's tables, its archive and quarantine (and a window's backup)."""
     owner_sql("TRUNCATE ad_impressions, load_runs, archive_manifest")
     owner_sql("DROP SCHEMA IF EXISTS dlt_bench, dlt_bench_staging CASCADE")
-    owner_sql("DROP TABLE IF EXISTS bench_binary_copy")
     prefixes = [ARCHIVE_PREFIX, QUARANTINE_PREFIX]
     if backups:
         prefixes.append(backup_prefix(*backups))
@@ -242,31 +416,6 @@ def touched(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return found
 
 
-def contender(name: str, *args: str) -> dict[str, Any]:
-    """Run one of bench/contenders.py in a child process; its seconds, rows and RSS."""
-    env = {
-        **os.environ,
-        "BENCH_DSN": ENV["WAREHOUSE_OWNER_DSN"],
-        "BENCH_S3_BUCKET": BUCKET,
-        "AD_API_URL": ENV["AD_API_URL"],
-        "EXTRACT_PAGE_SIZE": ENV["EXTRACT_PAGE_SIZE"],
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
-        "RUNTIME__DLTHUB_TELEMETRY": "false",  # dlt phones home otherwise
-    }
-    program = str(ROOT / "bench" / "contenders.py")
-    done = subprocess.run(
-        [sys.executable, program, name, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=7200,
-        check=False,
-    )
-    if done.returncode:
-        sys.exit(f"bench: {name} failed: {done.stderr.strip()[-1500:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def cached_api(folder: Path) -> Any:
     """The mock API, each page rendered once and kept in ``folder``: the first extract of a
     window fills it (untimed), the timed ones read the same bytes back."""
@@ -291,170 +440,182 @@ def cached_api(folder: Path) -> Any:
     return server
 
 
-def copy_ceiling(csv_path: str) -> dict[str, Any]:
-    """Server-side COPY of the CSV into ad_impressions, as the superuser (the file is in
-    the PostgreSQL container): the fastest way in, with no validation at all."""
-    container = helpers.compose("ps", "-q", "postgres").stdout.strip()
-    subprocess.run(["docker", "cp", csv_path, f"{container}:/tmp/bench.csv"], check=True)
-    subprocess.run(["docker", "exec", container, "chmod", "644", "/tmp/bench.csv"], check=True)
-    conn = helpers.superuser(BENCH_DB)
-    conn.autocommit = False
+def export_rows(csv_path: Path, orders: dict[str, Path]) -> int:
+    """The valid rows the load wrote: as CSV for the contenders, and as binary COPY in each
+    order for the ceilings; their number."""
+    conn = helpers.warehouse(OWNER_DSN)
     try:
-        began = time.monotonic()
-        with conn, conn.cursor() as cur:
-            cur.execute(IMPORT)
-        return {"seconds": time.monotonic() - began, "peak_rss_mb": None}
-    finally:
-        conn.close()
-
-
-def export_rows(csv_path: str) -> int:
-    """The valid rows the load wrote, as CSV, for the contenders to load the same rows."""
-    conn = helpers.warehouse(ENV["WAREHOUSE_OWNER_DSN"])
-    try:
-        with conn.cursor() as cur, open(csv_path, "w") as out:
-            cur.copy_expert(EXPORT, out)
+        with conn.cursor() as cur:
+            with csv_path.open("w") as out:
+                cur.copy_expert(EXPORT_CSV, out)
+            for order, path in orders.items():
+                with path.open("wb") as out:
+                    cur.copy_expert(EXPORT_BINARY.format(order), out)
             cur.execute("SELECT count(*) FROM ad_impressions")
             return cur.fetchone()[0]
     finally:
         conn.close()
 
 
-def arrow_rows(csv_path: str, arrow_path: str) -> None:
-    """The exported rows as an Arrow IPC file, typed as the table (ids as text), for the
-    binary COPY ceiling: it then times the send alone."""
-    import pyarrow as pa
-
-    reader = csv_batches(csv_path, 16 << 20)
-    with pa.OSFile(arrow_path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
-        for batch in reader:
-            writer.write_batch(batch)
-
-
-def phases(runs: list[dict[str, Any]]) -> dict[str, float]:
-    """Each phase's median seconds over the runs, from the jobs' own summaries."""
-    names = runs[0].get("phase_seconds", {})
-    return {n: round(statistics.median(r["phase_seconds"][n] for r in runs), 3) for n in names}
+def distinct_ids(start: datetime, end: datetime, page_size: str) -> int:
+    """The records dlt's merge on ``impression_id`` should hold for the window: one a distinct
+    id (the API's repeats once; the invalid ones kept, but for those without an id), from the
+    same pages, read after the clock stops."""
+    ids: set[str | None] = set()
+    for body in helpers.api_pages(start, end, limit=int(page_size), base=API_URL):
+        ids.update(r.get("impression_id") for r in json.loads(body)["impressions"])
+    return len(ids - {None})
 
 
-def median_of(runs: list[dict[str, Any]], rows: int, seconds: str = "seconds") -> dict[str, Any]:
-    took = statistics.median(r[seconds] for r in runs)
-    peaks = [r["peak_rss_mb"] for r in runs if r.get("peak_rss_mb") is not None]
-    return {
-        "rows": rows,
-        "seconds": round(took, 3),
-        "rows_per_s": round(rows / took),
-        "peak_rss_mb": round(statistics.median(peaks), 1) if peaks else None,
-    }
+def check_rows(entry: str, runs: list[dict[str, Any]], expected: int) -> None:
+    wrong = [r["rows"] for r in runs if r["rows"] != expected]
+    if wrong:
+        sys.exit(f"bench: {entry} reported {wrong[0]} rows; it should hold {expected}")
 
 
-def run_size(label: str, start: datetime, length: timedelta, runs: int) -> list[dict[str, Any]]:
-    window = ("--start", start.isoformat(), "--end", (start + length).isoformat())
+def run_size(
+    runner: Runner, label: str, start: datetime, length: timedelta, reps: int
+) -> list[dict[str, Any]]:
+    end = start + length
+    window = ("--start", start.isoformat(), "--end", end.isoformat())
     day = start.date()
-    results = []
+    slow = []  # the contenders that skip the large sizes
+    results: list[dict[str, Any]] = []
 
-    def add(job_name: str, contender_name: str, figures: dict[str, Any], **extra: Any) -> None:
-        results.append(
-            {"job": job_name, "size": label, "contender": contender_name, **figures, **extra}
-        )
+    def add(job: str, contender: str, runs: list[dict[str, Any]], rows: int, expected: int):
+        check_rows(f"{contender} ({job} {label})", runs, expected)
+        results.append(report.entry(job, label, contender, runs, rows, expected))
         print(
-            f"bench: {label} {job_name} {contender_name}: {figures['rows_per_s']} rows/s, "
-            f"peak {figures['peak_rss_mb']} MB",
+            f"bench: {label} {job} {contender}: median {results[-1]['seconds']['median']:.2f} s "
+            f"({results[-1]['wall_seconds']['median']:.2f} s wall), "
+            f"peak {results[-1]['peak_mb']['max']:.0f} MB",
             flush=True,
         )
 
     def repeat(work: Any, before: Any = reset) -> list[dict[str, Any]]:
         timings = []
-        for _ in range(runs):
+        for _ in range(reps):
             before()
             timings.append(work())
         return timings
 
     # api-load end to end: a fresh backup and a fresh table each time; the pages come from
     # the cache the untimed first extract filled
-    reset(backups=(start, start + length))
-    job("extract_backup", *window)
-
-    def api_load() -> dict[str, Any]:
-        extracted, loaded = job("extract_backup", *window), job("load", *window)
-        return {
-            "seconds": extracted["wall"] + loaded["wall"],
-            "jobs_seconds": extracted["seconds"] + loaded["seconds"],
-            "extract": extracted,
-            "peak_rss_mb": max(extracted["peak_rss_mb"], loaded["peak_rss_mb"]),
-            "rows": loaded["rows_written"],
-            "phase_seconds": {
-                "containers": extracted["wall"]
-                + loaded["wall"]
-                - extracted["seconds"]
-                - loaded["seconds"],
-                "extract": extracted["seconds"],
-                **{f"extract.{k}": v for k, v in extracted.get("phase_seconds", {}).items()},
-                "load": loaded["seconds"],
-            },
+    reset(backups=(start, end))
+    runner.job("extract_backup", *window)
+    extracts, loads = [], []
+    for _ in range(reps):
+        reset(backups=(start, end))
+        extracts.append(runner.job("extract_backup", *window, entry="extract"))
+        loads.append(runner.job("load", *window, entry="api-load"))
+    received = extracts[-1]["summary"]["records"]
+    rows = loads[-1]["summary"]["rows_written"]
+    for e in extracts:
+        e["rows"] = e["summary"]["records"]
+    e2e = []
+    for e, loaded in zip(extracts, loads, strict=True):
+        phases = {
+            "extract": e["seconds"],
+            **{f"extract.{k}": v for k, v in e["phase_seconds"].items()},
         }
+        phases |= {
+            "load": loaded["seconds"],
+            **{f"load.{k}": v for k, v in loaded["phase_seconds"].items()},
+        }
+        e2e.append(
+            {
+                "seconds": round(e["seconds"] + loaded["seconds"], 3),
+                "wall_seconds": round(e["wall_seconds"] + loaded["wall_seconds"], 3),
+                "peak_mb": max(e["peak_mb"], loaded["peak_mb"]),
+                "rows": loaded["summary"]["rows_written"],
+                "phase_seconds": phases,
+            }
+        )
+    add("api-load", "adpipe", e2e, rows, rows)
+    add("extract", "adpipe", [strip(e) for e in extracts], received, received)
 
-    e2e = repeat(api_load, lambda: reset(backups=(start, start + length)))
-    rows = e2e[-1]["rows"]
-    inside = statistics.median(r["jobs_seconds"] for r in e2e)
-    add(
-        "api-load",
-        "adpipe",
-        median_of(e2e, rows),
-        rows_per_s_without_containers=round(rows / inside),
-        phase_seconds=phases(e2e),
-    )
-    # the extract alone, as its SUMMARY times it (no container start), against a plain client
-    # reading the same pages
-    extracts = [r["extract"] for r in e2e]
-    received = extracts[-1]["records"]
-    add("extract", "adpipe", median_of(extracts, received), phase_seconds=phases(extracts))
-    api_window = (rfc3339(start), rfc3339(start + length))
-    fetched = repeat(lambda: contender("fetch", *api_window), lambda: None)
-    if fetched[-1]["rows"] != received:
-        sys.exit(f"bench: fetch-ceiling read {fetched[-1]['rows']} records of {received}")
-    add("extract", "fetch-ceiling", median_of(fetched, received))
+    # the extract's ceiling reads the same pages as bytes: the same number of pages and bytes
+    # as the extract received means the same records
+    api_window = (rfc3339(start), rfc3339(end))
+    pages, size = extracts[-1]["summary"]["pages"], extracts[-1]["summary"]["bytes_received"]
+    fetches = []
+    for _ in range(reps):
+        fetched = runner.script(
+            "fetch-ceiling",
+            "adpipe/extract_backup:dev",
+            "fetch_ceiling.py",
+            api_window,
+            {"AD_API_URL": API_URL, "EXTRACT_PAGE_SIZE": runner.page_size},
+        )
+        if (fetched["pages"], fetched["bytes"]) != (pages, size):
+            sys.exit(
+                f"bench: fetch-ceiling read {fetched['pages']} pages, {fetched['bytes']} bytes; "
+                f"the extract {pages} pages, {size} bytes (not the same page size?)"
+            )
+        fetches.append({**fetched, "rows": received})
+    add("extract", "fetch-ceiling", fetches, received, received)
+
     if rows <= SLOW_ABOVE:
-        # it validates nothing: it keeps every record with a new id, the broken ones too
-        merged = repeat(lambda: contender("dlt_rest_api", *api_window))
-        if not rows <= merged[-1]["rows"] <= received:
-            sys.exit(f"bench: dlt-rest-api kept {merged[-1]['rows']} rows of {received} records")
-        add("api-load", "dlt-rest-api", median_of(merged, rows), rows_kept=merged[-1]["rows"])
+        held = distinct_ids(start, end, runner.page_size)
+        for name, file_format in (("dlt-rest-api", "parquet"), ("dlt-rest-api-csv", "csv")):
+            runs = repeat(
+                lambda f=file_format, n=name: runner.contender(n, "dlt_rest_api", *api_window, f)
+            )
+            add("api-load", name, runs, rows, held)
+    else:
+        slow.append("dlt-rest-api")
+
     # the load alone, from the backup just made
-    loads = repeat(lambda: job("load", *window))
-    add("load", "adpipe", median_of(loads, rows), phase_seconds=phases(loads))
-    csv_path = str(ROOT / ".state" / "bench-rows.csv")
-    same = export_rows(csv_path)
-    arrow_path = str(ROOT / ".state" / "bench-rows.arrow")
-    arrow_rows(csv_path, arrow_path)
-    binary = median_of(repeat(lambda: contender("binary_copy", arrow_path)), same)
-    add("load", "binary-copy-ceiling", binary)
-    os.unlink(arrow_path)
-    loaders: list[tuple[str, Any]] = [("copy-ceiling", lambda: copy_ceiling(csv_path))]
-    if same <= SLOW_ABOVE:
-        loaders += [
-            ("insert_rows", lambda: contender("insert_rows", csv_path)),
-            ("dlt-merge", lambda: contender("dlt_merge", csv_path)),
+    add(
+        "load",
+        "adpipe",
+        [loaded_rows(r) for r in repeat(lambda: runner.job("load", *window, entry="load"))],
+        rows,
+        rows,
+    )
+    csv_path = STATE / "bench-rows.csv"
+    copies = {order: STATE / f"bench-rows-{name}.copy" for name, order in CEILINGS.items()}
+    same = export_rows(csv_path, copies)
+    if same != rows:
+        sys.exit(f"bench: the table holds {same} rows; the load wrote {rows}")
+    ceiling_env = {
+        "LOAD_WAREHOUSE_DSN": connect_env("adpipe/load:dev", window, False)["LOAD_WAREHOUSE_DSN"]
+    }
+    for name, order in CEILINGS.items():
+        runs = repeat(
+            lambda n=name, o=order: runner.script(
+                n, "adpipe/load:dev", "ceiling.py", [str(copies[o])], ceiling_env
+            )
+        )
+        add("load", name, runs, rows, rows)
+        add("api-load", name, runs, rows, rows)
+    for path in copies.values():
+        path.unlink()
+    if rows <= SLOW_ABOVE:
+        loaders = [
+            ("insert_rows", ("insert_rows", str(csv_path))),
+            ("dlt-merge", ("dlt_merge", str(csv_path), "parquet")),
+            ("dlt-merge-csv", ("dlt_merge", str(csv_path), "csv")),
         ]
-    for name, work in loaders:
-        figures = median_of(repeat(work), same)
-        add("load", name, figures)
-        add("api-load", name, figures)
-    os.unlink(csv_path)
+        for name, args in loaders:
+            runs = repeat(lambda n=name, a=args: runner.contender(n, *a))
+            add("load", name, runs, rows, rows)
+            add("api-load", name, runs, rows, rows)
+    csv_path.unlink()
+
     # the archive: the day loaded (untimed); the exporters leave it in place, the archive
     # moves it out, so each of its repetitions loads it again first
     reset()
-    job("load", *window)
+    runner.job("load", *window)
     key = f"{ARCHIVE_PREFIX}bench-{label}"
     exporters = [("export-only", "export_only")]
-    if same <= SLOW_ABOVE:
+    if rows <= SLOW_ABOVE:
         exporters.append(("sql_to_s3", "sql_to_s3"))
     for name, program in exporters:
-        timings = repeat(lambda p=program: contender(p, str(day), f"{key}-{p}"), lambda: None)
-        wrong = [t["rows"] for t in timings if t["rows"] != same]
-        if wrong:
-            sys.exit(f"bench: {name} exported {wrong[0]} rows of {same}")
-        add("archive", name, median_of(timings, same))
+        runs = repeat(
+            lambda n=name, p=program: runner.contender(n, p, str(day), f"{key}-{p}"), lambda: None
+        )
+        add("archive", name, runs, rows, rows)
     empty(ARCHIVE_PREFIX)  # the exporters' objects: the archive adopts none it did not write
     first = [True]
 
@@ -463,85 +624,62 @@ def run_size(label: str, start: datetime, length: timedelta, runs: int) -> list[
             first.pop()
             return
         reset()
-        job("load", *window)
+        runner.job("load", *window)
 
-    archive_date = f"{day + timedelta(days=31)}"
-    archives = repeat(lambda: job("archive", "run", "--date", archive_date), load_day)
-    if archives[-1]["rows_archived"] != same:
-        sys.exit(f"bench: the archive moved {archives[-1]['rows_archived']} rows of {same}")
-    add("archive", "adpipe", median_of(archives, same), phase_seconds=phases(archives))
+    # a date whose default retention moves the bench's day out, and no later day
+    archive_date = f"{day + timedelta(days=runner.retention_days + 1)}"
+    archives = repeat(
+        lambda: runner.job("archive", "run", "--date", archive_date, entry="archive"), load_day
+    )
+    for a in archives:
+        a["rows"] = a["summary"]["rows_archived"]
+    add("archive", "adpipe", [strip(a) for a in archives], rows, rows)
     return results
 
 
-def goals(results: list[dict[str, Any]]) -> list[tuple[str, float, float, bool]]:
-    """Every goal the results can judge: (what, ratio, bound, met)."""
-
-    def one(job_name: str, contender_name: str, size: str) -> dict[str, Any] | None:
-        found = [
-            r
-            for r in results
-            if (r["job"], r["contender"], r["size"]) == (job_name, contender_name, size)
-        ]
-        return found[0] if found else None
-
-    judged = []
-    sizes = list(dict.fromkeys(r["size"] for r in results))
-    for job_name, mine, reference, measure, bound in GOALS:
-        for size in sizes:
-            a, b = one(job_name, mine, size), one(job_name, reference, size)
-            if not a or not b or not a[measure] or not b[measure]:
-                continue
-            ratio = a[measure] / b[measure]
-            met = ratio >= bound if measure == "rows_per_s" else ratio <= bound
-            what = f"{job_name} {size}: {'rows/s' if measure == 'rows_per_s' else 'peak MB'} " + (
-                f"{mine} / {reference}"
-            )
-            judged.append((what, ratio, bound, met))
-    small, large, bounds = SCALING
-    for job_name in ("api-load", "extract", "load", "archive"):
-        a, b = one(job_name, "adpipe", small), one(job_name, "adpipe", large)
-        if not a or not b:
-            continue
-        grew = {
-            "time per row": (b["seconds"] / b["rows"]) / (a["seconds"] / a["rows"]),
-            "peak MB": b["peak_rss_mb"] / a["peak_rss_mb"],
-        }
-        for measure, ratio in grew.items():
-            bound = bounds[measure]
-            judged.append(
-                (f"{job_name}: {measure} {large} / {small}", ratio, bound, ratio <= bound)
-            )
-    return judged
+def strip(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's figures, its job's SUMMARY left out (each run keeps its own seconds, wall
+    seconds, peak and rows)."""
+    return {k: v for k, v in run.items() if k != "summary"}
 
 
-def table(results: list[dict[str, Any]]) -> list[str]:
-    """Print every result and goal; the goals missed."""
-    print(f"\n{'job':<10}{'size':>6}  {'contender':<21}{'rows':>10}{'rows/s':>10}{'peak MB':>9}")
-    for r in results:
-        peak = f"{r['peak_rss_mb']:.1f}" if r["peak_rss_mb"] is not None else "-"
-        print(
-            f"{r['job']:<10}{r['size']:>6}  {r['contender']:<21}{r['rows']:>10}"
-            f"{r['rows_per_s']:>10}{peak:>9}"
+def loaded_rows(run: dict[str, Any]) -> dict[str, Any]:
+    return strip(run) | {"rows": run["summary"]["rows_written"]}
+
+
+def git_revision() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
         )
-    print("\nwhere adpipe's time goes (median seconds per phase, from the jobs' summaries):")
-    for r in results:
-        if r.get("phase_seconds"):
-            spent = ", ".join(f"{n} {v:.2f}" for n, v in r["phase_seconds"].items())
-            print(f"  {r['job']} {r['size']} ({r['seconds']:.2f} s): {spent}")
-    missed = []
-    print(f"\n{'goal':<48}{'ratio':>8}{'bound':>8}  met?")
-    for what, ratio, bound, met in goals(results):
-        at = "at least" if "rows/s" in what else "at most"
-        if met:
-            verdict = "yes"
-        elif at == "at least":
-            verdict = f"NO, short by {bound / ratio:.2f}x"
-        else:
-            verdict = f"NO, over by {ratio / bound:.2f}x"
-        print(f"{what:<48}{ratio:>8.2f}{bound:>8.2f}  {verdict}")
-        if not met:
-            missed.append(what)
-    return missed
+        return done.stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+
+
+def image_versions() -> dict[str, dict[str, Any]]:
+    """Each job image's id, creation time and the git revision it was built from."""
+    found: dict[str, dict[str, Any]] = {}
+    for image in IMAGES:
+        done = subprocess.run(
+            [
+                "docker",
+                "image",
+                "inspect",
+                "--format",
+                '{{.Id}} {{.Created}} {{index .Config.Labels "org.opencontainers.image.revision"}}',
+                image,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode:
+            sys.exit(f"bench: no image {image}: {done.stderr.strip()} (make build-jobs)")
+        ident, created, revision = [*done.stdout.split(), "", "", ""][:3]
+        found[image] = {"id": ident, "created": created, "revision": revision}
+    return found
 
 
 def cpu_model() -> str:
@@ -551,22 +689,33 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def markdown(report: dict[str, Any]) -> str:
-    """The results and goals as Markdown tables, as docs/benchmarks.md shows them."""
-    lines = [
-        "| job | size | contender | rows | rows/s | peak RSS MB |",
-        "| --- | --- | --- | ---: | ---: | ---: |",
-    ]
-    for r in report["results"]:
-        peak = f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] is not None else "-"
-        lines.append(
-            f"| {r['job']} | {r['size']} | {r['contender']} | {r['rows']:,} | "
-            f"{r['rows_per_s']:,} | {peak} |"
+def machine(sizes: dict[str, tuple[datetime, timedelta, int]]) -> dict[str, Any]:
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "postgres": helpers.query("SHOW server_version")[0][0],
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def cgroups() -> measure.Cgroups:
+    """The bench's memory cgroups, or one line saying what the bench needs."""
+    driver = measure.docker_cgroup_driver()
+    if driver != "cgroupfs":
+        sys.exit(
+            f"bench: needs Docker's cgroupfs cgroup driver (this engine's: {driver or 'unknown'}),"
+            " to run each job's container in a memory cgroup of the bench's"
         )
-    lines += ["", "| goal | ratio | bound | met |", "| --- | ---: | ---: | --- |"]
-    for what, ratio, bound, met in goals(report["results"]):
-        lines.append(f"| {what} | {ratio:.2f} | {bound:.2f} | {'yes' if met else '**no**'} |")
-    return "\n".join(lines)
+    try:
+        return measure.Cgroups()
+    except measure.CgroupUnavailable as exc:
+        sys.exit(
+            f"bench: needs to create memory cgroups ({exc}): run it as root, or in a cgroup "
+            "delegated to its user"
+        )
 
 
 def main() -> int:
@@ -580,42 +729,52 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.markdown:
-        print(markdown(json.loads(Path(args.markdown).read_text())))
+        print(report.markdown(json.loads(Path(args.markdown).read_text())))
         return 0
     sizes = QUICK if args.quick else {k: v for k, v in FULL.items() if k in (args.size or FULL)}
+    groups = cgroups()
+    images = image_versions()
     before = fingerprint()
-    pages = ROOT / ".state" / "bench-pages"
+    pages = STATE / "bench-pages"
     shutil.rmtree(pages, ignore_errors=True)
     pages.mkdir(parents=True)
     server = cached_api(pages)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        setup()
+        runner = Runner(groups, args.quick)
+        setup(runner)
         results = []
-        for label, (start, length, runs) in sizes.items():
-            results += run_size(label, start, length, runs)
+        for label, (start, length, reps) in sizes.items():
+            results += run_size(runner, label, start, length, reps)
             reset(backups=(start, start + length))
             for page in pages.iterdir():
                 page.unlink()
     finally:
         server.shutdown()
         shutil.rmtree(pages, ignore_errors=True)
+        groups.close()
     after = fingerprint()
-    machine = {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "postgres": helpers.query("SHOW server_version")[0][0],
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "repetitions": {label: size[2] for label, size in sizes.items()},
-    }
+    images_after = image_versions()
+    for image, version in images.items():
+        version["rebuilt_during_run"] = images_after[image]["id"] != version["id"]
     partial = args.quick or len(sizes) < len(FULL)
     out = ROOT / "bench" / "results" / ("quick.json" if partial else "latest.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "results": results}, indent=1) + "\n")
-    missed = table(results)
+    results_file = {
+        "revision": git_revision(),
+        "images": images,
+        "machine": machine(sizes),
+        "profile": "defaults",
+        "settings": {
+            "EXTRACT_PAGE_SIZE": runner.page_size,
+            "ARCHIVE_RETENTION_DAYS": str(runner.retention_days),
+            **(QUICK_SETTINGS if args.quick else {}),
+        },
+        "repetitions": {label: size[2] for label, size in sizes.items()},
+        "results": results,
+    }
+    out.write_text(json.dumps(results_file, indent=1) + "\n")
+    missed = report.table(results)
     print(f"\nbench: results in {out.relative_to(ROOT)}")
     found = touched(before, after)
     if found:

@@ -1,16 +1,16 @@
 """What a data engineer would use instead of adpipe's jobs, each run by ``make bench`` as a
-child process so its peak RSS is its own. Each prints one JSON line:
-``{"seconds": ..., "rows": ..., "peak_rss_mb": ...}``; only the work is timed, not imports
-or the count of what was written.
+child process in a memory cgroup of its own (bench/measure.py). Each prints one JSON line:
+``{"seconds": ..., "rows": ...}``: the work alone (not the imports, nor the count of what
+was written, which is taken after the clock stops); the bench times the whole process too.
 
-    python bench/contenders.py insert_rows ROWS.csv     # PostgresHook.insert_rows
-    python bench/contenders.py dlt_merge ROWS.csv       # dlt, write_disposition="merge"
-    python bench/contenders.py binary_copy ROWS.arrow   # ADBC binary COPY, unindexed table
-    python bench/contenders.py dlt_rest_api START END   # dlt's rest_api source, merge
-    python bench/contenders.py fetch START END          # every page of the window, no work
-    python bench/contenders.py sql_to_s3 DAY KEY        # SqlToS3Operator, Parquet
-    python bench/contenders.py export_only DAY KEY      # ADBC record batches -> Parquet
+    python bench/contenders.py insert_rows ROWS.csv           # PostgresHook.insert_rows
+    python bench/contenders.py dlt_merge ROWS.csv FORMAT      # dlt, write_disposition="merge"
+    python bench/contenders.py dlt_rest_api START END FORMAT  # dlt's rest_api source, merge
+    python bench/contenders.py sql_to_s3 DAY KEY              # SqlToS3Operator, Parquet
+    python bench/contenders.py export_only DAY KEY            # ADBC record batches -> Parquet
 
+FORMAT is dlt's loader file format: ``parquet`` (loaded through ADBC, dlt's fastest way into
+PostgreSQL when adbc-driver-postgresql is installed) or ``csv`` (COPY of text).
 Settings come from the environment: BENCH_DSN (the bench database, as its owner),
 S3_ENDPOINT_URL, BENCH_S3_BUCKET and the archive's S3 identity (ARCHIVE_AWS_*), AD_API_URL
 and EXTRACT_PAGE_SIZE (the bench's API and the page size the extract asks for).
@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from adpipe.table import COLUMNS, TABLE_COLUMNS, arrow_type
@@ -53,8 +51,8 @@ def airflow_connections() -> None:
 
 
 def csv_batches(path: str, block_size: int) -> Any:
-    """The exported rows as Arrow batches, typed as the table; ids as text (dlt and binary
-    COPY have no uuid type)."""
+    """The exported rows as Arrow batches, typed as the table; ids as text (dlt has no uuid
+    type)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -87,8 +85,15 @@ def csv_rows(path: str) -> Iterator[list[str]]:
         yield from csv.reader(handle)
 
 
+# rows a transaction: bigger chunks commit less often; the hook holds a chunk in memory
+INSERT_CHUNK = 50_000
+
+
 def insert_rows(path: str) -> Callable[[], Any]:
-    """Airflow's own way in: ``PostgresHook.insert_rows``, 5,000 rows a commit."""
+    """Airflow's own way in: ``PostgresHook.insert_rows`` with ``executemany=True``, the fastest
+    its documentation names. With psycopg 3 and SQLAlchemy 2 installed (as here) the hook runs on
+    psycopg 3, whose ``executemany`` pipelines the statements; ``fast_executemany`` (psycopg2's
+    ``execute_values``) then has no effect, as the hook says."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     airflow_connections()
@@ -104,16 +109,21 @@ def insert_rows(path: str) -> Callable[[], Any]:
                 yield row
 
         hook.insert_rows(
-            "ad_impressions", counted(), target_fields=TABLE_COLUMNS, commit_every=5000
+            "ad_impressions",
+            counted(),
+            target_fields=TABLE_COLUMNS,
+            commit_every=INSERT_CHUNK,
+            executemany=True,
         )
         return rows
 
     return work
 
 
-def dlt_merge(path: str) -> Callable[[], Any]:
+def dlt_merge(path: str, file_format: str) -> Callable[[], Any]:
     """dlt's merge on ``impression_id`` into a table of the same shape in schema ``dlt_bench``,
-    fed Arrow batches (dlt's fastest path: no per-row normalising) and loaded by COPY (csv)."""
+    fed Arrow batches (no per-row normalising), loaded as ``file_format``: parquet goes in
+    through ADBC, csv by COPY."""
     import dlt
     import pyarrow as pa
 
@@ -124,35 +134,25 @@ def dlt_merge(path: str) -> Callable[[], Any]:
 
     pipeline = dlt_pipeline("bench_dlt")
 
-    def work() -> int:
-        info = pipeline.run(impressions(), loader_file_format="csv")
-        info.raise_on_failed_jobs()
-        counts = pipeline.last_trace.last_normalize_info.row_counts
-        return int(counts.get("ad_impressions", 0))
+    def work() -> Callable[[], int]:
+        _loaded_as(pipeline.run(impressions(), loader_file_format=file_format), file_format)
+        return _merged_rows  # counted after the clock stops
 
     return work
 
 
-def binary_copy(path: str) -> Callable[[], Any]:
-    """The ceiling for a load that never formats text: the same valid rows, already in Arrow
-    (an IPC file, memory-mapped), sent by ADBC's ``adbc_ingest`` as binary COPY into a new
-    table with no index. The ids travel as text: binary COPY of Arrow has no uuid."""
-    import adbc_driver_postgresql.dbapi as adbc
-    import pyarrow as pa
-
-    def work() -> int:
-        with pa.memory_map(path) as source:
-            reader = pa.ipc.open_file(source)
-            batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
-            stream = pa.RecordBatchReader.from_batches(reader.schema, batches)
-            with adbc.connect(os.environ["BENCH_DSN"]) as conn, conn.cursor() as cur:
-                cur.execute("DROP TABLE IF EXISTS bench_binary_copy")
-                conn.commit()
-                rows = cur.adbc_ingest("bench_binary_copy", stream, mode="create")
-                conn.commit()
-        return int(rows)
-
-    return work
+def _loaded_as(info: Any, file_format: str) -> None:
+    """Fail unless every file dlt loaded was of ``file_format`` (dlt falls back from parquet
+    to another format when the ADBC driver is missing)."""
+    info.raise_on_failed_jobs()
+    formats = {
+        job.job_file_info.file_format
+        for package in info.load_packages
+        for job in package.jobs["completed_jobs"]
+        if job.job_file_info.table_name == "ad_impressions"
+    } - {"sql"}  # the merge's own statements, a follow-up job
+    if formats != {file_format}:
+        raise RuntimeError(f"dlt loaded ad_impressions as {formats}, not {file_format}")
 
 
 def _window(start: str, end: str) -> dict[str, str]:
@@ -160,69 +160,42 @@ def _window(start: str, end: str) -> dict[str, str]:
     return {"start": start, "end": end, "limit": os.environ["EXTRACT_PAGE_SIZE"]}
 
 
-def fetch(start: str, end: str) -> Callable[[], Any]:
-    """The extract's limit is its source: a plain keep-alive client reading every page of the
-    window by its cursor, and nothing else (no check, no backup)."""
-    import http.client
-    from urllib.parse import urlencode, urlsplit
-
-    api = urlsplit(os.environ["AD_API_URL"])
-
-    def work() -> int:
-        conn = http.client.HTTPConnection(api.hostname or "", api.port, timeout=60)
-        rows, cursor = 0, None
-        try:
-            while True:
-                query = _window(start, end) | ({"cursor": cursor} if cursor else {})
-                conn.request("GET", f"/v1/impressions?{urlencode(query)}")
-                response = conn.getresponse()
-                page = json.loads(response.read())
-                if response.status != 200:
-                    raise RuntimeError(f"HTTP {response.status}: {page}")
-                rows += len(page["impressions"])
-                cursor = page.get("next_cursor")
-                if not cursor:
-                    return rows
-        finally:
-            conn.close()
-
-    return work
-
-
-def dlt_rest_api(start: str, end: str) -> Callable[[], Any]:
+def dlt_rest_api(start: str, end: str, file_format: str) -> Callable[[], Any]:
     """What a data engineer would write instead of api-load: dlt's ``rest_api`` source paging
-    the same API by its cursor, merged on ``impression_id`` into PostgreSQL (schema
-    ``dlt_bench``), loaded as CSV, dlt's fastest file format for PostgreSQL."""
+    the same API by its cursor, at the extract's page size, merged on ``impression_id`` into
+    PostgreSQL (schema ``dlt_bench``), loaded as ``file_format``. It validates nothing but
+    that a record has an id."""
     from dlt.sources.rest_api import rest_api_source
 
-    source = rest_api_source(
-        {
-            "client": {
-                "base_url": os.environ["AD_API_URL"],
-                "paginator": {
-                    "type": "cursor",
-                    "cursor_path": "next_cursor",
-                    "cursor_param": "cursor",
-                },
+    config: Any = {  # dlt's RESTAPIConfig, as data
+        "client": {
+            "base_url": os.environ["AD_API_URL"],
+            "paginator": {
+                "type": "cursor",
+                "cursor_path": "next_cursor",
+                "cursor_param": "cursor",
             },
-            "resource_defaults": {"primary_key": "impression_id", "write_disposition": "merge"},
-            "resources": [
-                {
-                    "name": "ad_impressions",
-                    "endpoint": {
-                        "path": "v1/impressions",
-                        "params": _window(start, end),
-                        "data_selector": "impressions",
-                    },
-                }
-            ],
-        }
-    )
+        },
+        "resource_defaults": {"primary_key": "impression_id", "write_disposition": "merge"},
+        "resources": [
+            {
+                "name": "ad_impressions",
+                # a merge needs its key: a record without an id is dropped (dlt refuses a
+                # null primary key), every other one kept as sent
+                "processing_steps": [{"filter": lambda r: r.get("impression_id") is not None}],
+                "endpoint": {
+                    "path": "v1/impressions",
+                    "params": _window(start, end),
+                    "data_selector": "impressions",
+                },
+            }
+        ],
+    }
+    source = rest_api_source(config)
     pipeline = dlt_pipeline("bench_dlt_rest")
 
     def work() -> Callable[[], int]:
-        info = pipeline.run(source, loader_file_format="csv")
-        info.raise_on_failed_jobs()
+        _loaded_as(pipeline.run(source, loader_file_format=file_format), file_format)
         return _merged_rows  # counted after the clock stops
 
     return work
@@ -321,11 +294,9 @@ def _parquet_rows(key: str) -> int:
     return pq.ParquetFile(io.BytesIO(body)).metadata.num_rows
 
 
-CONTENDERS = {
+CONTENDERS: dict[str, Callable[..., Callable[[], Any]]] = {
     "insert_rows": insert_rows,
     "dlt_merge": dlt_merge,
-    "binary_copy": binary_copy,
-    "fetch": fetch,
     "dlt_rest_api": dlt_rest_api,
     "sql_to_s3": sql_to_s3,
     "export_only": export_only,
@@ -336,20 +307,11 @@ def main() -> None:
     name, *args = sys.argv[1:]
     work = CONTENDERS[name](*args)
     began = time.monotonic()
-    rows = work()
+    rows: Any = work()
     seconds = time.monotonic() - began
     if callable(rows):
         rows = rows()
-    print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mb": peak_rss_kib() / 1024}))
-
-
-def peak_rss_kib() -> int:
-    """This process's peak RSS since it started (VmHWM), and its children's. Not ru_maxrss of
-    RUSAGE_SELF: Linux carries that over from before exec, so a contender would report the
-    bench's own peak (its page cache of the API) whenever that is higher."""
-    status = Path("/proc/self/status").read_text()
-    own = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
-    return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    print(json.dumps({"seconds": seconds, "rows": rows}))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,11 @@ from stack_client import (  # noqa: F401 - for the tests
 ENV_FILE = ROOT / ".env"
 
 
+# the tests' extracts ask for pages of 1,000 records, not the product's default 10,000: the
+# mock's 3,000 records an hour then span three pages, and paging is exercised
+PAGE_SIZE = 1000
+
+
 def docker_run(
     image: str,
     *args: str,
@@ -52,7 +57,7 @@ def docker_run(
     """``docker run --rm --network host --env-file .env.<identity> <image> <args>``, as
     docs/operations.md tells a user (``remove=False`` keeps the container, and its log, after
     it ends). The days it writes must be the test module's (``claim=False``: a run the job
-    refuses)."""
+    refuses). An extract asks for pages of `PAGE_SIZE` records unless ``env`` says otherwise."""
     options = [*(["--rm"] if remove else []), *(["-d"] if detach else [])]
     options += [
         *(["--name", name] if name else []),
@@ -60,6 +65,8 @@ def docker_run(
     ]
     if claim:
         _claim(image, args)
+    if "/extract_backup:" in image:
+        env = {"EXTRACT_PAGE_SIZE": str(PAGE_SIZE), **(env or {})}
     cmd = job_argv(image, args, env, options)
     return subprocess.run(
         cmd,
@@ -530,7 +537,7 @@ def archived_rows(day: date) -> list[tuple]:
 
 
 def api_pages(
-    start: datetime, end: datetime, limit: int = 1000, base: str | None = None
+    start: datetime, end: datetime, limit: int = PAGE_SIZE, base: str | None = None
 ) -> list[bytes]:
     """Every page body the ad API serves for the window, fetched here, not by the job."""
     base = base or os.environ["AD_API_URL"]

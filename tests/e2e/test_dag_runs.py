@@ -94,7 +94,8 @@ def test_api_load_run_loads_exactly_the_valid_unique_records_of_its_window() -> 
     assert tags["image_version"] == summary["image_version"], tags
     assert tags["image"] == "adpipe/load:dev", tags
 
-    pages = helpers.api_pages(start, end)
+    # the pages as the DAG's extract asked for them: the stack's EXTRACT_PAGE_SIZE (.env)
+    pages = helpers.api_pages(start, end, limit=int(os.environ["EXTRACT_PAGE_SIZE"]))
     unique: set[str] = set()
     for body in pages:
         for record in json.loads(body)["impressions"]:

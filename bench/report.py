@@ -28,7 +28,11 @@ JOBS = ("api-load", "extract", "load", "archive")
 FIGURES = ("seconds", "wall_seconds", "peak_mb")
 
 
-def spread(values: list[float]) -> dict[str, float]:
+def spread(values: list[Any]) -> dict[str, Any]:
+    """min/median/max of a figure's repetitions; None throughout for a figure not measured
+    (peak memory, where the quick bench may not weigh)."""
+    if any(v is None for v in values):
+        return {"min": None, "median": None, "max": None}
     return {
         "min": round(min(values), 3),
         "median": round(statistics.median(values), 3),
@@ -112,6 +116,8 @@ def goals(results: list[dict[str, Any]]) -> list[Goal]:
                 median = per_row / (a["seconds"]["median"] / a["rows"])
                 worst = per_row / (a["seconds"]["max"] / a["rows"])
                 what = f"{job} {size}: rows/s {mine} / {reference}"
+            elif a["peak_mb"]["median"] is None or b["peak_mb"]["median"] is None:
+                continue  # not weighed
             else:
                 median = a["peak_mb"]["median"] / b["peak_mb"]["median"]
                 worst = a["peak_mb"]["max"] / b["peak_mb"]["median"]
@@ -139,7 +145,13 @@ def goals(results: list[dict[str, Any]]) -> list[Goal]:
     return judged
 
 
-def _span(figure: dict[str, float], digits: int = 2) -> str:
+def megabytes(peak: float | None) -> str:
+    return "not weighed" if peak is None else f"{peak:.0f} MB"
+
+
+def _span(figure: dict[str, Any], digits: int = 2) -> str:
+    if figure["median"] is None:
+        return "-"
     return (
         f"{figure['min']:.{digits}f} / {figure['median']:.{digits}f} / {figure['max']:.{digits}f}"
     )

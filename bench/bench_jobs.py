@@ -77,6 +77,7 @@ from typing import Any
 import helpers
 import measure
 import report
+import stack_client
 from adpipe.table import COLUMNS as TABLE
 from adpipe.table import TABLE_COLUMNS
 from adpipe.windows import ARCHIVE_PREFIX, QUARANTINE_PREFIX, backup_prefix, rfc3339
@@ -168,17 +169,11 @@ def bench_dsn(dsn: str) -> str:
 def connect_env(image: str, args: Sequence[str], quick: bool) -> dict[str, str]:
     """Where a job command connects, from its identity's env file, pointed at the bench's
     database, bucket and API (and quick mode's grid)."""
-    found = {}
-    for line in helpers.job_env_file(image, args).read_text().splitlines():
-        name, _, value = line.partition("=")
-        name, value = name.strip(), value.strip()
-        if line.lstrip().startswith("#") or not any(
-            name == c or name.endswith(f"_{c}") for c in CONNECT
-        ):
-            continue
-        if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        found[name] = bench_dsn(value) if name.endswith("_DSN") else value
+    found = {
+        name: bench_dsn(value) if name.endswith("_DSN") else value
+        for name, value in stack_client.env_file_values(helpers.job_env_file(image, args)).items()
+        if any(name == c or name.endswith(f"_{c}") for c in CONNECT)
+    }
     if "S3_BUCKET" in found:
         found["S3_BUCKET"] = BUCKET
     if "AD_API_URL" in found:

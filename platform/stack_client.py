@@ -18,19 +18,27 @@ ROOT = Path(__file__).resolve().parent.parent
 ENDED = ("success", "failed")
 
 
-def load_env() -> None:
-    """Put the settings of .env into os.environ (variables already set win); a value in
-    single or double quotes loses them, as compose and the shell read it."""
-    env_file = ROOT / ".env"
-    if not env_file.exists():
-        return
-    for line in env_file.read_text().splitlines():
+def env_file_values(path: Path) -> dict[str, str]:
+    """The settings of an env file; a value in single or double quotes loses them, as
+    compose and the shell read it."""
+    found = {}
+    for line in path.read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#") and "=" in line:
             key, _, value = line.partition("=")
             value = value.strip()
             if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
                 value = value[1:-1]
-            os.environ.setdefault(key.strip(), value)
+            found[key.strip()] = value
+    return found
+
+
+def load_env() -> None:
+    """Put the settings of .env into os.environ (variables already set win)."""
+    env_file = ROOT / ".env"
+    if not env_file.exists():
+        return
+    for key, value in env_file_values(env_file).items():
+        os.environ.setdefault(key, value)
 
 
 # the archive image's commands that run as another identity than the archive's

@@ -10,21 +10,24 @@ for it). Existing values in .env are never changed.
 migrate) holds only what that identity's commands read, under the names they read: a job run
 by hand with ``docker run --env-file .env.load`` gets what the DAG gives it, nothing more.
 Fault-test seams (``Setting.seam``) are never written, even when an older .env holds one.
-Each is rewritten from .env every time, mode 0600.
+Each is rewritten from .env every time, mode 0600. So is ``.env.airflow``, what compose
+hands Airflow's containers: each DAG task's settings and the ad API's connection.
 
 It runs with the system python3, before the venv exists: ``make env`` puts the shared package
 on ``PYTHONPATH`` (``jobs/adpipe``), whose settings table needs only the standard library.
 """
 
 import base64
+import json
 import os
 import re
 import secrets
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from adpipe.settings import ENV_FILES  # the jobs' own table, standard library only
+from adpipe.settings import ENV_FILES, airflow_env  # the jobs' own table, standard library only
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +68,37 @@ def write_job_files(known: dict[str, str]) -> None:
         write_private(ROOT / f".env.{env.name}", "\n".join(lines) + "\n")
 
 
+def write_airflow_file(known: dict[str, str]) -> None:
+    """.env.airflow, which compose hands to Airflow's containers: every setting a DAG task
+    passes to its job (`adpipe.settings.airflow_env`), and the ad API's connection with its
+    credential, as the extract's identity holds it."""
+    env = airflow_env(known)
+    env["AIRFLOW_CONN_AD_API"] = api_connection(
+        known["AD_API_URL"], known.get("AD_API_AUTH", ""), known.get("EXTRACT_AD_API_TOKEN", "")
+    )
+    lines = ["# .env.airflow: written by `make env` from .env; rewritten every time"]
+    lines += [f"{name}={text}" for name, text in env.items()]
+    write_private(ROOT / ".env.airflow", "\n".join(lines) + "\n")
+
+
+def api_connection(address: str, auth: str, token: str) -> str:
+    """The ``ad_api`` Airflow connection (JSON) for the API at ``address``: its token as the
+    password, how to send it (``auth``) in its extra."""
+    parts = urlsplit(address)
+    connection: dict[str, object] = {
+        "conn_type": parts.scheme,
+        "host": parts.hostname or "",
+        "schema": parts.path.strip("/"),
+    }
+    if parts.port:
+        connection["port"] = parts.port
+    if token:
+        connection["password"] = token
+    if auth and auth != "none":
+        connection["extra"] = {"auth": auth}
+    return json.dumps(connection, separators=(",", ":"))
+
+
 def main() -> int:
     written = ensure_env()
     known = dict(
@@ -73,6 +107,7 @@ def main() -> int:
         if "=" in line and not line.startswith("#")
     )
     write_job_files(known)
+    write_airflow_file(known)
     return written
 
 

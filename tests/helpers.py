@@ -268,13 +268,15 @@ def wait_for_log(name: str, text: str, timeout: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def served_api(port: int, per_hour: int, seed: str, faults: bool = False) -> Iterator[str]:
+def served_api(
+    port: int, per_hour: int, seed: str, faults: bool = False, token: str | None = None
+) -> Iterator[str]:
     """The mock ad API (``dags/api_load/scripts/extract.py``) served from this process on a
     port of its own (0: any free one, for a module whose tests run in two processes); yields
-    its base URL."""
+    its base URL. With ``token`` it answers only requests that carry it."""
     from api_load.scripts import extract
 
-    server = extract.make_server("127.0.0.1", port, per_hour, seed, faults)
+    server = extract.make_server("127.0.0.1", port, per_hour, seed, faults, token)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -639,3 +641,71 @@ def balance_day(day: date, reason: str) -> list[tuple[datetime, datetime]]:
             (gap_start, gap_end, reason),
         )
     return spans
+
+
+def airflow_test(
+    what: str, *args: str, env: dict[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """``airflow dags test DAG DATE`` (``what`` = "dags") or ``airflow tasks test DAG TASK
+    DATE`` ("tasks") in the stack's scheduler container: a run of the DAG or task by Airflow
+    itself, the real operators and job containers, with ``env`` over the stack's environment.
+    Each of ``env`` goes by name only (``docker exec -e NAME``), its value from this process's
+    environment: no value, a token least of all, in an argument."""
+    scheduler = compose("ps", "-q", "airflow-scheduler").stdout.strip()
+    assert scheduler, "the stack's scheduler is not running"
+    if what == "dags":
+        dag_id, logical = args
+        days.claim(*_dags_test_days(dag_id, logical, env), f"runs {dag_id}")
+    named = [part for name in env for part in ("-e", name)]
+    return subprocess.run(
+        ["docker", "exec", *named, scheduler, "airflow", what, "test", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
+def _dags_test_days(dag_id: str, logical: str, env: dict[str, str]) -> tuple[date, date]:
+    """The days a run of ``dag_id`` at ``logical`` writes: api-load's window is the one that
+    ends at its date (ADPIPE_WINDOW_MINUTES long)."""
+    end = datetime.fromisoformat(logical).astimezone(UTC)
+    minutes = int(env.get("ADPIPE_WINDOW_MINUTES") or 60)
+    start = end - timedelta(minutes=minutes) if dag_id == "api-load" else end
+    return start.date(), (end - timedelta(microseconds=1)).date()
+
+
+def summaries(output: str) -> list[dict]:
+    """Every job SUMMARY in a run's output (the job's log lines as Airflow logs them), in
+    order."""
+    found = []
+    for line in output.splitlines():
+        _, marker, rest = line.partition("SUMMARY {")
+        if marker:
+            found.append(json.loads("{" + rest[: rest.rindex("}") + 1]))
+    return found
+
+
+def marked(name: str) -> str:
+    """A value of setting ``name`` of its own: valid, and not its default (a test that sets
+    every setting so finds each where it must arrive)."""
+    from adpipe.errors import ConfigError
+    from adpipe.settings import SETTINGS
+
+    known = SETTINGS[name]
+    default = known.default or ""
+    candidates = ["29min", "31s", "2026-01-02T03:00:00Z", "header:X-Marked", "marked"]
+    try:
+        number = float(default)
+        candidates[:0] = [str(int(number) - 1), str(int(number) + 1), "30"]
+    except ValueError:
+        pass
+    for candidate in candidates:
+        try:
+            known.parse(name, candidate)
+        except ConfigError:
+            continue
+        if candidate != default:
+            return candidate
+    raise AssertionError(f"no marked value for {name}")

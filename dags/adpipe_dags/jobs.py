@@ -11,12 +11,19 @@ connection maps by its type, keeping everything it says:
 - ``s3_extract``, ``s3_load``, ``s3_archive``, ``s3_reconcile`` (aws; extra ``endpoint_url``,
   ``region_name``, ``bucket``): each job's own S3 identity, as <JOB>_AWS_ACCESS_KEY_ID and
   <JOB>_AWS_SECRET_ACCESS_KEY, and S3_ENDPOINT_URL, AWS_DEFAULT_REGION, S3_BUCKET
-- ``ad_api`` (http or https): AD_API_URL, scheme, port and path kept
+- ``ad_api`` (http or https): AD_API_URL, scheme, port and path kept; its password, the
+  API's token, as EXTRACT_AD_API_TOKEN, sent as its extra's ``auth`` says (AD_API_AUTH:
+  ``bearer``, the default with a password, or ``header:<Name>``, e.g. ``header:X-Api-Key``)
 
 The credential names are the ones the job reads and the ones its env file (``make env``)
 holds, so a task and ``docker run --env-file .env.<job>`` hand a job the same identity.
 
 A task naming any other connection fails when the DAG is parsed.
+
+Every other setting a task's identity reads (``adpipe.settings``: ``EnvFile.passed``) reaches
+it from ``ADPIPE_<NAME>`` in Airflow's environment; ``ADPIPE_JOB_SETTINGS`` names each
+identity's. `make env` writes both to .env.airflow from the settings table and .env, and
+compose hands that file to Airflow, so what a task passes is what its job reads.
 """
 
 from __future__ import annotations
@@ -129,7 +136,14 @@ def connection_env(conn: Any) -> dict[str, str]:
         if path in ("http", "https"):
             scheme, path = path, ""
         port = f":{conn.port}" if conn.port else ""
-        return {"AD_API_URL": f"{scheme}://{conn.host}{port}{'/' + path if path else ''}"}
+        env = {"AD_API_URL": f"{scheme}://{conn.host}{port}{'/' + path if path else ''}"}
+        # the API's credential is the extract's: the one identity that calls the API
+        if conn.password:
+            env["EXTRACT_AD_API_TOKEN"] = conn.password
+            env["AD_API_AUTH"] = extra.get("auth") or "bearer"
+        elif extra.get("auth"):
+            env["AD_API_AUTH"] = extra["auth"]
+        return env
     raise ValueError(f"connection {conn.conn_id!r} has a type no job reads: {conn.conn_type!r}")
 
 
@@ -166,9 +180,10 @@ class JobOperator(DockerOperator):
     that exits 2 or 3 fails its task at once, without retries; a failed task's error is the
     job's FAILED line; its OpenLineage facets come from the job's SUMMARY (`lineage`)."""
 
-    def __init__(self, *, connections: tuple[str, ...], **kwargs: Any) -> None:
+    def __init__(self, *, connections: tuple[str, ...], identity: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.connections = connections
+        self.identity = identity  # whose settings its environment holds (settings.ENV_FILES)
         self._summary: dict[str, Any] | None = None
 
     def execute(self, context: Any) -> Any:
@@ -239,11 +254,26 @@ SETTING_OF_EXTRA = {
 
 
 def settings_env(*names: str) -> dict[str, str]:
-    """Job settings the stack sets as ``ADPIPE_<NAME>`` (compose, from .env), as the job reads
-    them (``NAME``); unset ones are left to the job's defaults."""
+    """Job settings the stack sets as ``ADPIPE_<NAME>`` (.env.airflow, from .env), as the job
+    reads them (``NAME``); unset ones are left to the job's defaults."""
     return {
         name: os.environ[f"ADPIPE_{name}"] for name in names if os.environ.get(f"ADPIPE_{name}")
     }
+
+
+def identity_settings(identity: str) -> tuple[str, ...]:
+    """The settings a task of ``identity`` (a job identity's env file: extract_backup, load,
+    archive, reconcile) passes: ``ADPIPE_JOB_SETTINGS``, which `make env` writes from the
+    settings table. Without it a task would pass nothing and run on defaults: the DAG fails
+    to parse instead, naming the command that writes it."""
+    try:
+        names = json.loads(os.environ["ADPIPE_JOB_SETTINGS"])[identity]
+    except (KeyError, ValueError) as exc:
+        raise RuntimeError(
+            f"ADPIPE_JOB_SETTINGS names no settings for {identity!r} ({exc!r}): run `make env` "
+            "(it writes .env.airflow from the settings table), then `make start`"
+        ) from None
+    return tuple(names)
 
 
 def job_task(
@@ -252,10 +282,13 @@ def job_task(
     job: str,
     command: list[str],
     connections: tuple[str, ...],
+    identity: str = "",
     environment: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> JobOperator:
-    """A task running ``adpipe/<job>:<JOB_IMAGE_TAG>`` with ``command`` as its arguments."""
+    """A task running ``adpipe/<job>:<JOB_IMAGE_TAG>`` with ``command`` as its arguments,
+    passing every setting its ``identity`` reads (`identity_settings`; the job's by default)
+    and ``environment``."""
     unknown = sorted(set(connections) - CONNECTIONS)
     if unknown:
         raise ValueError(f"task {task_id!r} names unknown connections {unknown}")
@@ -263,12 +296,12 @@ def job_task(
         task_id=task_id,
         image=f"adpipe/{job}:{os.environ.get('ADPIPE_JOB_IMAGE_TAG', 'dev')}",
         command=command,
-        # every job that touches PostgreSQL bounds its waits by these
         environment={
-            **settings_env("WAREHOUSE_LOCK_TIMEOUT", "WAREHOUSE_STATEMENT_TIMEOUT"),
+            **settings_env(*identity_settings(identity or job)),
             **(environment or {}),
         },
         connections=connections,
+        identity=identity or job,
         docker_url=os.environ.get("ADPIPE_DOCKER_URL", "unix://var/run/docker.sock"),
         network_mode=os.environ.get("ADPIPE_JOB_NETWORK_MODE", "host"),
         mount_tmp_dir=False,

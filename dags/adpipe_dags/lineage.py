@@ -69,7 +69,9 @@ def _extract(
 ) -> tuple[list[InputDataset], list[OutputDataset]]:
     source = summary.get("source") or env.get("AD_API_URL", "") + "/v1/impressions"
     api = urlsplit(source)
-    inputs = [InputDataset(namespace=f"{api.scheme}://{api.netloc}", name=api.path)]
+    # the host and port alone: a URL's userinfo may hold a credential
+    where = f"{api.hostname}:{api.port}" if api.port else f"{api.hostname}"
+    inputs = [InputDataset(namespace=f"{api.scheme}://{where}", name=api.path)]
     if not ok:
         return inputs, []
     stats = OutputStatisticsOutputDatasetFacet(

@@ -35,7 +35,6 @@ from adpipe_dags.jobs import (
     deadline,
     job_task,
     paused,
-    settings_env,
     window_cron,
 )
 from airflow.sdk import DAG, CronDataIntervalTimetable
@@ -66,9 +65,6 @@ with DAG(
         command=WINDOW,
         connections=("ad_api", "s3_extract"),
         outlets=[BACKUP],
-        environment=settings_env(
-            "WINDOW_MINUTES", "EXTRACT_PAGE_SIZE", "EXTRACT_RETRY_AFTER_MAX_SECONDS"
-        ),
     )
     load_impressions = job_task(
         task_id="load_impressions",
@@ -77,8 +73,5 @@ with DAG(
         connections=("s3_load", "warehouse_load"),
         inlets=[BACKUP],
         outlets=[TABLE],
-        environment=settings_env(
-            "WINDOW_MINUTES", "LOAD_MAX_REJECTED_SHARE", "LOAD_MAX_SHRINK_SHARE"
-        ),
     )
     extract_backup >> load_impressions

@@ -35,7 +35,6 @@ from adpipe_dags.jobs import (
     deadline,
     job_task,
     paused,
-    settings_env,
 )
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
@@ -58,7 +57,6 @@ with DAG(
         connections=("s3_archive", "warehouse_archive"),
         inlets=[TABLE],
         outlets=[ARCHIVE],
-        environment=settings_env("ARCHIVE_RETENTION_DAYS"),
     )
     reconcile_days = job_task(
         task_id="reconcile_days",
@@ -72,7 +70,7 @@ with DAG(
         ],
         connections=("s3_reconcile", "warehouse"),
         outlets=[RECONCILED],
-        environment=settings_env("WINDOW_MINUTES", "RECONCILE_EXPECT_FROM"),
+        identity="reconcile",
         retries=1,  # a second look after a service failed (exit 4); an imbalance fails at once
         retry_delay=timedelta(seconds=30),
     )

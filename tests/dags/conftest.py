@@ -12,3 +12,8 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "false"
 os.environ.setdefault(
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{os.environ['AIRFLOW_HOME']}/airflow.db"
 )
+
+# what .env.airflow gives the stack's Airflow: each identity's settings, from the table itself
+from adpipe.settings import airflow_env  # noqa: E402 - after Airflow's environment
+
+os.environ.setdefault("ADPIPE_JOB_SETTINGS", airflow_env({})["ADPIPE_JOB_SETTINGS"])

@@ -7,6 +7,9 @@ Endpoint
 --------
 ``GET /v1/impressions?start=<t>&end=<t>[&cursor=<c>][&limit=<n>]``
 
+Started with a token (``AD_API_SERVE_TOKEN``), it answers only requests carrying it as
+``Authorization: Bearer <token>`` or ``X-Api-Key: <token>``: 401 without one, 403 with another.
+
 - ``start``, ``end``: the window ``[start, end)``, RFC 3339 with an offset (``Z`` or
   ``+hh:mm``); ``end`` after ``start``; at most 31 days.
 - ``cursor``: opaque, from the previous page's ``next_cursor``; absent on the first page. A
@@ -67,6 +70,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import os
 import random
@@ -336,6 +340,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "ad-api/1"
     traffic: Traffic
     faults: Faults | None  # None: no fault endpoint at all
+    token: str | None  # None: anyone may read; else a Bearer token or X-Api-Key header
 
     def log_message(self, format: str, *args: object) -> None:
         if os.environ.get("AD_API_ACCESS_LOG") == "1":
@@ -390,7 +395,24 @@ class Handler(BaseHTTPRequestHandler):
         self.faults.set([])
         self._send(200, b'{"plan":[]}')
 
+    def _refused(self) -> bool:
+        """Whether the request lacks the token (401) or carries another one (403), as a
+        vendor's API answers; answered here."""
+        if self.token is None:
+            return False
+        scheme, _, bearer = self.headers.get("Authorization", "").partition(" ")
+        sent = bearer if scheme.lower() == "bearer" else self.headers.get("X-Api-Key")
+        if not sent:
+            self._error(401, "a token is required", {"WWW-Authenticate": "Bearer"})
+            return True
+        if not hmac.compare_digest(sent.encode(), self.token.encode()):
+            self._error(403, "the token is not valid")
+            return True
+        return False
+
     def _impressions(self, query: dict[str, list[str]]) -> None:
+        if self._refused():
+            return
         fault = self.faults.take() if self.faults else None
         if fault and fault.startswith("429"):
             retry_after = fault.partition(":")[2] or "1"
@@ -450,14 +472,23 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(
-    host: str, port: int, per_hour: int, seed: str, faults: bool = False
+    host: str,
+    port: int,
+    per_hour: int,
+    seed: str,
+    faults: bool = False,
+    token: str | None = None,
 ) -> ThreadingHTTPServer:
     """An HTTP server for the API; call ``serve_forever()`` on it. ``faults`` adds the fault
-    queue endpoint, for tests."""
+    queue endpoint, for tests; ``token``: impressions only for requests that carry it."""
     handler = type(
         "BoundHandler",
         (Handler,),
-        {"traffic": Traffic(per_hour, seed), "faults": Faults() if faults else None},
+        {
+            "traffic": Traffic(per_hour, seed),
+            "faults": Faults() if faults else None,
+            "token": token or None,
+        },
     )
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
@@ -470,10 +501,12 @@ def main() -> None:
     per_hour = int(os.environ.get("AD_API_IMPRESSIONS_PER_HOUR", "3000"))
     seed = os.environ.get("AD_API_SEED", "adpipe")
     faults = os.environ.get("AD_API_FAULTS") == "1"
-    server = make_server(host, port, per_hour, seed, faults)
+    token = os.environ.get("AD_API_SERVE_TOKEN") or None
+    server = make_server(host, port, per_hour, seed, faults, token)
     print(
         f"ad-api: serving {per_hour} impressions per hour on http://{host}:{port}"
-        + (" (fault endpoint /_faults enabled)" if faults else ""),
+        + (" (fault endpoint /_faults enabled)" if faults else "")
+        + (" (a token required)" if token else ""),
         flush=True,
     )
     server.serve_forever()

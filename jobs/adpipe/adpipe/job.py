@@ -312,6 +312,9 @@ def run(
         )
         if value("ADPIPE_DEBUG") == "1":
             log.exception("traceback")
+    settings = getattr(args, "settings", None)
+    if isinstance(settings, Settings):  # what it ran with, secrets as set or not
+        summary["settings"] = settings.shown()
     summary["exit_code"] = code
     summary["seconds"] = round(time.monotonic() - started, 3)
     summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -8,12 +8,14 @@ settings, and nothing more, to its own env file (`docker run --env-file .env.loa
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from adpipe.errors import ConfigError, MissingSetting
 from adpipe.grid import STEPS
@@ -30,6 +32,47 @@ def text(name: str, value: str) -> str:
 
 def url(name: str, value: str) -> str:
     return value.rstrip("/")
+
+
+# query parameters whose value is a credential, whatever the API calls it
+SECRET_QUERY = re.compile(r"(?i)(token|key|secret|password|passwd|signature|sig|auth|credential)")
+
+
+def shown_url(address: str) -> str:
+    """``address`` as it may be recorded (a manifest's source, a SUMMARY, a failure, lineage):
+    no userinfo, and the value of every query parameter that names a credential replaced by
+    ``***``. Backups are kept forever; a token in one would be too."""
+    parts = urlsplit(address)
+    netloc = parts.hostname or ""
+    if ":" in netloc:  # an IPv6 address
+        netloc = f"[{netloc}]"
+    if parts.port:
+        netloc += f":{parts.port}"
+    query = urlencode(
+        [
+            (key, "***" if SECRET_QUERY.search(key) else found)
+            for key, found in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+# HTTP header names (RFC 9110's token)
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def api_auth(name: str, value: str) -> str:
+    """How the ad API wants its credential: ``none``, ``bearer`` (Authorization: Bearer
+    <token>) or ``header:<Name>`` (the token as that header's value, e.g. header:X-Api-Key)."""
+    value = value.strip()
+    kind, _, header = value.partition(":")
+    if value in ("none", "bearer") or (kind == "header" and HEADER_NAME.fullmatch(header)):
+        return value
+    raise ConfigError(
+        f"setting {name} is not an ad API authentication: {value!r}",
+        "write none, bearer, or header:<Name> (e.g. header:X-Api-Key)",
+    )
 
 
 def whole(low: int, high: int) -> Callable[[str, str], int]:
@@ -108,6 +151,10 @@ class Setting:
             so a test sets it in a job's environment, but listed nowhere a user looks
             (``--help``, .env.example, the env files `make env` writes), so no deployment
             sets it by accident.
+        secret: its value is a credential, never shown (a job's SUMMARY lists the others).
+        connection: an Airflow connection carries it to a task (``adpipe_dags.jobs.
+            connection_env``); every other setting a task's identity reads reaches it as
+            ``ADPIPE_<NAME>`` (`airflow_env`).
     """
 
     name: str
@@ -116,6 +163,8 @@ class Setting:
     parse: Callable[[str, str], Any] = text
     whose: str = ""
     seam: bool = False
+    secret: bool = False
+    connection: bool = False
 
     def describe(self) -> str:
         """Its help, with its default (or that it is required)."""
@@ -127,8 +176,18 @@ class Setting:
 SETTINGS = {
     setting.name: setting
     for setting in (
-        Setting("WAREHOUSE_DSN", "PostgreSQL DSN of the job's role", whose="role"),
-        Setting("WAREHOUSE_OWNER_DSN", "PostgreSQL DSN of the schema's owner; migrations only"),
+        Setting(
+            "WAREHOUSE_DSN",
+            "PostgreSQL DSN of the job's role",
+            whose="role",
+            secret=True,
+            connection=True,
+        ),
+        Setting(
+            "WAREHOUSE_OWNER_DSN",
+            "PostgreSQL DSN of the schema's owner; migrations only",
+            secret=True,
+        ),
         Setting(
             "WAREHOUSE_LOCK_TIMEOUT",
             "longest wait for a lock in PostgreSQL, then exit 4",
@@ -141,12 +200,30 @@ SETTINGS = {
             "30min",
             duration,
         ),
-        Setting("AWS_ACCESS_KEY_ID", "the job's S3 access key", whose="identity"),
-        Setting("AWS_SECRET_ACCESS_KEY", "its secret", whose="identity"),
-        Setting("S3_ENDPOINT_URL", "S3 endpoint; unset: AWS", ""),
-        Setting("S3_BUCKET", "bucket", "ad-data"),
-        Setting("AWS_DEFAULT_REGION", "region", "us-east-1"),
-        Setting("AD_API_URL", "the ad API's base URL", parse=url),
+        Setting("AWS_ACCESS_KEY_ID", "the job's S3 access key", whose="identity", connection=True),
+        Setting(
+            "AWS_SECRET_ACCESS_KEY", "its secret", whose="identity", secret=True, connection=True
+        ),
+        Setting("S3_ENDPOINT_URL", "S3 endpoint; unset: AWS", "", connection=True),
+        Setting("S3_BUCKET", "bucket", "ad-data", connection=True),
+        Setting("AWS_DEFAULT_REGION", "region", "us-east-1", connection=True),
+        Setting("AD_API_URL", "the ad API's base URL", parse=url, connection=True),
+        Setting(
+            "AD_API_AUTH",
+            "how the ad API takes its credential: none, bearer (Authorization: Bearer), or "
+            "header:<Name> (e.g. header:X-Api-Key)",
+            "none",
+            api_auth,
+            connection=True,
+        ),
+        Setting(
+            "AD_API_TOKEN",
+            "the ad API's token or key, sent as AD_API_AUTH says; required unless it is none",
+            "",
+            whose="identity",
+            secret=True,
+            connection=True,
+        ),
         Setting(
             "WINDOW_MINUTES",
             "the window grid: minutes from 00:00 UTC a window starts and ends on; the api-load "
@@ -235,7 +312,11 @@ SETTINGS = {
             "8082",
             whole(1, 65535),
         ),
-        Setting("HEALTH_TOKEN", "the bearer token every request to the health service must carry"),
+        Setting(
+            "HEALTH_TOKEN",
+            "the bearer token every request to the health service must carry",
+            secret=True,
+        ),
         Setting("ADPIPE_LOG_LEVEL", "log level on stderr", "INFO"),
         Setting("ADPIPE_DEBUG", "1 prints a traceback with an unexpected failure", ""),
     )
@@ -250,6 +331,8 @@ S3 = (
 )
 EXTRACT = (
     "AD_API_URL",
+    "AD_API_AUTH",
+    "AD_API_TOKEN",
     "WINDOW_MINUTES",
     "EXTRACT_PAGE_SIZE",
     "EXTRACT_MAX_PAGES",
@@ -329,6 +412,20 @@ class Settings:
                 "(docker run --env-file .env.<job>; see .env.example)",
             )
 
+    def shown(self) -> dict[str, str]:
+        """What the command read, for its SUMMARY: every setting it lists under the name it
+        read, as text (its default where unset); a secret only as whether it is set, a URL
+        as `shown_url` records it."""
+        found = {}
+        for setting in listed(self.names or ()):
+            known, name = SETTINGS[setting], self.name(setting)
+            raw = os.environ.get(name, "") or known.default or ""
+            if known.secret:
+                found[name] = "(set)" if raw else "(unset)"
+            else:
+                found[name] = shown_url(raw) if known.parse is url else raw
+        return found
+
     def describe(self) -> str:
         """The settings part of a command's ``--help``: each as the command reads it, seams
         aside."""
@@ -368,6 +465,21 @@ class Settings:
     @property
     def ad_api_url(self) -> str:
         return self.read("AD_API_URL")
+
+    @property
+    def ad_api_credential(self) -> tuple[str, str]:
+        """How the ad API takes its credential (AD_API_AUTH) and the credential; a
+        `MissingSetting` naming the token when the API wants one and none is set."""
+        auth = self.read("AD_API_AUTH")
+        token = self.read("AD_API_TOKEN") or ""
+        if auth != "none" and not token:
+            raise MissingSetting(
+                f"setting {self.name('AD_API_TOKEN')} is missing: "
+                f"{self.name('AD_API_AUTH')} is {auth}",
+                "set it in the environment (through Airflow: the ad_api connection's password; "
+                "by hand: `make env` writes it to .env.extract_backup from .env)",
+            )
+        return auth, token
 
     @property
     def lock_timeout(self) -> str:
@@ -465,6 +577,17 @@ class EnvFile:
         seams."""
         return listed(self.names)
 
+    @property
+    def passed(self) -> tuple[str, ...]:
+        """What a DAG's task of this identity passes as settings (``ADPIPE_<NAME>`` in
+        Airflow's environment, `airflow_env`): what it reads but the seams, what its
+        Airflow connections carry and secrets (which only a connection carries)."""
+        return tuple(
+            name
+            for name in self.written
+            if not SETTINGS[name].connection and not SETTINGS[name].secret
+        )
+
 
 # one file per identity, holding what its commands read (each command lists its own)
 ENV_FILES = {
@@ -548,3 +671,22 @@ def reference() -> str:
             what = known.help.replace("|", "\\|").replace("\n", " ")
             lines.append(f"| `{reader.name(setting)}` | {default} | {what} |")
     return "\n".join(lines) + "\n"
+
+
+def airflow_env(known: dict[str, str]) -> dict[str, str]:
+    """What Airflow's services need to hand each identity its settings, from .env's values
+    (``known``): ``ADPIPE_<NAME>`` for every setting some identity's tasks are passed
+    (`EnvFile.passed`; empty values left out: the job's default), and ``ADPIPE_JOB_SETTINGS``,
+    which names each identity's, so a DAG task passes exactly what its identity reads
+    (``adpipe_dags.jobs.job_task``). `make env` writes them to .env.airflow, compose hands
+    that file to Airflow's containers."""
+    env = {
+        "ADPIPE_JOB_SETTINGS": json.dumps(
+            {name: list(file.passed) for name, file in ENV_FILES.items()}, separators=(",", ":")
+        )
+    }
+    for file in ENV_FILES.values():
+        for name in file.passed:
+            if known.get(name):
+                env[f"ADPIPE_{name}"] = known[name]
+    return env

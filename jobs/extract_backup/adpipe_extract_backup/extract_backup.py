@@ -46,7 +46,7 @@ import urllib3
 from adpipe import backups, pages
 from adpipe.errors import DataError, UpstreamError
 from adpipe.job import Command, check_window, window_arguments
-from adpipe.settings import Settings
+from adpipe.settings import Settings, shown_url
 from adpipe.storage import Bucket
 from adpipe.windows import backup_prefix, manifest_key, page_key, rfc3339
 from urllib3.exceptions import DecodeError, InvalidHeader, MaxRetryError
@@ -132,10 +132,19 @@ class ApiLimits:
 
 
 class ApiClient:
-    """A client of ``GET /v1/impressions`` whose every wait has a bound."""
+    """A client of ``GET /v1/impressions`` whose every wait has a bound, sending the API's
+    credential as ``auth`` says (AD_API_AUTH: none, bearer, header:<Name>). Whatever it
+    records or reports names the API by `shown`: no userinfo, no credential in a query."""
 
-    def __init__(self, base_url: str, page_size: int, limits: ApiLimits = ApiLimits()) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        page_size: int,
+        limits: ApiLimits = ApiLimits(),
+        credential: tuple[str, str] = ("none", ""),
+    ) -> None:
         self.base_url = base_url
+        self.shown = shown_url(base_url)
         self.page_deadline = limits.page_deadline
         self.page_size = page_size
         self.max_page_bytes = limits.max_page_bytes
@@ -152,11 +161,11 @@ class ApiClient:
             raise_on_status=False,
         )
         timeout = urllib3.Timeout(connect=5.0, read=limits.timeout)
-        self._http = urllib3.PoolManager(timeout=timeout)
+        self._http = urllib3.PoolManager(timeout=timeout, headers=auth_headers(*credential))
 
     def where(self, start: datetime, end: datetime) -> str:
         """The API and the window, as a failure names them."""
-        return f"ad API {self.base_url}, window [{rfc3339(start)}, {rfc3339(end)})"
+        return f"ad API {self.shown}, window [{rfc3339(start)}, {rfc3339(end)})"
 
     def page(self, start: datetime, end: datetime, cursor: str | None, number: int) -> bytes:
         """The raw body of one page, as the API sent it (`read_page` checks its shape)."""
@@ -195,6 +204,15 @@ class ApiClient:
         cut.daemon = True
         cut.start()
         try:
+            if response.status in (401, 403):
+                # no retry changes a refused credential; what the API said is not repeated
+                # (an API may echo what it was sent)
+                raise UpstreamError(
+                    f"ad API {self.shown} refused the credential (HTTP {response.status}) "
+                    f"for page {call.number}; {call.where}",
+                    "check the token (through Airflow: the ad_api connection's password and "
+                    "its extra's auth; by hand: EXTRACT_AD_API_TOKEN and AD_API_AUTH), then rerun",
+                )
             if response.status != 200:
                 problem = f"HTTP {response.status}: {response.read(200)!r}"
                 raise UpstreamError(
@@ -246,6 +264,16 @@ class ApiClient:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def auth_headers(auth: str, token: str) -> dict[str, str]:
+    """The headers that carry the API's credential: AD_API_AUTH ``bearer``, ``header:<Name>``
+    or ``none``."""
+    if auth == "bearer":
+        return {"Authorization": f"Bearer {token}"}
+    if auth.startswith("header:"):
+        return {auth.partition(":")[2]: token}
+    return {}
 
 
 @dataclass
@@ -404,7 +432,7 @@ class BackupRun:
 
     @property
     def source(self) -> str:
-        return self.api.base_url + "/v1/impressions"
+        return self.api.shown + "/v1/impressions"
 
     def manifest(self) -> bytes:
         return json.dumps(
@@ -465,7 +493,12 @@ def _record_version(
 def main(args: argparse.Namespace) -> dict[str, Any]:
     settings = args.settings
     check_window(args.start, args.end, settings.window_minutes)
-    api = ApiClient(settings.ad_api_url, settings.page_size, ApiLimits.of(settings))
+    api = ApiClient(
+        settings.ad_api_url,
+        settings.page_size,
+        ApiLimits.of(settings),
+        settings.ad_api_credential,
+    )
     run = BackupRun(args.start, args.end, api, Bucket(settings))
     return run.run(settings.max_pages)
 

@@ -109,6 +109,7 @@ RESERVED = (
     Days("test_no_secret_in_argv", date(2026, 7, 9), date(2026, 7, 10)),
     Days("test_windows_and_clock", date(2026, 7, 11), date(2026, 7, 20)),
     Days("test_doors", date(2026, 7, 21), date(2026, 7, 22)),
+    Days("test_managed_postgres", date(2026, 7, 23), date(2026, 7, 23)),  # into its own server
     Days("test_bench", date(2026, 8, 1), date(2026, 8, 8)),  # and make bench's
     Days("test_health_metrics", date(2026, 9, 1), date(2026, 9, 1)),
     Days("test_data_health", date(2026, 9, 3), date(2026, 9, 4)),

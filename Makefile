@@ -60,6 +60,9 @@ settings-doc: ## Rewrite docs/settings.md, every setting of each job identity, f
 	@PYTHONPATH=jobs/adpipe python3 -c 'from adpipe.settings import reference; print(reference(), end="")' >docs/settings.md
 	@echo "settings-doc: wrote docs/settings.md" >&2
 
+iam-policies: ## Write each S3 identity's AWS IAM policy (least privilege, from platform/s3/access.py) to docs/s3-policies/ (BUCKET=ad-data, OUT=...)
+	@python3 platform/s3/access.py --bucket "$(or $(BUCKET),ad-data)" --out "$(or $(OUT),docs/s3-policies)"
+
 browser: ## Install Debian's chromium for the UI test when missing (root on Debian/Ubuntu)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } || \

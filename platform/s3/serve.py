@@ -7,10 +7,10 @@ and one relay (socat) carries the S3 port alone to the container's network, wher
 publishes it on the host's 127.0.0.1. The S3 port checks every request's signature.
 
 At start it writes the S3 identities from the environment (one per job, each limited to what
-that job needs, and the operator's) to a file only this user can read, starts SeaweedFS with
-telemetry off, waits until its master knows every volume on disk (before that an object
-stored before the start cannot be read), creates the bucket when it is missing, opens the
-relay and marks itself ready.
+that job needs, and the operator's, as access.py's table grants them) to a file only this
+user can read, starts SeaweedFS with telemetry off, waits until its master knows every
+volume on disk (before that an object stored before the start cannot be read), creates the
+bucket when it is missing, opens the relay and marks itself ready.
 Objects live in SeaweedFS's own on-disk format under /data: nothing is replayed at start.
 
 Environment: S3_PORT, S3_BUCKET, and for each identity the pair <PREFIX>AWS_ACCESS_KEY_ID /
@@ -29,6 +29,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from access import GRANTS, environment_prefix, seaweedfs_actions
+
 DATA = Path("/data")
 CONFIG = Path("/run/s3/identities.json")
 READY = Path("/tmp/s3-ready")  # noqa: S108 - inside the container, for the health check
@@ -43,61 +45,22 @@ VOLUME_MB = 1024  # one SeaweedFS volume; objects span several
 VOLUMES = 64  # volume slots: room for 64 GiB
 
 
-def grants(bucket: str) -> list[tuple[str, str, list[str]]]:
-    """Who may do what in one bucket: (name, environment prefix, actions). A ``Write``
-    action also allows DELETE inside its scope; SeaweedFS has no finer grant."""
-    return [
-        (
-            "operator",
-            "",
-            [f"Read:{bucket}", f"Write:{bucket}", f"List:{bucket}", f"Tagging:{bucket}"],
-        ),
-        ("extract", "EXTRACT_", [f"Read:{bucket}/backup/*", f"Write:{bucket}/backup/*"]),
-        (
-            "load",
-            "LOAD_",
-            [
-                f"Read:{bucket}/backup/*",
-                f"Read:{bucket}/quarantine/*",
-                f"Write:{bucket}/quarantine/*",
-            ],
-        ),
-        (
-            "archive",
-            "ARCHIVE_",
-            [
-                f"Read:{bucket}/archive/*",
-                f"Write:{bucket}/archive/*",
-                # `archive set-aside` moves an object it cannot vouch for here
-                f"Read:{bucket}/set-aside/*",
-                f"Write:{bucket}/set-aside/*",
-            ],
-        ),
-        ("reconcile", "RECONCILE_", [f"Read:{bucket}"]),
-        # `make query` reads the archive and nothing else
-        ("query", "QUERY_", [f"Read:{bucket}/archive/*"]),
-    ]
-
-
 def identities(buckets: list[str]) -> list[dict]:
-    """Each identity of .env with its grants in every bucket (the data's, and the bench's,
-    where `make bench` runs the same jobs with the same identities)."""
+    """Each identity of .env with its grants (`access.GRANTS`) in every bucket (the data's,
+    and the bench's, where `make bench` runs the same jobs with the same identities). A
+    ``Write`` action also allows DELETE inside its scope; SeaweedFS has no finer grant."""
     found = []
-    for index, (name, prefix, _) in enumerate(grants(buckets[0])):
+    for name in GRANTS:
+        prefix = environment_prefix(name)
         key = os.environ.get(f"{prefix}AWS_ACCESS_KEY_ID", "")
         secret = os.environ.get(f"{prefix}AWS_SECRET_ACCESS_KEY", "")
         if not key or not secret or secret == "generate":  # noqa: S105 - the placeholder
             sys.exit(f"s3: {prefix}AWS_ACCESS_KEY_ID and {prefix}AWS_SECRET_ACCESS_KEY must be set")
-        actions = []
-        for bucket in buckets:
-            actions += grants(bucket)[index][2]
-            if name != "operator":
-                actions.append(f"List:{bucket}")
         found.append(
             {
                 "name": name,
                 "credentials": [{"accessKey": key, "secretKey": secret}],
-                "actions": actions,
+                "actions": seaweedfs_actions(name, buckets),
             }
         )
     return found

@@ -113,6 +113,7 @@ RESERVED = (
     Days("test_health_metrics", date(2026, 9, 1), date(2026, 9, 1)),
     Days("test_data_health", date(2026, 9, 3), date(2026, 9, 4)),
     Days("test_alarm", date(2026, 9, 6), date(2026, 9, 6)),
+    Days("test_capacity", date(2026, 9, 8), date(2026, 9, 8)),
     Days("test_api_load_jobs", date(2026, 10, 1), date(2026, 10, 12)),
     # days before TODAY; inside the archive DAG's reconcile window each is left balanced
     Days("scheduler", 1, 0, balance=True),  # the stack's own hourly runs: the latest hour

@@ -80,8 +80,9 @@ demo: start ## The main job: start everything, run api-load and archive through 
 stop: ## Stop every container of the stack; data stays in its volumes
 	@$(STACK) stop
 
-status: env ## Show each service with its address and health
+status: env ## Show each service with its address and health, and how full the S3 store is
 	@$(STACK) status
+	@python3 platform/capacity.py
 
 logs: ## Follow the stack's logs, or one service's: make logs SERVICE=airflow-scheduler
 	@bash platform/compose.sh logs -f --tail 50 $(SERVICE)

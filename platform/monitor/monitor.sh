@@ -23,7 +23,7 @@ export GROUP_WAIT_SECONDS="$((interval < 10 ? interval : 10))" GROUP_INTERVAL_SE
 
 fill() {  # fill <template> <target>: each @NAME@ replaced with $NAME
   awk '{
-    while (match($0, /@[A-Z_]+@/)) {
+    while (match($0, /@[A-Z][A-Z0-9_]*@/)) {
       name = substr($0, RSTART + 1, RLENGTH - 2)
       $0 = substr($0, 1, RSTART - 1) ENVIRON[name] substr($0, RSTART + RLENGTH)
     }
@@ -36,7 +36,10 @@ case "${1:-prometheus}" in
     printf '%s' "$HEALTH_TOKEN" >"$conf/health-token"
     ALARM_NO_LOAD_SECONDS="$(awk -v m="$ALARM_NO_LOAD_MINUTES" 'BEGIN { printf "%d", m * 60 }')"
     [ "$ALARM_NO_LOAD_SECONDS" -ge 30 ] || { echo "monitor: ALARM_NO_LOAD_MINUTES must be at least 0.5" >&2; exit 2; }
-    export ALARM_NO_LOAD_SECONDS MONITOR_CONF_DIR="$conf"
+    # the capacity alarm's threshold, in days (30 unless set)
+    S3_ALERT_DAYS_LEFT="${S3_ALERT_DAYS_LEFT:-30}"
+    case "$S3_ALERT_DAYS_LEFT" in ''|*[!0-9]*) echo "monitor: S3_ALERT_DAYS_LEFT must be a whole number of days" >&2; exit 2 ;; esac
+    export ALARM_NO_LOAD_SECONDS S3_ALERT_DAYS_LEFT MONITOR_CONF_DIR="$conf"
     fill /opt/adpipe/monitor/prometheus.yml "$conf/prometheus.yml"
     fill /opt/adpipe/monitor/rules.yml "$conf/rules.yml"
     exec prometheus --config.file="$conf/prometheus.yml" --web.config.file="$conf/web.yml" \

@@ -42,7 +42,12 @@ LOOPBACK = "127.0.0.1"  # the container's own: nothing outside the container rea
 # SeaweedFS's ports inside the container; each one's gRPC port is 10000 higher
 MASTER_PORT, VOLUME_PORT, FILER_PORT, GATEWAY_PORT = 9333, 9480, 9888, 8333
 VOLUME_MB = 1024  # one SeaweedFS volume; objects span several
-VOLUMES = 64  # volume slots: room for 64 GiB
+# SeaweedFS stops writing (every volume read-only, no new one) while less than this is free on
+# the disk it shares with PostgreSQL: a write that met a full disk would leave a volume with
+# half a record. It looks once a minute; what is left is room for the warehouse's WAL
+# (max_wal_size, 4GB in docker-compose.yml) to finish a load, and `make status` and the
+# capacity alarm say how many days the disk lasts before that.
+MIN_FREE = "4GiB"
 
 
 def identities(buckets: list[str]) -> list[dict]:
@@ -176,13 +181,17 @@ def main() -> None:
             f"-volume.port={VOLUME_PORT}",
             f"-filer.port={FILER_PORT}",
             "-master.telemetry=false",
-            # a fixed number of 1 GiB volumes: with 0 it sizes the slots by free disk at 30 GiB
-            # each, and on a small disk has fewer than the 7 a new collection grows at once
             f"-master.volumeSizeLimitMB={VOLUME_MB}",
             # the one master elects itself after this long at a start (the default, 10 s, is
             # most of a restart's wait); it has no peer whose heartbeat it could miss
             "-master.electionTimeout=1s",
-            f"-volume.max={VOLUMES}",
+            # as many 1 GiB volumes as the disk holds: the volume server counts its slots again
+            # at every heartbeat, the volumes it has plus what fits in the free space they do
+            # not claim yet, so the store grows with the disk (a fixed count made it full at
+            # that many GiB whatever the disk held). Before the master has told it the size
+            # limit it has no slots, and the volumes on disk load all the same (wait_volumes)
+            "-volume.max=0",
+            f"-volume.minFreeSpace={MIN_FREE}",
             # stop in about a second, not the default ten
             "-volume.preStopSeconds=1",
             "-s3",

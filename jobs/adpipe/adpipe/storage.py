@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import IO, Any
 
 import boto3
@@ -136,6 +137,11 @@ class Bucket:
         """The size in bytes of each object under ``prefix``."""
         for item in self._listed(prefix):
             yield int(item["Size"])
+
+    def sizes_and_times(self, prefix: str) -> Iterator[tuple[int, datetime]]:
+        """The size in bytes and the last write (LastModified) of each object under ``prefix``."""
+        for item in self._listed(prefix):
+            yield int(item["Size"]), item["LastModified"]
 
     def _listed(self, prefix: str) -> Iterator[dict[str, Any]]:
         try:  # a generator: errors surface while it is iterated, so not through _call

@@ -11,12 +11,15 @@ import argparse
 import hmac
 import json
 import logging
+import os
 import threading
 import time
-from collections.abc import Iterator
-from datetime import UTC, date, timedelta
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -44,6 +47,9 @@ warehouse as the read-only role (WAREHOUSE_DSN), the bucket as reconcile's ident
     GET /days?from=YYYY-MM-DD&to=YYYY-MM-DD   reconcile of those days (each day as
         reconcile --json prints it), each hour's mark (loaded, late, missing, accepted),
         the last loaded hour and the storage used; default: the 45 days up to yesterday
+    GET /capacity                             the bucket's bytes under each prefix (listed
+        now), the bytes a day written over the last 7 days, the disk left where the S3
+        data lives and the days left at that rate (make status shows them)
     GET /metrics                              the metrics, in Prometheus's text format
     GET /-/healthy                            "ok": it runs (no data)
 
@@ -60,6 +66,10 @@ RECONCILE_EVERY = 3600  # seconds between reconciles for the verdict metric
 # the first one waits this long: a stack that is starting has better uses for its cores
 FIRST_RECONCILE_AFTER = 300
 PREFIXES = (BACKUP_PREFIX, QUARANTINE_PREFIX, ARCHIVE_PREFIX, SET_ASIDE_PREFIX)
+GROWTH_DAYS = 7  # days left are estimated at the rate the bucket grew over the last week
+# where compose mounts the S3 server's data volume, read-only: its free space is all that is
+# read there (the disk PostgreSQL's volume shares, as Docker keeps both)
+S3_DATA = Path("/s3data")
 
 # the latest window loaded, when the latest load committed, and the archive's latest change
 # (an object archived or restored): what the bucket's listing is kept for (`stored_bytes`)
@@ -79,6 +89,63 @@ FROM pg_partition_tree('ad_impressions'::regclass)
 """
 
 
+@dataclass(frozen=True)
+class Usage:
+    """One listing of the bucket's prefixes.
+
+    Attributes:
+        bytes: the bytes under each prefix (its name without the slash).
+        objects: the objects under each prefix.
+        written_last_week: the bytes of the objects written in the last GROWTH_DAYS days
+            that are still there: an object deleted since counts nowhere, so the rate it
+            gives is what the disk must hold while nothing is deleted.
+        at: when the listing began.
+    """
+
+    bytes: dict[str, int]
+    objects: dict[str, int]
+    written_last_week: int
+    at: datetime
+
+    @property
+    def bytes_per_day(self) -> float:
+        return self.written_last_week / GROWTH_DAYS
+
+
+def usage(bucket: Bucket, prefixes: Sequence[str], now: datetime) -> Usage:
+    """List ``prefixes`` of ``bucket`` once: bytes and objects under each, and what of them
+    was written in the GROWTH_DAYS days before ``now`` (S3's LastModified)."""
+    since = now - timedelta(days=GROWTH_DAYS)
+    found = {prefix.rstrip("/"): 0 for prefix in prefixes}
+    objects = dict.fromkeys(found, 0)
+    written = 0
+    for prefix in prefixes:
+        name = prefix.rstrip("/")
+        for size, modified in bucket.sizes_and_times(prefix):
+            found[name] += size
+            objects[name] += 1
+            if modified >= since:
+                written += size
+    return Usage(found, objects, written, now)
+
+
+def disk_free() -> int | None:
+    """Bytes free where the S3 data lives, as a user who is not root may fill them; None
+    when the volume is not mounted at S3_DATA (the container's own disk would be a guess)."""
+    if not S3_DATA.is_mount():
+        return None
+    stat = os.statvfs(S3_DATA)
+    return stat.f_bavail * stat.f_frsize
+
+
+def days_left(free: int | None, bytes_per_day: float) -> float | None:
+    """Days until ``free`` bytes are written at ``bytes_per_day``; None when either is unknown
+    or nothing was written (no growth: no end in sight)."""
+    if free is None or bytes_per_day <= 0:
+        return None
+    return free / bytes_per_day
+
+
 class Health:
     """What the server reads, for one request at a time: a warehouse session each (closed
     after it, so the reader role's connection limit is not held), the bucket, and the last
@@ -89,8 +156,8 @@ class Health:
         self.bucket = Bucket(settings)
         self.deadline = timedelta(minutes=settings.load_deadline_minutes)
         self.lock = threading.Lock()
-        # the last listing: when, the latest load it saw committed, the bytes per prefix
-        self.listed: tuple[float, Any, dict[str, int]] = (0.0, None, {})
+        # the last listing: when (monotonic), the latest load it saw committed, its usage
+        self.listed: tuple[float, Any, Usage | None] = (0.0, None, None)
         self.verdict: dict[str, Any] = {}
 
     def reconcile(self, first: date, last: date) -> dict[str, Any]:
@@ -122,20 +189,42 @@ class Health:
         }
 
     def stored_bytes(self, last_load: Any) -> dict[str, int]:
-        """Bytes under each prefix of the bucket, listed at most every LIST_EVERY seconds, and
-        again once a load or an archive committed after the last listing (``last_load``: when
-        the latest of each did), so what they stored is counted at the next scrape."""
+        """Bytes under each prefix of the bucket (`listing`)."""
+        return self.listing(last_load).bytes
+
+    def listing(self, last_load: Any, fresh: bool = False) -> Usage:
+        """The bucket's usage, listed at most every LIST_EVERY seconds, and again once a load
+        or an archive committed after the last listing (``last_load``: when the latest of
+        each did), so what they stored is counted at the next scrape; ``fresh``: now."""
         with self.lock:
             when, seen, found = self.listed
-            if found and seen == last_load and time.monotonic() - when < LIST_EVERY:
+            if found and not fresh and seen == last_load and time.monotonic() - when < LIST_EVERY:
                 return found
-        found = {prefix.rstrip("/"): 0 for prefix in PREFIXES}
-        for prefix in PREFIXES:
-            for size in self.bucket.sizes(prefix):
-                found[prefix.rstrip("/")] += size
+        found = usage(self.bucket, PREFIXES, datetime.now(UTC))
         with self.lock:
             self.listed = (time.monotonic(), last_load, found)
         return found
+
+    def capacity(self) -> dict[str, Any]:
+        """How full the S3 store is and how long its disk lasts, from a listing made now."""
+        with self._session() as conn, conn, conn.cursor() as cur:
+            cur.execute(LAST_LOAD)
+            _, last_finished, archive_changed = cur.fetchone()
+        found = self.listing((last_finished, archive_changed), fresh=True)
+        free = disk_free()
+        return {
+            "bucket": self.bucket.name,
+            "listed_at": found.at.isoformat(),
+            "prefixes": {
+                name: {"bytes": size, "objects": found.objects[name]}
+                for name, size in found.bytes.items()
+            },
+            "growth_days": GROWTH_DAYS,
+            "written_last_week_bytes": found.written_last_week,
+            "bytes_per_day": found.bytes_per_day,
+            "disk_free_bytes": free,
+            "days_left": days_left(free, found.bytes_per_day),
+        }
 
     def check_nightly_span(self) -> None:
         """Reconcile the span the nightly run checks; keep its verdict for /metrics."""
@@ -197,9 +286,27 @@ class Health:
             labels=["store"],
         )
         stored.add_metric(["table"], table_bytes)
-        for prefix, size in self.stored_bytes((last_finished, archive_changed)).items():
+        found = self.listing((last_finished, archive_changed))
+        for prefix, size in found.bytes.items():
             stored.add_metric([prefix], size)
         yield stored
+        yield _gauge(
+            "adpipe_s3_written_bytes_per_day",
+            f"Bytes a day written to the bucket over the last {GROWTH_DAYS} days, still there",
+            found.bytes_per_day,
+        )
+        free = disk_free()
+        if free is not None:
+            yield _gauge(
+                "adpipe_s3_disk_free_bytes", "Bytes free on the disk the S3 data lives on", free
+            )
+        left = days_left(free, found.bytes_per_day)
+        if left is not None:
+            yield _gauge(
+                "adpipe_s3_days_left",
+                "Days until the S3 data's disk is full at the last week's rate: the alarm's input",
+                left,
+            )
         if self.verdict:
             yield _gauge(
                 "adpipe_reconcile_balanced",
@@ -279,6 +386,11 @@ def handler(health: Health, registry: CollectorRegistry, token: str) -> type:
                 if url.path == "/metrics":
                     body = generate_latest(registry)
                     return self.answer(HTTPStatus.OK, body, "text/plain; version=0.0.4")
+                if url.path == "/capacity":
+                    found = health.capacity()
+                    return self.answer(
+                        HTTPStatus.OK, json.dumps(found).encode(), "application/json"
+                    )
                 if url.path == "/days":
                     found = health.reconcile(*day_range(parse_qs(url.query)))
                     return self.answer(
@@ -289,7 +401,9 @@ def handler(health: Health, registry: CollectorRegistry, token: str) -> type:
             except JobError as exc:
                 text = f"{exc}" + (f" -- {exc.hint}" if exc.hint else "")
                 return self.answer(HTTPStatus.BAD_GATEWAY, f"{text}\n".encode(), "text/plain")
-            return self.answer(HTTPStatus.NOT_FOUND, b"GET /days or /metrics\n", "text/plain")
+            return self.answer(
+                HTTPStatus.NOT_FOUND, b"GET /days, /capacity or /metrics\n", "text/plain"
+            )
 
         def answer(self, status: HTTPStatus, body: bytes, kind: str) -> None:
             self.send_response(status)

@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -643,28 +644,85 @@ def balance_day(day: date, reason: str) -> list[tuple[datetime, datetime]]:
     return spans
 
 
-def airflow_test(
-    what: str, *args: str, env: dict[str, str], timeout: float = 600
-) -> subprocess.CompletedProcess:
-    """``airflow dags test DAG DATE`` (``what`` = "dags") or ``airflow tasks test DAG TASK
-    DATE`` ("tasks") in the stack's scheduler container: a run of the DAG or task by Airflow
-    itself, the real operators and job containers, with ``env`` over the stack's environment.
-    Each of ``env`` goes by name only (``docker exec -e NAME``), its value from this process's
-    environment: no value, a token least of all, in an argument."""
-    scheduler = compose("ps", "-q", "airflow-scheduler").stdout.strip()
-    assert scheduler, "the stack's scheduler is not running"
-    if what == "dags":
-        dag_id, logical = args
-        days.claim(*_dags_test_days(dag_id, logical, env), f"runs {dag_id}")
-    named = [part for name in env for part in ("-e", name)]
-    return subprocess.run(
-        ["docker", "exec", *named, scheduler, "airflow", what, "test", *args],
-        capture_output=True,
-        text=True,
+@contextlib.contextmanager
+def own_airflow(timeout: float = 120) -> Iterator[OwnAirflow]:
+    """An Airflow of the test's own: the stack's scheduler service (its image, environment,
+    DAGs folder, logs volume and Docker access, `compose run`), but a metadata database of
+    its own (SQLite in the container), so no run it makes is seen, let alone run, by the
+    stack's scheduler. Removed after."""
+    name = f"adpipe-test-airflow-{uuid.uuid4().hex[:8]}"
+    started = compose(
+        "run",
+        "-d",
+        "--rm",
+        "--no-deps",
+        "--name",
+        name,
+        "-e",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:////tmp/airflow.db",
+        "airflow-scheduler",
+        "sleep",
+        str(int(timeout) + 3600),
         timeout=timeout,
-        check=False,
-        env={**os.environ, **env},
     )
+    assert started.returncode == 0, started.stderr
+    try:
+        migrated = subprocess.run(
+            ["docker", "exec", name, "airflow", "db", "migrate"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert migrated.returncode == 0, migrated.stdout[-2000:] + migrated.stderr[-2000:]
+        yield OwnAirflow(name)
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
+@dataclass(frozen=True)
+class OwnAirflow:
+    """An Airflow of a test's own (`own_airflow`): its container."""
+
+    container: str
+
+    def test(
+        self, what: str, *args: str, env: dict[str, str], timeout: float = 600
+    ) -> subprocess.CompletedProcess:
+        """``airflow dags test DAG DATE`` (``what`` = "dags") or ``airflow tasks test DAG
+        TASK DATE`` ("tasks"): a run of the DAG or task by Airflow itself, the real operators
+        and job containers, with ``env`` over the stack's environment. Each of ``env`` goes
+        by name only (``docker exec -e NAME``), its value from this process's environment:
+        no value, a token least of all, in an argument."""
+        if what == "dags":
+            dag_id, logical = args
+            days.claim(*_dags_test_days(dag_id, logical, env), f"runs {dag_id}")
+        named = [part for name in env for part in ("-e", name)]
+        return subprocess.run(
+            ["docker", "exec", *named, self.container, "airflow", what, "test", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={**os.environ, **env},
+        )
+
+    def xcoms(self) -> bytes:
+        """Every XCom it holds, as its database stores them."""
+        return subprocess.run(
+            [
+                "docker",
+                "exec",
+                self.container,
+                "python3",
+                "-c",
+                "import sqlite3; print(sqlite3.connect('/tmp/airflow.db').execute("
+                "'SELECT dag_id, task_id, run_id, value FROM xcom').fetchall())",
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
 
 
 def _dags_test_days(dag_id: str, logical: str, env: dict[str, str]) -> tuple[date, date]:
@@ -677,14 +735,15 @@ def _dags_test_days(dag_id: str, logical: str, env: dict[str, str]) -> tuple[dat
 
 
 def summaries(output: str) -> list[dict]:
-    """Every job SUMMARY in a run's output (the job's log lines as Airflow logs them), in
-    order."""
-    found = []
+    """Every job SUMMARY in a run's output (the job's log lines as Airflow logs them), once
+    each (a line Airflow logs twice is one try: each try's seconds differ), in order."""
+    found: dict[str, dict] = {}
     for line in output.splitlines():
         _, marker, rest = line.partition("SUMMARY {")
         if marker:
-            found.append(json.loads("{" + rest[: rest.rindex("}") + 1]))
-    return found
+            text = "{" + rest[: rest.rindex("}") + 1]
+            found.setdefault(text, json.loads(text))
+    return list(found.values())
 
 
 def marked(name: str) -> str:

@@ -5,15 +5,23 @@ it (tests/dags/test_settings_reach_tasks.py holds the same for every task as par
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import days
 import pytest
 from adpipe.job import Command
 from adpipe.settings import ENV_FILES, airflow_env, listed
-from helpers import airflow_test, marked, summaries
+from helpers import OwnAirflow, marked, own_airflow, summaries
 
 pytestmark = pytest.mark.usefixtures("stack")
+
+
+@pytest.fixture(scope="module")
+def airflow() -> Iterator[OwnAirflow]:
+    with own_airflow() as found:
+        yield found
+
 
 # a half-hour window: WINDOW_MINUTES' marked value is 30, the DAG's grid in this run
 END = days.moment("test_settings_reach_runs", hour=7) + timedelta(minutes=30)
@@ -37,10 +45,10 @@ def assert_read_marked(summary: dict, identity: str) -> None:
     assert set(ENV_FILES[identity].passed) & set(shown), (identity, shown)
 
 
-def test_each_setting_reaches_the_api_load_jobs_in_a_run() -> None:
+def test_each_setting_reaches_the_api_load_jobs_in_a_run(airflow: OwnAirflow) -> None:
     env = marked_env()
     assert env["ADPIPE_WINDOW_MINUTES"] == "30"
-    done = airflow_test("dags", "api-load", END.isoformat(), env=env)
+    done = airflow.test("dags", "api-load", END.isoformat(), env=env)
     output = done.stdout + done.stderr
     found = {s["job"]: s for s in summaries(output)}
     assert set(found) == {"extract_backup", "load"}, output[-3000:]
@@ -54,10 +62,10 @@ def test_each_setting_reaches_the_api_load_jobs_in_a_run() -> None:
         assert {reader.name(n) for n in ENV_FILES[job].passed} <= set(found[job]["settings"])
 
 
-def run_task(task: str, logical: str) -> dict:
+def run_task(airflow: OwnAirflow, task: str, logical: str) -> dict:
     """One task of the archive DAG run by Airflow at ``logical``, every setting marked: its
     job's SUMMARY."""
-    done = airflow_test("tasks", "archive", task, logical, env=marked_env())
+    done = airflow.test("tasks", "archive", task, logical, env=marked_env())
     found = summaries(done.stdout + done.stderr)
     assert len(found) == 1, (done.stdout + done.stderr)[-3000:]
     return found[0]
@@ -69,23 +77,23 @@ def assert_read_all(summary: dict, command: Command) -> None:
     assert {reads.name(n) for n in listed(reads.names or ())} <= set(summary["settings"])
 
 
-def test_each_setting_reaches_the_archive_job_in_a_run() -> None:
+def test_each_setting_reaches_the_archive_job_in_a_run(airflow: OwnAirflow) -> None:
     """The archive's task for a date a week ahead: the job reads its settings, then refuses
     the date (exit 2), touching nothing; its SUMMARY names what it read."""
     from adpipe_archive.archive import RUN
 
-    summary = run_task("archive_days", (days.TODAY + timedelta(days=7)).isoformat())
+    summary = run_task(airflow, "archive_days", (days.TODAY + timedelta(days=7)).isoformat())
     assert summary["exit_code"] == 2, summary
     assert_read_marked(summary, "archive")
     assert_read_all(summary, RUN)
 
 
-def test_each_setting_reaches_the_reconcile_job_in_a_run() -> None:
+def test_each_setting_reaches_the_reconcile_job_in_a_run(airflow: OwnAirflow) -> None:
     """The archive DAG's reconcile for days years before anything was loaded, which it only
     reads: every hour there is before RECONCILE_EXPECT_FROM (marked), so they balance."""
     from adpipe_archive.reconcile import RECONCILE
 
-    summary = run_task("reconcile_days", "2001-03-01")
+    summary = run_task(airflow, "reconcile_days", "2001-03-01")
     assert summary["exit_code"] == 0, summary
     assert_read_marked(summary, "reconcile")
     assert_read_all(summary, RECONCILE)

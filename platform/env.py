@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from adpipe.errors import ConfigError
 from adpipe.settings import ENV_FILES, airflow_env  # the jobs' own table, standard library only
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +108,11 @@ def main() -> int:
         if "=" in line and not line.startswith("#")
     )
     write_job_files(known)
-    write_airflow_file(known)
+    try:
+        write_airflow_file(known)
+    except ConfigError as exc:  # a typo in .env, named before any DAG runs on it
+        print(f"env: {exc} ({exc.hint}); fix it in .env, then `make env`", file=sys.stderr)
+        return 2
     return written
 
 

@@ -114,6 +114,7 @@ RESERVED = (
     Days("test_health_metrics", date(2026, 9, 1), date(2026, 9, 1)),
     Days("test_data_health", date(2026, 9, 3), date(2026, 9, 4)),
     Days("test_alarm", date(2026, 9, 6), date(2026, 9, 6)),
+    Days("test_late_records", date(2026, 9, 10), date(2026, 9, 11)),
     Days("test_capacity", date(2026, 9, 8), date(2026, 9, 8)),
     Days("test_api_load_jobs", date(2026, 10, 1), date(2026, 10, 12)),
     Days("test_api_credential", date(2026, 10, 13), date(2026, 10, 13)),

@@ -270,14 +270,20 @@ def wait_for_log(name: str, text: str, timeout: float = 60) -> None:
 
 @contextlib.contextmanager
 def served_api(
-    port: int, per_hour: int, seed: str, faults: bool = False, token: str | None = None
+    port: int,
+    per_hour: int,
+    seed: str,
+    faults: bool = False,
+    token: str | None = None,
+    late_share: float = 0.0,
 ) -> Iterator[str]:
     """The mock ad API (``dags/api_load/scripts/extract.py``) served from this process on a
     port of its own (0: any free one, for a module whose tests run in two processes); yields
-    its base URL. With ``token`` it answers only requests that carry it."""
+    its base URL. With ``token`` it answers only requests that carry it; with ``late_share``
+    that share of its records only once published (``POST /_late``)."""
     from api_load.scripts import extract
 
-    server = extract.make_server("127.0.0.1", port, per_hour, seed, faults, token)
+    server = extract.make_server("127.0.0.1", port, per_hour, seed, faults, token, late_share)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -261,6 +261,15 @@ def settings_env(*names: str) -> dict[str, str]:
     }
 
 
+def dag_setting(name: str, default: int, highest: int) -> int:
+    """A whole-number setting a DAG reads itself (``ADPIPE_<NAME>``, .env.airflow; `make env`
+    checked it against the settings table), from 0 to ``highest``."""
+    text = os.environ.get(f"ADPIPE_{name}") or str(default)
+    if not text.isdigit() or int(text) > highest:
+        raise ValueError(f"{name} must be a whole number from 0 to {highest}, not {text!r}")
+    return int(text)
+
+
 def identity_settings(identity: str) -> tuple[str, ...]:
     """The settings a task of ``identity`` (a job identity's env file: extract_backup, load,
     archive, reconcile) passes: ``ADPIPE_JOB_SETTINGS``, which `make env` writes from the

@@ -89,6 +89,8 @@ def _load(
     if not ok:
         return [InputDataset(namespace=_bucket(env), name=BACKUP)], []
     window = _s3(summary["manifest"], parent=True)
+    if summary.get("unchanged"):  # a lookback's reload of a version already loaded: read only
+        return [InputDataset(namespace=window[0], name=window[1])], []
     read = InputStatisticsInputDatasetFacet(
         rowCount=summary["received"], fileCount=summary["pages"]
     )

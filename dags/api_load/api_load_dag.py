@@ -21,6 +21,12 @@ passes the load's ``--allow-shrink``).
   it paused when it first appears).
 - **Windows**: a run whose data interval is off the grid or spans two days (a REST trigger
   may give any) fails at once: both jobs refuse it with exit 2, which is never retried.
+- **Late records**: with ``API_LATENESS_MINUTES``, a run first waits (deferred, no worker
+  slot held) until that long after its window ended (`wait_for_late_records`); with
+  ``API_LOOKBACK_WINDOWS`` = N, after its own window it extracts the N windows before it
+  again (`lookback_extract_<k>`, k windows back: same bytes, no new version) and loads each
+  whose backup changed (`lookback_load_<k>`, the load's ``--if-changed``). A record later
+  than both is the README's "Late records".
 - **XCom**: each task returns its job's SUMMARY (counts, version) as a dict.
 - **Concurrency**: up to 4 windows at once; a window's load holds a lock, so two runs of the
   same window never interleave.
@@ -32,11 +38,13 @@ from adpipe_dags.jobs import (
     BACKUP,
     DEFAULT_ARGS,
     TABLE,
+    dag_setting,
     deadline,
     job_task,
     paused,
     window_cron,
 )
+from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 WINDOW = [
@@ -46,6 +54,22 @@ WINDOW = [
     "--end",
     "{{ data_interval_end.isoformat() }}",
 ]
+LATENESS = dag_setting("API_LATENESS_MINUTES", 0, 1440)
+LOOKBACK = dag_setting("API_LOOKBACK_WINDOWS", 0, 48)
+
+
+def earlier_window(back: int) -> list[str]:
+    """The arguments of the window ``back`` windows before the run's own."""
+    shift = f"macros.timedelta(seconds={back} * (data_interval_end - data_interval_start)"
+    shift += ".total_seconds())"
+    return [
+        "run",
+        "--start",
+        f"{{{{ (data_interval_start - {shift}).isoformat() }}}}",
+        "--end",
+        f"{{{{ (data_interval_end - {shift}).isoformat() }}}}",
+    ]
+
 
 with DAG(
     dag_id="api-load",
@@ -74,4 +98,27 @@ with DAG(
         inlets=[BACKUP],
         outlets=[TABLE],
     )
+    if LATENESS:
+        wait_for_late_records = DateTimeSensorAsync(
+            task_id="wait_for_late_records",
+            target_time=f"{{{{ data_interval_end + macros.timedelta(minutes={LATENESS}) }}}}",
+        )
+        wait_for_late_records >> extract_backup
     extract_backup >> load_impressions
+    for back in range(1, LOOKBACK + 1):
+        again = job_task(
+            task_id=f"lookback_extract_{back}",
+            job="extract_backup",
+            command=earlier_window(back),
+            connections=("ad_api", "s3_extract"),
+            outlets=[BACKUP],
+        )
+        reload = job_task(
+            task_id=f"lookback_load_{back}",
+            job="load",
+            command=[*earlier_window(back), "--if-changed"],
+            connections=("s3_load", "warehouse_load"),
+            inlets=[BACKUP],
+            outlets=[TABLE],
+        )
+        load_impressions >> again >> reload

@@ -279,8 +279,22 @@ def decode_cursor(cursor: str, start_us: int, end_us: int) -> tuple[int, int]:
     return hour, index
 
 
-def page(traffic: Traffic, query: dict[str, list[str]]) -> bytes:
-    """One page of the contract's JSON for a parsed query string."""
+class Late:
+    """Records the API publishes late: ``share`` of the slots (the same ones every time) are
+    left out of every page until `published` (POST /_late {"published": true}), as a vendor
+    publishes some of a window's records after it ended."""
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+        self.published = False
+
+    def hides(self, slot: tuple[int, int]) -> bool:
+        return not self.published and (slot[1] * 7919 + slot[0]) % 1000 < self.share * 1000
+
+
+def page(traffic: Traffic, query: dict[str, list[str]], late: Late | None = None) -> bytes:
+    """One page of the contract's JSON for a parsed query string; ``late``'s records left
+    out until it publishes them."""
 
     def one(name: str) -> str | None:
         values = query.get(name)
@@ -308,6 +322,8 @@ def page(traffic: Traffic, query: dict[str, list[str]]) -> bytes:
     records = []
     next_cursor = None
     for slot, record in traffic.slots(first, start_us, end_us):
+        if late and late.hides(slot):
+            continue
         if len(records) == limit:
             next_cursor = encode_cursor(slot, start_us, end_us)
             break
@@ -341,6 +357,7 @@ class Handler(BaseHTTPRequestHandler):
     traffic: Traffic
     faults: Faults | None  # None: no fault endpoint at all
     token: str | None  # None: anyone may read; else a Bearer token or X-Api-Key header
+    late: Late | None  # None: every record at once
 
     def log_message(self, format: str, *args: object) -> None:
         if os.environ.get("AD_API_ACCESS_LOG") == "1":
@@ -376,6 +393,13 @@ class Handler(BaseHTTPRequestHandler):
             self._error(404, f"no such endpoint: {url.path}")
 
     def do_POST(self) -> None:
+        if urlsplit(self.path).path == "/_late" and self.late:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.late.published = bool(
+                json.loads(self.rfile.read(length) or b"{}").get("published")
+            )
+            self._send(200, json.dumps({"published": self.late.published}).encode())
+            return
         if urlsplit(self.path).path != "/_faults" or not self.faults:
             self._error(404, "no such endpoint")
             return
@@ -424,7 +448,7 @@ class Handler(BaseHTTPRequestHandler):
         if fault and fault.startswith("slow"):
             time.sleep(float(fault.partition(":")[2] or "5"))
         try:
-            body = page(self.traffic, query)
+            body = page(self.traffic, query, self.late)
         except BadRequest as exc:
             self._error(HTTPStatus.BAD_REQUEST, str(exc))
             return
@@ -478,9 +502,11 @@ def make_server(
     seed: str,
     faults: bool = False,
     token: str | None = None,
+    late_share: float = 0.0,
 ) -> ThreadingHTTPServer:
     """An HTTP server for the API; call ``serve_forever()`` on it. ``faults`` adds the fault
-    queue endpoint, for tests; ``token``: impressions only for requests that carry it."""
+    queue endpoint, for tests; ``token``: impressions only for requests that carry it;
+    ``late_share``: that share of the records published late (`Late`)."""
     handler = type(
         "BoundHandler",
         (Handler,),
@@ -488,6 +514,7 @@ def make_server(
             "traffic": Traffic(per_hour, seed),
             "faults": Faults() if faults else None,
             "token": token or None,
+            "late": Late(late_share) if late_share else None,
         },
     )
     server = ThreadingHTTPServer((host, port), handler)

@@ -232,6 +232,20 @@ SETTINGS = {
             step,
         ),
         Setting(
+            "API_LATENESS_MINUTES",
+            "how long after a window ends the ad API has published all its records: the "
+            "api-load DAG extracts a window only then",
+            "0",
+            whole(0, 1440),
+        ),
+        Setting(
+            "API_LOOKBACK_WINDOWS",
+            "earlier windows each api-load run extracts again, loading those whose backup "
+            "changed (records the API published late); 0: none",
+            "0",
+            whole(0, 48),
+        ),
+        Setting(
             "EXTRACT_PAGE_SIZE",
             "records asked per page: the most the API allows, fewer requests and backup objects",
             "10000",
@@ -342,6 +356,8 @@ EXTRACT = (
     "EXTRACT_PAGE_DEADLINE_SECONDS",
 )
 LOGS = ("ADPIPE_LOG_LEVEL", "ADPIPE_DEBUG")  # read by every command, before its settings
+# read by the api-load DAG itself, not a job: when it extracts a window, and which again
+DAG_SETTINGS = ("API_LATENESS_MINUTES", "API_LOOKBACK_WINDOWS")
 
 
 def value(name: str) -> Any:
@@ -656,6 +672,18 @@ def reference() -> str:
         "fails when it differs. Each job identity's env file (`make env` writes `.env.<name>` from",
         "`.env`) holds exactly these names; a job reads no other (no fallback between identities).",
     ]
+    lines += [
+        "",
+        "## The api-load DAG (`.env.airflow`)",
+        "",
+        "Read by the DAG itself when Airflow parses it, as `ADPIPE_<NAME>`.",
+        "",
+        "| name | default | what |",
+        "| --- | --- | --- |",
+    ]
+    for setting in DAG_SETTINGS:
+        known = SETTINGS[setting]
+        lines.append(f"| `{setting}` | `{known.default}` | {known.help} |")
     for env in ENV_FILES.values():
         reader = env.settings()
         lines += [
@@ -685,8 +713,8 @@ def airflow_env(known: dict[str, str]) -> dict[str, str]:
             {name: list(file.passed) for name, file in ENV_FILES.items()}, separators=(",", ":")
         )
     }
-    for file in ENV_FILES.values():
-        for name in file.passed:
-            if known.get(name):
-                env[f"ADPIPE_{name}"] = known[name]
+    for name in (*DAG_SETTINGS, *(n for file in ENV_FILES.values() for n in file.passed)):
+        if known.get(name):
+            SETTINGS[name].parse(name, known[name])  # a typo fails here, not in a DAG
+            env[f"ADPIPE_{name}"] = known[name]
     return env

@@ -3,7 +3,9 @@
 For each day of a range, from what is really stored:
 
     backup      records in the day's backups (s3://ad-data/backup/): for each window, the
-                version its latest load recorded in load_runs, else its latest version
+                version its latest load recorded in load_runs, else its latest version; a
+                window whose latest version is newer than the one loaded is a problem (what
+                the API sent later, late records, is not loaded)
     postgres    rows of ad_impressions shown that day
     archive     rows of the day's live archive objects (each object is downloaded: its
                 SHA-256 must be the one archive_manifest records, and its Parquet footer
@@ -47,7 +49,7 @@ from adpipe.errors import DataError, backfill
 from adpipe.job import Command, check_day_range, day_range_arguments, days_or_default
 from adpipe.storage import Bucket
 from adpipe.warehouse import session
-from adpipe.windows import backup_day_prefix, days_between, window_of
+from adpipe.windows import backup_day_prefix, days_between, rfc3339, window_of
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
 from adpipe_archive import verify
@@ -365,7 +367,17 @@ class Reconciliation:
         """One window's records: the version its latest load read, else its latest one;
         checked against the sha256 the load recorded and for pages that are gone."""
         problems = self.row(day)["problems"]
-        key, recorded_sha = self.loaded.get(prefix) or (version_keys(keys)[-1][1], None)
+        latest = version_keys(keys)[-1][1]
+        key, recorded_sha = self.loaded.get(prefix) or (latest, None)
+        if key != latest:
+            # the API sent the window again with other records (late ones): not loaded yet
+            window = window_of(prefix)
+            span = f"--start {rfc3339(window[0])} --end {rfc3339(window[1])}" if window else ""
+            problems.append(
+                f"backup {latest} is newer than the version its latest load read ({key}): "
+                "what the API sent later is not loaded (load it: docker run --rm --network "
+                f"host --env-file .env.load adpipe/load:dev {span})"
+            )
         body = self.bucket.get(key)
         if body is None:
             problems.append(f"backup manifest {key} is missing")

@@ -134,6 +134,13 @@ WHERE window_start < %(end)s AND window_end > %(start)s
   AND NOT EXISTS (SELECT FROM retired_windows w
                   WHERE w.window_start = r.window_start AND w.window_end = r.window_end)
 """
+# what the window's latest load read: a lookback's reload (--if-changed) skips a window whose
+# current backup version it already loaded
+LAST_LOADED = """
+SELECT manifest_key, manifest_sha256 FROM load_runs
+WHERE window_start = %s AND window_end = %s
+ORDER BY load_run_id DESC LIMIT 1
+"""
 NEXT_RUN_ID = "SELECT nextval(pg_get_serial_sequence('load_runs', 'load_run_id'))"
 # the run's audit row, written once and complete: the loader may not update it (migration 0004)
 INSERT_RUN = """
@@ -274,13 +281,16 @@ class LoadRun:
         self.manifest: dict[str, Any] = {}
         self.run_id = self.replaced = self.written = 0
 
-    def run(self, allow_shrink: bool = False) -> dict[str, Any]:
+    def run(self, allow_shrink: bool = False, if_changed: bool = False) -> dict[str, Any]:
         """Load the window in one transaction: `guard` what must hold before its rows change,
         delete them, `write` the backup's rows in their place and record the run; see the
-        module's description."""
+        module's description. ``if_changed``: nothing, when the window's latest load read
+        its current backup version."""
         ensure_partitions(self.conn, *window_days(self.start, self.end))
         with self.conn, self.conn.cursor() as cur:
             self.read_backup(cur)
+            if if_changed and self.loaded_already(cur):
+                return self.unchanged()
             with Quarantine(self.bucket, quarantine_key(self.start, self.end, self.run_id)) as q:
                 guard(cur, self.bucket, self.start, self.end)
                 refuse_other_windows(cur, self.start, self.end)
@@ -293,6 +303,20 @@ class LoadRun:
             self.phases.start()
         self.phases.lap("commit")
         return self.summary(rejects)
+
+    def loaded_already(self, cur: Any) -> bool:
+        """Whether the window's latest load read the backup version it has now (under the
+        window's lock, which `read_backup` took)."""
+        cur.execute(LAST_LOADED, (self.start, self.end))
+        return cur.fetchone() == (self.manifest_key, self.manifest_sha)
+
+    def unchanged(self) -> dict[str, Any]:
+        return {
+            "window": [rfc3339(self.start), rfc3339(self.end)],
+            "unchanged": True,
+            "manifest": f"s3://{self.bucket.name}/{self.manifest_key}",
+            "rows_written": 0,
+        }
 
     def read_backup(self, cur: Any) -> None:
         """Take the window's lock, then read its current backup version and a run id: of two
@@ -533,10 +557,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         settings,
     ) as conn:
         try:
-            return LoadRun(args.start, args.end, settings, bucket, conn).run(args.allow_shrink)
+            return LoadRun(args.start, args.end, settings, bucket, conn).run(
+                args.allow_shrink, args.if_changed
+            )
         except PartitionDropped as exc:  # nothing was committed: once more, partition first
             log.warning("%s; loading again", exc)
-            return LoadRun(args.start, args.end, settings, bucket, conn).run(args.allow_shrink)
+            return LoadRun(args.start, args.end, settings, bucket, conn).run(
+                args.allow_shrink, args.if_changed
+            )
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -546,6 +574,12 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace the window's rows even when far fewer remain (LOAD_MAX_SHRINK_SHARE); "
         "an operator's decision, never the DAG's",
+    )
+    window.add_argument(
+        "--if-changed",
+        action="store_true",
+        help="load only when the window's backup has a version its latest load did not read "
+        "(api-load's lookback: a window re-extracted, late records and all)",
     )
 
 

@@ -774,3 +774,30 @@ def marked(name: str) -> str:
         if candidate != default:
             return candidate
     raise AssertionError(f"no marked value for {name}")
+
+
+@contextlib.contextmanager
+def webhook(port: int) -> Iterator[list[dict[str, Any]]]:
+    """A webhook on 127.0.0.1:``port``, the notifier's or Alertmanager's receiver as the
+    test's: yields the list of every JSON POSTed to it, in order."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    posts: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            posts.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield posts
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -6,13 +6,8 @@ its load waits on the day's lock (the archive's), tries again, and finishes once
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import days
@@ -22,30 +17,6 @@ import pytest
 pytestmark = pytest.mark.usefixtures("stack")
 
 RECEIVER_PORT = 18097  # the Makefile's CELERY_TIMERS point ALERT_WEBHOOK here
-
-
-@contextmanager
-def receiver() -> Iterator[list[dict[str, Any]]]:
-    """A webhook on 127.0.0.1 recording every alert POSTed to it."""
-    posts: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            posts.append(json.loads(body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", RECEIVER_PORT), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield posts
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def deadline_alerts(posts: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
@@ -58,7 +29,7 @@ def test_a_run_past_its_deadline_alerts_once_naming_its_window_and_one_in_time_n
     stamp = int(time.time())
     on_time, late = f"deadline-on-time-{stamp}", f"deadline-late-{stamp}"
     late_start = day + timedelta(hours=15)
-    with receiver() as posts:
+    with helpers.webhook(RECEIVER_PORT) as posts:
         # the day's lock held until the alert came; then the load's next try goes through.
         # The run in time runs meanwhile, on the day before, which nothing holds.
         with helpers.day_locked(day.date()):

@@ -4,12 +4,9 @@ commits again, one recovery."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import days
 import helpers
@@ -25,38 +22,20 @@ RESOLVE_WITHIN = 180  # a scrape, an evaluation, group_interval (twice the inter
 ALERT = "AdpipeNoHourLoaded"
 
 
-class Webhook:
-    """The notifier's webhook as the test's: every POST's JSON, kept."""
+def statuses(posts: list[dict]) -> list[str]:
+    """The status of each of the alarm's messages the webhook received, in order."""
+    return [
+        m["status"]
+        for m in posts
+        if any(a["labels"].get("alertname") == ALERT for a in m.get("alerts", []))
+    ]
 
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        hook = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hook.received.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", WEBHOOK_PORT), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def statuses(self) -> list[str]:
-        return [
-            m["status"]
-            for m in self.received
-            if any(a["labels"].get("alertname") == ALERT for a in m.get("alerts", []))
-        ]
-
-    def wait_for(self, status: str, within: float) -> None:
-        deadline = time.monotonic() + within
-        while status not in self.statuses():
-            assert time.monotonic() < deadline, f"no {status} alert in {within} s: {self.received}"
-            time.sleep(2)
+def wait_for(posts: list[dict], status: str, within: float) -> None:
+    deadline = time.monotonic() + within
+    while status not in statuses(posts):
+        assert time.monotonic() < deadline, f"no {status} alert in {within} s: {posts}"
+        time.sleep(2)
 
 
 def monitors(**settings: str) -> None:
@@ -78,18 +57,17 @@ def load_an_hour(airflow: helpers.Airflow, hour: int) -> None:
 
 
 @pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
+def webhook() -> Iterator[list[dict]]:
     try:
-        yield hook
+        with helpers.webhook(WEBHOOK_PORT) as posts:
+            yield posts
     finally:
-        hook.server.shutdown()
         helpers.compose("start", "airflow-scheduler")
         monitors()  # .env's own threshold and webhook again
         helpers.wait_healthy("airflow-scheduler", timeout=180)
 
 
-def test_no_load_alerts_once_without_the_scheduler_and_recovers_once(webhook: Webhook) -> None:
+def test_no_load_alerts_once_without_the_scheduler_and_recovers_once(webhook: list[dict]) -> None:
     airflow = helpers.Airflow()
     load_an_hour(airflow, 1)  # a fresh load: the alarm starts quiet
     monitors(
@@ -98,11 +76,11 @@ def test_no_load_alerts_once_without_the_scheduler_and_recovers_once(webhook: We
         ALERT_WEBHOOK=f"http://127.0.0.1:{WEBHOOK_PORT}/alerts",
     )
     assert helpers.compose("stop", "airflow-scheduler").returncode == 0
-    webhook.wait_for("firing", FIRE_WITHIN)
-    assert webhook.statuses() == ["firing"]
+    wait_for(webhook, "firing", FIRE_WITHIN)
+    assert statuses(webhook) == ["firing"]
 
     assert helpers.compose("start", "airflow-scheduler").returncode == 0
     helpers.wait_healthy("airflow-scheduler", timeout=180)
     load_an_hour(airflow, 2)
-    webhook.wait_for("resolved", RESOLVE_WITHIN)
-    assert webhook.statuses() == ["firing", "resolved"]
+    wait_for(webhook, "resolved", RESOLVE_WITHIN)
+    assert statuses(webhook) == ["firing", "resolved"]

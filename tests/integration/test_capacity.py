@@ -10,12 +10,10 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import days
 import helpers
@@ -176,33 +174,14 @@ def test_make_status_prints_the_bytes_a_listing_of_each_prefix_sums(health: str)
     assert re.search(r"days left +[\d,]+ at the last week's rate", done.stdout), done.stdout
 
 
-class Webhook:
-    """The alert's receiver, as the notifier's webhook: every POST's JSON, kept."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hook.received.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", WEBHOOK_PORT), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def firing(self) -> list[dict]:
-        return [
-            alert
-            for message in self.received
-            for alert in message.get("alerts", [])
-            if alert["labels"].get("alertname") == ALERT and alert["status"] == "firing"
-        ]
+def firing(posts: list[dict]) -> list[dict]:
+    """The capacity alarm's firing alerts among what the webhook received."""
+    return [
+        alert
+        for message in posts
+        for alert in message.get("alerts", [])
+        if alert["labels"].get("alertname") == ALERT and alert["status"] == "firing"
+    ]
 
 
 def days_left(health: str) -> float:
@@ -216,8 +195,7 @@ def days_left(health: str) -> float:
 def test_the_capacity_alarm_reaches_the_webhook_when_fewer_days_are_left(health: str) -> None:
     left = days_left(health)  # the module's objects are the last week's growth: never None
     threshold = str(int(left) + 1)
-    hook = Webhook()
-    try:
+    with helpers.webhook(WEBHOOK_PORT) as posts:
         monitor_env = {
             "HEALTH_PORT": str(HEALTH_PORT),
             "HEALTH_TOKEN": os.environ["HEALTH_TOKEN"],
@@ -232,11 +210,8 @@ def test_the_capacity_alarm_reaches_the_webhook_when_fewer_days_are_left(health:
         run("--name", MONITORS[2], MONITOR_IMAGE, "alertmanager", env=monitor_env)
         run("--name", MONITORS[1], MONITOR_IMAGE, "prometheus", env=monitor_env)
         deadline = time.monotonic() + FIRE_WITHIN
-        while not hook.firing():
-            assert time.monotonic() < deadline, f"no {ALERT} in {FIRE_WITHIN} s: {hook.received}"
+        while not firing(posts):
+            assert time.monotonic() < deadline, f"no {ALERT} in {FIRE_WITHIN} s: {posts}"
             time.sleep(2)
-        alert = hook.firing()[0]
+        alert = firing(posts)[0]
         assert f"fewer than {threshold} days" in alert["annotations"]["summary"]
-    finally:
-        hook.server.shutdown()
-        hook.server.server_close()

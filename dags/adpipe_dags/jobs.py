@@ -271,7 +271,7 @@ def ca_mounts() -> list[Mount]:
     as one read-only file: `make env` writes its host path (``ADPIPE_TLS_CA_FILE``) and the
     path the jobs read it at (``ADPIPE_S3_CA_BUNDLE``) to .env.airflow; none without TLS."""
     source = os.environ.get("ADPIPE_TLS_CA_FILE")
-    target = os.environ.get("ADPIPE_S3_CA_BUNDLE")
+    target = settings_env("S3_CA_BUNDLE").get("S3_CA_BUNDLE")
     if not source or not target:
         return []
     return [Mount(target=target, source=source, type="bind", read_only=True)]

@@ -29,8 +29,12 @@ help: ## List every target with what it does, by group (bold headings on a termi
 	  /^##@ / {printf "%s%s%s\n", bold, substr($$0, 5), plain} \
 	  /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-env: ## Create .env from .env.example (fresh random secrets) or add what it gained; write each job's own .env.<job>
-	@PYTHONPATH=jobs/adpipe python3 platform/env.py
+env: ## Create .env from .env.example (fresh random secrets) or add what it gained; write each job's own .env.<job> (TLS=1|0: switch TLS)
+	@TLS="$(TLS)" PYTHONPATH=jobs/adpipe python3 platform/env.py
+	@if [ "$$(sed -n 's/^TLS=//p' .env | tail -1)" = 1 ]; then bash platform/tls.sh; fi
+
+certs: ## Make a throwaway CA and the server certificate for 127.0.0.1 under .state/tls/ (kept while valid; TLS=1 uses them)
+	@bash platform/tls.sh
 
 engine: ## Make sure a Docker engine answers with Compose v2 (installs the plugin; on Debian as root, dockerd too)
 	@bash platform/engine.sh
@@ -70,7 +74,7 @@ browser: ## Install Debian's chromium for the UI test when missing (root on Debi
 
 ##@ Run
 
-start: env images ## Start the stack and wait until healthy (EXECUTOR=celery: Redis and two Celery workers)
+start: env images ## Start the stack and wait until healthy (EXECUTOR=celery: Redis and two Celery workers; TLS=1: verified TLS to PostgreSQL and S3, TLS=0: without)
 	@EXECUTOR=$(EXECUTOR) $(STACK) start
 
 demo: start ## The main job: start everything, run api-load and archive through Airflow, reconcile (STOP=1 stops after)
@@ -152,6 +156,14 @@ test-celery: venv env lock-check images ## The Celery tier alone: the stack on E
 	after="$(AFTER)"; [ -n "$$after" ] || { [ $$was = 1 ] && after=start || after=stop; }; \
 	case $$after in start) $(STACK) start >/dev/null;; keep) ;; *) $(STACK) stop >/dev/null 2>&1;; esac; exit $$rc
 
+test-tls: venv env images ## The stack over verified TLS (TLS=1): tests/e2e/test_tls.py and the api-load and archive DAG runs; then the stack as it was
+	@before="$$(sed -n 's/^TLS=//p' .env | tail -1)"; was=0; if $(STACK) running 2>/dev/null; then was=1; fi; \
+	rc=0; $(MAKE) --no-print-directory env TLS=1 && $(STACK) start && \
+	  $(VENV)/bin/pytest tests/e2e/test_tls.py tests/e2e/test_dag_runs.py tests/e2e/test_archive_dag.py \
+	  $(PYTEST_ARGS) || rc=$$?; \
+	$(MAKE) --no-print-directory env TLS="$${before:-0}" >/dev/null; \
+	if [ $$was = 1 ]; then $(STACK) start >/dev/null || rc=1; else $(STACK) stop >/dev/null 2>&1; fi; exit $$rc
+
 lint: venv ## ruff (with the S and AIR rules) and mypy, clean
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
@@ -168,4 +180,4 @@ bench: venv env ## adpipe's jobs against the alternatives, same rows, same run (
 soak: env ## Outside CI: 200 hourly api-load runs and their daily archives through the scheduler; reconcile and memory growth (needs make start)
 	@python3 platform/soak.py
 
-.PHONY: settings-doc accept-gap lineage picture query help env engine venv lock lock-check images build-jobs start stop status logs airflow psql backfill test test-celery test-fast lint fmt bench soak migrate restore reconcile demo browser clean
+.PHONY: certs test-tls settings-doc accept-gap lineage picture query help env engine venv lock lock-check images build-jobs start stop status logs airflow psql backfill test test-celery test-fast lint fmt bench soak migrate restore reconcile demo browser clean

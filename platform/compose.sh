@@ -26,4 +26,8 @@ if ! docker compose version >/dev/null 2>&1; then
   echo "compose: Docker Compose v2 is missing (\`docker compose version\` fails); \`make engine\` installs it" >&2
   exit 1
 fi
-exec docker compose -p "$project" -f docker-compose.yml ${profiles[@]+"${profiles[@]}"} "$@"
+# TLS=1 in .env (`make start TLS=1`): the servers present `make certs`' certificates and the
+# job containers hold its CA (docker-compose.tls.yml)
+files=(-f docker-compose.yml)
+[ "$(sed -n 's/^TLS=//p' .env | tail -1)" != 1 ] || files+=(-f docker-compose.tls.yml)
+exec docker compose -p "$project" "${files[@]}" ${profiles[@]+"${profiles[@]}"} "$@"

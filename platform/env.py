@@ -13,6 +13,11 @@ Fault-test seams (``Setting.seam``) are never written, even when an older .env h
 Each is rewritten from .env every time, mode 0600. So is ``.env.airflow``, what compose
 hands Airflow's containers: each DAG task's settings and the ad API's connection.
 
+``TLS=1`` or ``TLS=0`` in the environment (`make env TLS=1`, `make start TLS=1`) switches
+.env's TLS mode, the one change made to values already there (`switch_tls`): TLS, every
+``*_DSN``'s ``sslmode=verify-full`` and ``sslrootcert``, the local S3 endpoint's scheme and
+S3_CA_BUNDLE. Without it .env's mode stays as it is.
+
 It runs with the system python3, before the venv exists: ``make env`` puts the shared package
 on ``PYTHONPATH`` (``jobs/adpipe``), whose settings table needs only the standard library.
 """
@@ -25,12 +30,18 @@ import secrets
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from adpipe.errors import ConfigError
 from adpipe.settings import ENV_FILES, airflow_env  # the jobs' own table, standard library only
 
 ROOT = Path(__file__).resolve().parent.parent
+# Where the CA of `make certs` is in every container that connects to PostgreSQL or S3 with
+# TLS=1: the job containers (DAG tasks, `docker run`), migrate, health and psql. Written to
+# .env (sslrootcert, S3_CA_BUNDLE), which everything else reads it from.
+CA_IN_CONTAINERS = "/etc/adpipe/tls/ca.crt"
+CA_ON_HOST = Path(".state") / "tls" / "ca.crt"  # `make certs` (platform/tls.sh), under ROOT
+TLS_DSN_OPTIONS = {"sslmode": "verify-full", "sslrootcert": CA_IN_CONTAINERS}
 
 
 def value(raw: str, known: dict[str, str]) -> str:
@@ -77,6 +88,8 @@ def write_airflow_file(known: dict[str, str]) -> None:
     env["AIRFLOW_CONN_AD_API"] = api_connection(
         known["AD_API_URL"], known.get("AD_API_AUTH", ""), known.get("EXTRACT_AD_API_TOKEN", "")
     )
+    if known.get("TLS") == "1":  # the CA the DAGs mount into each job container, from the host
+        env["ADPIPE_TLS_CA_FILE"] = str(ROOT / CA_ON_HOST)
     lines = ["# .env.airflow: written by `make env` from .env; rewritten every time"]
     lines += [f"{name}={text}" for name, text in env.items()]
     write_private(ROOT / ".env.airflow", "\n".join(lines) + "\n")
@@ -100,8 +113,49 @@ def api_connection(address: str, auth: str, token: str) -> str:
     return json.dumps(connection, separators=(",", ":"))
 
 
+def tls_dsn(dsn: str, on: bool) -> str:
+    """``dsn`` with the server verified against the CA (``TLS_DSN_OPTIONS``), or without
+    exactly those options; its other options kept."""
+    parts = urlsplit(dsn)
+    options = [
+        (key, found)
+        for key, found in parse_qsl(parts.query, keep_blank_values=True)
+        if TLS_DSN_OPTIONS.get(key) != found
+    ]
+    if on:
+        options += [(key, found) for key, found in TLS_DSN_OPTIONS.items()]
+    return urlunsplit(parts._replace(query=urlencode(options, safe="/")))
+
+
+def switch_tls(on: bool) -> None:
+    """.env in TLS mode or out of it: TLS, each libpq URI ``*_DSN`` (`tls_dsn`), the local S3
+    endpoint's scheme (127.0.0.1:S3_PORT only: another endpoint is the operator's) and
+    S3_CA_BUNDLE. Every other value, and the order, stays."""
+    target = ROOT / ".env"
+    lines = target.read_text().splitlines()
+    known = dict(line.partition("=")[::2] for line in lines if "=" in line)
+    local_s3 = {f"{scheme}://127.0.0.1:{known.get('S3_PORT')}" for scheme in ("http", "https")}
+    changed = {"TLS": "1" if on else "0", "S3_CA_BUNDLE": CA_IN_CONTAINERS if on else ""}
+    for key, found in known.items():
+        if key.endswith("_DSN") and found.startswith(("postgresql://", "postgres://")):
+            changed[key] = tls_dsn(found, on)
+    if known.get("S3_ENDPOINT_URL", "").rstrip("/") in local_s3:
+        changed["S3_ENDPOINT_URL"] = f"{'https' if on else 'http'}://127.0.0.1:{known['S3_PORT']}"
+    rewritten = [
+        f"{key}={changed.pop(key)}" if "=" in line and key in changed else line
+        for line in lines
+        for key in [line.partition("=")[0]]
+    ]
+    rewritten += [f"{key}={found}" for key, found in changed.items()]  # names .env lacked
+    if rewritten != lines:
+        write_private(target, "\n".join(rewritten) + "\n")
+        print(f"env: TLS {'on' if on else 'off'} in .env", file=sys.stderr)
+
+
 def main() -> int:
     written = ensure_env()
+    if os.environ.get("TLS") in ("0", "1"):
+        switch_tls(os.environ["TLS"] == "1")
     known = dict(
         line.partition("=")[::2]
         for line in (ROOT / ".env").read_text().splitlines()

@@ -53,6 +53,16 @@ def job_env_file(image: str, args: Sequence[str]) -> Path:
     return ROOT / f".env.{job}"
 
 
+def tls_ca() -> tuple[Path, str] | None:
+    """With TLS=1 in .env: the CA of `make certs` on this host, and the path in a container
+    where the jobs read it (S3_CA_BUNDLE, which the DSNs' sslrootcert names too)."""
+    env_file = ROOT / ".env"
+    settings = env_file_values(env_file) if env_file.exists() else {}
+    if settings.get("TLS") != "1" or not settings.get("S3_CA_BUNDLE"):
+        return None
+    return ROOT / ".state" / "tls" / "ca.crt", settings["S3_CA_BUNDLE"]
+
+
 def job_argv(
     image: str,
     args: Sequence[str],
@@ -60,10 +70,14 @@ def job_argv(
     options: Sequence[str] = ("--rm",),
 ) -> list[str]:
     """``docker run`` of a job image as the DAGs run it: host network, the job's own env file
-    (its identity and settings, nothing more), ``env``'s names on top. Only the names: run
-    it with ``env``'s values in the environment (``{**os.environ, **env}``), where docker
-    reads them, so no value (a DSN, a key) is ever in a process's arguments."""
+    (its identity and settings, nothing more), ``env``'s names on top, and with TLS the CA
+    (`tls_ca`), read-only. Only the names: run it with ``env``'s values in the environment
+    (``{**os.environ, **env}``), where docker reads them, so no value (a DSN, a key) is ever
+    in a process's arguments."""
     argv = ["docker", "run", *options, "--network", "host"]
+    ca = tls_ca()
+    if ca:
+        argv += ["-v", f"{ca[0]}:{ca[1]}:ro"]
     argv += ["--env-file", str(job_env_file(image, args))]
     for key in env or {}:
         argv += ["-e", key]

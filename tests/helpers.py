@@ -424,11 +424,20 @@ def lineage_events(dag_run_id: str, task_id: str, event_type: str, timeout: floa
 
 
 def s3() -> Any:
+    ca = stack_client.tls_ca()
     return boto3.client(
         "s3",
         endpoint_url=os.environ["S3_ENDPOINT_URL"],
         region_name=os.environ["AWS_DEFAULT_REGION"],
+        verify=str(ca[0]) if ca else None,
     )
+
+
+def on_host(dsn: str) -> str:
+    """``dsn`` as this host connects with it: with TLS the CA's path in a container
+    (sslrootcert, `stack_client.tls_ca`) becomes the CA's path here."""
+    ca = stack_client.tls_ca()
+    return dsn.replace(f"sslrootcert={ca[1]}", f"sslrootcert={ca[0]}") if ca else dsn
 
 
 def bucket() -> str:
@@ -455,7 +464,7 @@ def get(key: str) -> bytes:
 def warehouse(dsn: str | None = None) -> Any:
     """A connection as the warehouse's owner (or to ``dsn``): tests set up and inspect what
     jobs may not."""
-    return psycopg2.connect(dsn or os.environ["WAREHOUSE_OWNER_DSN"])
+    return psycopg2.connect(on_host(dsn or os.environ["WAREHOUSE_OWNER_DSN"]))
 
 
 def query(sql: str, params: tuple = (), dsn: str | None = None) -> list[tuple]:
@@ -483,7 +492,7 @@ def admin_query(sql: str, params: tuple = ()) -> list[tuple]:
 def attempt(dsn_setting: str, take: str | Callable[[Any], None]) -> str:
     """The error PostgreSQL answers a session of ``dsn_setting``'s role with when it runs
     ``take`` (a statement, or a function of a cursor), or 'ok'; rolled back either way."""
-    conn = psycopg2.connect(os.environ[dsn_setting])
+    conn = psycopg2.connect(on_host(os.environ[dsn_setting]))
     try:
         with conn.cursor() as cur:
             cur.execute(take) if isinstance(take, str) else take(cur)

@@ -15,6 +15,10 @@ connection maps by its type, keeping everything it says:
   API's token, as EXTRACT_AD_API_TOKEN, sent as its extra's ``auth`` says (AD_API_AUTH:
   ``bearer``, the default with a password, or ``header:<Name>``, e.g. ``header:X-Api-Key``)
 
+With TLS (``make start TLS=1``) each job container also gets the CA of ``make certs``,
+read-only, where its settings name it (``ADPIPE_TLS_CA_FILE`` on the host, mounted at
+``ADPIPE_S3_CA_BUNDLE``, the path the DSNs' sslrootcert name too): `ca_mounts`.
+
 The credential names are the ones the job reads and the ones its env file (``make env``)
 holds, so a task and ``docker run --env-file .env.<job>`` hand a job the same identity.
 
@@ -39,6 +43,7 @@ from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import Asset, AsyncCallback, BaseHook, DeadlineAlert, DeadlineReference
 from airflow.sdk.exceptions import AirflowFailException
+from docker.types import Mount
 
 from adpipe_dags import lineage
 from adpipe_dags.lineage import job_lineage
@@ -270,6 +275,17 @@ def dag_setting(name: str, default: int, highest: int) -> int:
     return int(text)
 
 
+def ca_mounts() -> list[Mount]:
+    """The CA every job verifies PostgreSQL and S3 against when the stack runs with TLS=1,
+    as one read-only file: `make env` writes its host path (``ADPIPE_TLS_CA_FILE``) and the
+    path the jobs read it at (``ADPIPE_S3_CA_BUNDLE``) to .env.airflow; none without TLS."""
+    source = os.environ.get("ADPIPE_TLS_CA_FILE")
+    target = settings_env("S3_CA_BUNDLE").get("S3_CA_BUNDLE")
+    if not source or not target:
+        return []
+    return [Mount(target=target, source=source, type="bind", read_only=True)]
+
+
 def identity_settings(identity: str) -> tuple[str, ...]:
     """The settings a task of ``identity`` (a job identity's env file: extract_backup, load,
     archive, reconcile) passes: ``ADPIPE_JOB_SETTINGS``, which `make env` writes from the
@@ -313,6 +329,7 @@ def job_task(
         identity=identity or job,
         docker_url=os.environ.get("ADPIPE_DOCKER_URL", "unix://var/run/docker.sock"),
         network_mode=os.environ.get("ADPIPE_JOB_NETWORK_MODE", "host"),
+        mounts=ca_mounts(),
         mount_tmp_dir=False,
         auto_remove="success",
         tty=False,

@@ -13,8 +13,12 @@ volume on disk (before that an object stored before the start cannot be read), c
 bucket when it is missing, opens the relay and marks itself ready.
 Objects live in SeaweedFS's own on-disk format under /data: nothing is replayed at start.
 
-Environment: S3_PORT, S3_BUCKET, and for each identity the pair <PREFIX>AWS_ACCESS_KEY_ID /
-<PREFIX>AWS_SECRET_ACCESS_KEY.
+With S3_TLS_CERT and S3_TLS_KEY (PEM files; the stack's TLS=1) the relay speaks HTTPS with
+that certificate, and a plain HTTP request to the S3 port gets no answer: the gateway behind
+it stays on the container's loopback, in plain HTTP.
+
+Environment: S3_PORT, S3_BUCKET, for each identity the pair <PREFIX>AWS_ACCESS_KEY_ID /
+<PREFIX>AWS_SECRET_ACCESS_KEY, and S3_TLS_CERT / S3_TLS_KEY.
 """
 
 from __future__ import annotations
@@ -147,21 +151,42 @@ def wait_volumes(master: str, deadline: float) -> None:
     )
 
 
-def relay(port: int) -> subprocess.Popen:
+def relay(port: int, tls: tuple[str, str] | None = None) -> subprocess.Popen:
     """The S3 port on every address of the container (compose publishes it on the host's
-    127.0.0.1), relayed to the gateway on loopback; nothing else leaves the container."""
+    127.0.0.1), relayed to the gateway on loopback; nothing else leaves the container. With
+    ``tls`` (certificate and key files) the port speaks TLS only; clients are not asked for a
+    certificate of their own (every request is signed)."""
+    listen = f"TCP-LISTEN:{port},reuseaddr,fork,backlog=256"
+    if tls:
+        cert, key = tls
+        listen = f"OPENSSL-LISTEN:{port},reuseaddr,fork,backlog=256,cert={cert},key={key},verify=0"
     return subprocess.Popen(  # noqa: S603 - fixed arguments
         [  # noqa: S607
             "socat",
             "-b262144",  # 256 KiB reads: backups and archive objects are megabytes
-            f"TCP-LISTEN:{port},reuseaddr,fork,backlog=256",
+            listen,
             f"TCP:{LOOPBACK}:{GATEWAY_PORT},nodelay",
         ]
     )
 
 
+def tls_files() -> tuple[str, str] | None:
+    """S3_TLS_CERT and S3_TLS_KEY, both readable, or None when neither is set."""
+    cert, key = os.environ.get("S3_TLS_CERT", ""), os.environ.get("S3_TLS_KEY", "")
+    if not cert and not key:
+        return None
+    for name, path in (("S3_TLS_CERT", cert), ("S3_TLS_KEY", key)):
+        if not path or not os.access(path, os.R_OK):
+            sys.exit(
+                f"s3: {name} ({path or 'unset'}) is not a file this user (uid {os.getuid()}) can "
+                "read; `make certs` writes them, the stack's tls-keys step hands them over"
+            )
+    return cert, key
+
+
 def main() -> None:
     port = int(os.environ.get("S3_PORT", "9000"))
+    tls = tls_files()
     bucket = os.environ.get("S3_BUCKET", "ad-data")
     # the bench's own bucket: `make bench` never writes where the data lives
     buckets = [bucket, os.environ.get("BENCH_S3_BUCKET", f"{bucket}-bench")]
@@ -212,10 +237,14 @@ def main() -> None:
     wait_volumes(f"{LOOPBACK}:{MASTER_PORT}", deadline)
     for name in buckets:
         ensure_bucket(f"{LOOPBACK}:{MASTER_PORT}", name, deadline)
-    children.append(relay(port))
+    children.append(relay(port, tls))
     wait_port(children[-1], LOOPBACK, port, deadline)
     READY.touch()
-    print(f"s3: SeaweedFS serving s3://{bucket} on port {port}, its other ports closed", flush=True)
+    scheme = "HTTPS" if tls else "HTTP"
+    print(
+        f"s3: SeaweedFS serving s3://{bucket} on port {port} ({scheme}), its other ports closed",
+        flush=True,
+    )
     while all(child.poll() is None for child in children):
         time.sleep(0.2)
     for child in children:

@@ -207,6 +207,12 @@ SETTINGS = {
         Setting("S3_ENDPOINT_URL", "S3 endpoint; unset: AWS", "", connection=True),
         Setting("S3_BUCKET", "bucket", "ad-data", connection=True),
         Setting("AWS_DEFAULT_REGION", "region", "us-east-1", connection=True),
+        Setting(
+            "S3_CA_BUNDLE",
+            "CA certificates (PEM file) the S3 endpoint's certificate must chain to; unset: "
+            "the system's",
+            "",
+        ),
         Setting("AD_API_URL", "the ad API's base URL", parse=url, connection=True),
         Setting(
             "AD_API_AUTH",
@@ -342,6 +348,7 @@ S3 = (
     "S3_ENDPOINT_URL",
     "S3_BUCKET",
     "AWS_DEFAULT_REGION",
+    "S3_CA_BUNDLE",
 )
 EXTRACT = (
     "AD_API_URL",
@@ -477,6 +484,10 @@ class Settings:
     @property
     def aws_region(self) -> str:
         return self.read("AWS_DEFAULT_REGION")
+
+    @property
+    def s3_ca_bundle(self) -> str | None:
+        return self.read("S3_CA_BUNDLE")
 
     @property
     def ad_api_url(self) -> str:

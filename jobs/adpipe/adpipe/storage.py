@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import IO, Any
@@ -31,9 +32,17 @@ class Bucket:
                 "an S3 access key is set without its secret, or a secret without its key",
                 "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the job's own pair)",
             )
+        self.ca_bundle = settings.s3_ca_bundle
+        if self.ca_bundle and not os.access(self.ca_bundle, os.R_OK):
+            raise ConfigError(
+                f"S3_CA_BUNDLE names {self.ca_bundle}, which is not a file this job can read",
+                "mount the CA into the container there (docker run -v "
+                f".state/tls/ca.crt:{self.ca_bundle}:ro; `make certs` writes it), or unset it",
+            )
         self._client: Any = boto3.client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
+            verify=self.ca_bundle,  # None: the system's CAs
             region_name=settings.aws_region,
             aws_access_key_id=settings.aws_access_key_id,
             aws_secret_access_key=settings.aws_secret_access_key,
@@ -61,6 +70,15 @@ class Bucket:
             raise self._fail(action, key, exc) from exc
 
     def _fail(self, action: str, key: str, exc: Exception) -> UpstreamError:
+        if isinstance(exc, botocore.exceptions.SSLError):  # a certificate that does not verify
+            trusted = f"S3_CA_BUNDLE ({self.ca_bundle})" if self.ca_bundle else "the system's CAs"
+            return UpstreamError(
+                f"S3 {action} s3://{self.name}/{key} failed: the S3 endpoint's certificate "
+                f"does not verify against {trusted}: {exc}",
+                "give the job the CA that signed the endpoint's certificate as S3_CA_BUNDLE (the "
+                "local stack: `make start TLS=1` makes both; docker run -v "
+                ".state/tls/ca.crt:/etc/adpipe/tls/ca.crt:ro), then rerun",
+            )
         return UpstreamError(
             f"S3 {action} s3://{self.name}/{key} failed: {exc}",
             "check that the S3 endpoint (S3_ENDPOINT_URL) is up, then rerun",

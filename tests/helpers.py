@@ -768,7 +768,14 @@ def marked(name: str) -> str:
 
     known = SETTINGS[name]
     default = known.default or ""
-    candidates = ["29min", "31s", "2026-01-02T03:00:00Z", "header:X-Marked", "marked"]
+    candidates = [
+        "29min",
+        "31s",
+        "2026-01-02T03:00:00Z",
+        "header:X-Marked",
+        "https://marked.example",
+        "marked",
+    ]
     try:
         number = float(default)
         candidates[:0] = [str(int(number) - 1), str(int(number) + 1), "30"]

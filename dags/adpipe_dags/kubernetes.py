@@ -17,6 +17,7 @@ pod's log keeps the SUMMARY and FAILED lines).
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -119,13 +120,13 @@ def pod_task(task: JobOperator, *, registry: str, namespace: str, **pod: Any) ->
 
 
 def pod_dag(source: DAG, *, registry: str, namespace: str, **pod: Any) -> DAG:
-    """``source`` again, same id, schedule and policy, every job task a pod (`pod_task`); a task
-    that is not a job task, or two tasks of one identity with different connections (one
-    Secret cannot hold both), is refused."""
+    """``source`` again, same id, schedule and policy, every job task a pod (`pod_task`), any
+    other task (api-load's wait for late records) a copy of itself; two tasks of one identity
+    with different connections (one Secret cannot hold both) are refused."""
     secrets: dict[str, tuple[str, ...]] = {}
     for task in source.tasks:
         if not isinstance(task, JobOperator):
-            raise ValueError(f"{source.dag_id}.{task.task_id} is not a job task")
+            continue
         if secrets.setdefault(secret_name(task), task.connections) != task.connections:
             raise ValueError(f"{source.dag_id}: {secret_name(task)} would need two contents")
     with DAG(
@@ -143,7 +144,14 @@ def pod_dag(source: DAG, *, registry: str, namespace: str, **pod: Any) -> DAG:
         pods = {
             task.task_id: pod_task(task, registry=registry, namespace=namespace, **pod)
             for task in source.tasks
+            if isinstance(task, JobOperator)
         }
+    for task in source.tasks:
+        if not isinstance(task, JobOperator):
+            carried = copy.deepcopy(task)
+            carried._dag = None
+            dag.add_task(carried)
+            pods[task.task_id] = carried
     for task in source.tasks:
         for downstream in task.downstream_task_ids:
             pods[task.task_id] >> pods[downstream]

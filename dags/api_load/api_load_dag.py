@@ -32,6 +32,7 @@ passes the load's ``--allow-shrink``).
   same window never interleave.
 """
 
+import math
 from datetime import UTC, datetime
 
 from adpipe_dags.jobs import (
@@ -54,6 +55,7 @@ WINDOW = [
     "--end",
     "{{ data_interval_end.isoformat() }}",
 ]
+STEP = dag_setting("WINDOW_MINUTES", 60, 1440)
 LATENESS = dag_setting("API_LATENESS_MINUTES", 0, 1440)
 LOOKBACK = dag_setting("API_LOOKBACK_WINDOWS", 0, 48)
 
@@ -77,7 +79,8 @@ with DAG(
     schedule=CronDataIntervalTimetable(window_cron(), timezone="UTC"),  # WINDOW_MINUTES
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
-    max_active_runs=4,
+    # runs waiting for late records count too: room for those waiting, and 4 more
+    max_active_runs=4 + math.ceil(LATENESS / STEP),
     is_paused_upon_creation=paused(),
     default_args=DEFAULT_ARGS,
     deadline=deadline("API_LOAD_DEADLINE_MINUTES", 20),

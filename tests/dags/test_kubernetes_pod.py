@@ -188,11 +188,15 @@ def test_a_deployment_parses_the_documented_file_as_the_two_dags_alone(
     assert kinds == {"KubernetesPodOperator"}
 
 
-def test_a_dag_with_a_task_that_is_not_a_job_is_refused() -> None:
-    from airflow.providers.standard.operators.empty import EmptyOperator
-    from airflow.sdk import DAG
+def test_a_task_that_is_not_a_job_is_carried_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """api-load with API_LATENESS_MINUTES: its wait for late records stays a sensor, upstream
+    of the extract's pod."""
+    from adpipe_dags.kubernetes import job_dag
 
-    with DAG(dag_id="mixed", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=UTC)) as dag:
-        EmptyOperator(task_id="nothing")
-    with pytest.raises(ValueError, match=r"mixed\.nothing is not a job task"):
-        pod_dag(dag, registry="registry.example.com", namespace="adpipe")
+    monkeypatch.setenv("ADPIPE_API_LATENESS_MINUTES", "7")
+    source = job_dag(Path("api_load/api_load_dag.py"))
+    dag = pod_dag(source, registry="registry.example.com", namespace="adpipe")
+    wait = dag.get_task("wait_for_late_records")
+    assert type(wait).__name__ == "DateTimeSensorAsync" and wait.dag_id == "api-load"
+    assert wait.downstream_task_ids == {"extract_backup"}
+    assert type(dag.get_task("extract_backup")).__name__ == "KubernetesPodOperator"

@@ -284,6 +284,8 @@ def run(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    # urllib3 logs each request's URL at DEBUG: an API's query may hold a credential
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
     started = time.monotonic()
     summary: dict[str, Any] = {"job": name, "image_version": version(), "status": "ok"}
     code = 0

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -31,7 +31,21 @@ def text(name: str, value: str) -> str:
 
 
 def url(name: str, value: str) -> str:
-    return value.rstrip("/")
+    """An http(s) base URL; a credential goes in its own setting, never in the URL's
+    userinfo (which every record of the URL would have to leave out)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"setting {name} is not an http(s) URL: {shown_url(value)!r}",
+            "write it as https://host[:port][/path]",
+        )
+    if parts.username or parts.password or parts.fragment:
+        raise ConfigError(
+            f"setting {name} holds a user, a password or a fragment: {shown_url(value)!r}",
+            "give the API's token as EXTRACT_AD_API_TOKEN (through Airflow: the ad_api "
+            "connection's password) and its URL without them",
+        )
+    return value.strip().rstrip("/")
 
 
 # query parameters whose value is a credential, whatever the API calls it
@@ -321,6 +335,13 @@ SETTINGS = {
             moment,
         ),
         Setting(
+            "RECONCILE_SETTLE_MINUTES",
+            "minutes a window's newest backup version is given for its load before reconcile "
+            "names it unloaded (a lookback's re-extract may be loading it)",
+            "30",
+            whole(0, 1440),
+        ),
+        Setting(
             "API_LOAD_DEADLINE_MINUTES",
             "an hour's load is late when it ends more than this many minutes after its window",
             "20",
@@ -498,7 +519,14 @@ class Settings:
         """How the ad API takes its credential (AD_API_AUTH) and the credential; a
         `MissingSetting` naming the token when the API wants one and none is set."""
         auth = self.read("AD_API_AUTH")
-        token = self.read("AD_API_TOKEN") or ""
+        token = (self.read("AD_API_TOKEN") or "").strip()  # a pasted token's line end
+        if any(not 0x21 <= ord(c) <= 0x7E for c in token):
+            # an HTTP header holds printable ASCII only; what the token is stays unsaid
+            raise ConfigError(
+                f"setting {self.name('AD_API_TOKEN')} holds a character an HTTP header cannot "
+                "carry (a space, a control character or one beyond ASCII)",
+                "set it to the token alone, as the API issued it",
+            )
         if auth != "none" and not token:
             raise MissingSetting(
                 f"setting {self.name('AD_API_TOKEN')} is missing: "
@@ -563,6 +591,10 @@ class Settings:
     @property
     def expect_from(self) -> datetime | None:
         return self.read("RECONCILE_EXPECT_FROM")
+
+    @property
+    def settle(self) -> timedelta:
+        return timedelta(minutes=self.read("RECONCILE_SETTLE_MINUTES"))
 
     @property
     def load_deadline_minutes(self) -> float:
@@ -649,7 +681,13 @@ ENV_FILES = {
             "reconcile",
             "reconcile",
             "",
-            (*WAREHOUSE, *S3, "WINDOW_MINUTES", "RECONCILE_EXPECT_FROM"),
+            (
+                *WAREHOUSE,
+                *S3,
+                "WINDOW_MINUTES",
+                "RECONCILE_EXPECT_FROM",
+                "RECONCILE_SETTLE_MINUTES",
+            ),
         ),
         EnvFile(
             "health",
@@ -660,6 +698,7 @@ ENV_FILES = {
                 *S3,
                 "WINDOW_MINUTES",
                 "RECONCILE_EXPECT_FROM",
+                "RECONCILE_SETTLE_MINUTES",
                 "API_LOAD_DEADLINE_MINUTES",
                 "HEALTH_PORT",
                 "HEALTH_TOKEN",
@@ -728,4 +767,31 @@ def airflow_env(known: dict[str, str]) -> dict[str, str]:
         if known.get(name):
             SETTINGS[name].parse(name, known[name])  # a typo fails here, not in a DAG
             env[f"ADPIPE_{name}"] = known[name]
+    check_late_records(known)
     return env
+
+
+def check_late_records(known: dict[str, str]) -> None:
+    """The late-record settings against the others they meet: a run that waits
+    API_LATENESS_MINUTES after its window must still end before API_LOAD_DEADLINE_MINUTES
+    (from the window's end, as the DAG's deadline and the health page count it), and the
+    lookback must not reach days the archive may have moved (ARCHIVE_RETENTION_DAYS)."""
+
+    def number(name: str) -> Any:
+        return SETTINGS[name].parse(name, known.get(name) or SETTINGS[name].default or "0")
+
+    lateness, deadline = number("API_LATENESS_MINUTES"), number("API_LOAD_DEADLINE_MINUTES")
+    if lateness and lateness >= deadline:
+        raise ConfigError(
+            f"setting API_LATENESS_MINUTES ({lateness}) is not less than "
+            f"API_LOAD_DEADLINE_MINUTES ({deadline:g}): every run would be late",
+            "raise API_LOAD_DEADLINE_MINUTES above the lateness plus a run's time",
+        )
+    reach = number("API_LOOKBACK_WINDOWS") * number("WINDOW_MINUTES")
+    kept = (number("ARCHIVE_RETENTION_DAYS") - 1) * 1440
+    if reach > kept:
+        raise ConfigError(
+            f"setting API_LOOKBACK_WINDOWS reaches {reach} minutes back, past the "
+            f"{kept} the archive keeps (ARCHIVE_RETENTION_DAYS less a day)",
+            "look back fewer windows, or keep more days",
+        )

@@ -151,6 +151,10 @@ class Bucket:
         for item in self._listed(prefix):
             yield item["Key"]
 
+    def written_at(self, prefix: str) -> dict[str, datetime]:
+        """When each object under ``prefix`` was last written (LastModified), by key."""
+        return {item["Key"]: item["LastModified"] for item in self._listed(prefix)}
+
     def sizes(self, prefix: str) -> Iterator[int]:
         """The size in bytes of each object under ``prefix``."""
         for item in self._listed(prefix):

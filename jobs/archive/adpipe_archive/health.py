@@ -168,6 +168,7 @@ class Health:
                 conn, self.bucket, first, last, self.settings.expect_from
             )
             reconciliation.minutes = self.settings.window_minutes
+            reconciliation.settle = self.settings.settle
             days = reconciliation.run()
             with conn, conn.cursor() as cur:
                 cur.execute(LAST_LOAD)

@@ -162,6 +162,7 @@ class ApiClient:
         )
         timeout = urllib3.Timeout(connect=5.0, read=limits.timeout)
         self._http = urllib3.PoolManager(timeout=timeout, headers=auth_headers(*credential))
+        self._token = credential[1]
 
     def where(self, start: datetime, end: datetime) -> str:
         """The API and the window, as a failure names them."""
@@ -198,7 +199,11 @@ class ApiClient:
         body, or None for one more attempt (``call.retry`` keeps the policy's state).
         urllib3's read timeout bounds each read, not a body sent a byte at a time: a timer
         shuts the response down at the page's deadline, whatever it is waiting for."""
-        response = self._http.request("GET", call.url, retries=call.retry, preload_content=False)
+        # no redirect is followed: urllib3 would carry a header credential (X-Api-Key) to
+        # whatever host a redirect names, and log the URL it goes to
+        response = self._http.request(
+            "GET", call.url, retries=call.retry, preload_content=False, redirect=False
+        )
         call.retry = response.retries or call.retry
         cut = threading.Timer(max(0.0, call.deadline - time.monotonic()), response.shutdown)
         cut.daemon = True
@@ -213,8 +218,18 @@ class ApiClient:
                     "check the token (through Airflow: the ad_api connection's password and "
                     "its extra's auth; by hand: EXTRACT_AD_API_TOKEN and AD_API_AUTH), then rerun",
                 )
+            if 300 <= response.status < 400:
+                raise UpstreamError(
+                    f"ad API {self.shown} answered page {call.number} with a redirect (HTTP "
+                    f"{response.status}), which the extract does not follow; {call.where}",
+                    "set AD_API_URL (the ad_api connection) to the address the API serves "
+                    "from, then rerun",
+                )
             if response.status != 200:
-                problem = f"HTTP {response.status}: {response.read(200)!r}"
+                said = response.read(200)
+                if self._token:  # an API may echo what it was sent
+                    said = said.replace(self._token.encode(), b"***")
+                problem = f"HTTP {response.status}: {said!r}"
                 raise UpstreamError(
                     f"ad API failed page {call.number} after {len(call.retry.history) + 1} "
                     f"attempts ({problem}); {call.where}",

@@ -58,3 +58,26 @@ def test_a_typo_fails_the_parse_naming_the_setting(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("ADPIPE_API_LOOKBACK_WINDOWS", "two")
     bag = DagBag(dag_folder=str(DAGS / "api_load"), safe_mode=False)
     assert "API_LOOKBACK_WINDOWS must be a whole number" in str(bag.import_errors)
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"API_LATENESS_MINUTES": "20"}, "is not less than API_LOAD_DEADLINE_MINUTES"),
+        (
+            {"API_LOOKBACK_WINDOWS": "48", "ARCHIVE_RETENTION_DAYS": "2"},
+            "past the 1440 the archive keeps",
+        ),
+    ],
+)
+def test_make_env_refuses_late_record_settings_the_others_cannot_keep(
+    settings: dict[str, str], named: str
+) -> None:
+    from adpipe.errors import ConfigError
+    from adpipe.settings import airflow_env
+
+    with pytest.raises(ConfigError, match=named):
+        airflow_env(settings)
+    assert airflow_env(
+        {**settings, "API_LOAD_DEADLINE_MINUTES": "45", "ARCHIVE_RETENTION_DAYS": "3"}
+    )

@@ -816,3 +816,23 @@ def webhook(port: int) -> Iterator[list[dict[str, Any]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def service_container(service: str) -> str:
+    """The id of the stack's running container of ``service`` (compose's labels), or "" when
+    none runs (a Celery worker on the LocalExecutor's stack)."""
+    return subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={os.environ['COMPOSE_PROJECT_NAME']}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.strip()

@@ -19,20 +19,7 @@ pytestmark = pytest.mark.usefixtures("stack")
 
 
 def worker(n: int) -> str:
-    return subprocess.run(
-        [
-            "docker",
-            "ps",
-            "-q",
-            "--filter",
-            f"label=com.docker.compose.project={os.environ['COMPOSE_PROJECT_NAME']}",
-            "--filter",
-            f"label=com.docker.compose.service=airflow-worker-{n}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    return helpers.service_container(f"airflow-worker-{n}")
 
 
 @pytest.fixture(scope="module", autouse=True)

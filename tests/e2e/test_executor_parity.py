@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,21 +30,7 @@ HOURS = (13, 14)
 
 def executor() -> str:
     """celery when the stack runs Celery workers, else local."""
-    project = os.environ["COMPOSE_PROJECT_NAME"]
-    found = subprocess.run(
-        [
-            "docker",
-            "ps",
-            "-q",
-            "--filter",
-            f"label=com.docker.compose.project={project}",
-            "--filter",
-            "label=com.docker.compose.service=airflow-worker-1",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    found = helpers.service_container("airflow-worker-1")
     return "celery" if found else "local"
 
 

@@ -96,21 +96,7 @@ def run(*argv: str, env: dict[str, str]) -> None:
 
 def s3_volume() -> str:
     """The stack's S3 data volume, as its container mounts it."""
-    found = subprocess.run(
-        [
-            "docker",
-            "ps",
-            "-q",
-            "--filter",
-            f"label=com.docker.compose.project={os.environ['COMPOSE_PROJECT_NAME']}",
-            "--filter",
-            "label=com.docker.compose.service=s3",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout.split()[0]
+    found = helpers.service_container("s3")
     return subprocess.run(
         [
             "docker",

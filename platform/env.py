@@ -59,6 +59,13 @@ def value(raw: str, known: dict[str, str]) -> str:
     return re.sub(r"\{([A-Z0-9_]+)\}", lambda m: known[m.group(1)], raw)
 
 
+def assignments(lines: list[str]) -> dict[str, str]:
+    """The ``NAME=value`` lines of an env file as written (comments aside), by name."""
+    return dict(
+        line.partition("=")[::2] for line in lines if "=" in line and not line.startswith("#")
+    )
+
+
 def write_private(target: Path, text: str) -> None:
     """Write ``text`` to ``target``, readable by its owner only from its first byte."""
     partial = target.with_name(target.name + ".partial")
@@ -139,7 +146,7 @@ def switch_tls(on: bool) -> None:
     S3_CA_BUNDLE. Every other value, and the order, stays."""
     target = ROOT / ".env"
     lines = target.read_text().splitlines()
-    known = dict(line.partition("=")[::2] for line in lines if "=" in line)
+    known = assignments(lines)
     local_s3 = {f"{scheme}://127.0.0.1:{known.get('S3_PORT')}" for scheme in ("http", "https")}
     changed = {"TLS": "1" if on else "0"}
     for key, found in known.items():
@@ -168,11 +175,7 @@ def main() -> int:
     written = ensure_env()
     if os.environ.get("TLS") in ("0", "1"):
         switch_tls(os.environ["TLS"] == "1")
-    known = dict(
-        line.partition("=")[::2]
-        for line in (ROOT / ".env").read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
+    known = assignments((ROOT / ".env").read_text().splitlines())
     write_job_files(known)
     try:
         write_airflow_file(known)
@@ -202,9 +205,7 @@ def ensure_env() -> int:
         print("env: wrote .env from .env.example", file=sys.stderr)
         return 0
     target.chmod(0o600)
-    known = dict(
-        line.partition("=")[::2] for line in target.read_text().splitlines() if "=" in line
-    )
+    known = assignments(target.read_text().splitlines())
     missing = [(key, raw) for key, raw in settings if key not in known]
     if missing:
         with target.open("a") as out:

@@ -85,7 +85,7 @@ def window_cron() -> str:
     """The api-load schedule whose data intervals are the jobs' window grid (WINDOW_MINUTES,
     60 by default: whole hours): the cron of `adpipe.grid.cron`, which tests/dags holds this
     to (the scheduler's image does not carry the jobs' package)."""
-    minutes = int(settings_env("WINDOW_MINUTES").get("WINDOW_MINUTES", "60"))
+    minutes = dag_setting("WINDOW_MINUTES", 60, 1440)
     if minutes < 60:
         return f"*/{minutes} * * * *"
     hours = minutes // 60

@@ -263,6 +263,7 @@ class Reconciliation:
     ) -> None:
         self.conn, self.bucket, self.first, self.last = conn, bucket, first, last
         self.settle = timedelta(minutes=30)  # RECONCILE_SETTLE_MINUTES: `in_flight`
+        self.written: dict[str, datetime] = {}  # each backup key's LastModified, as listed
         self.expect_from = expect_from
         self.now = datetime.now(UTC)
         self.minutes = 60
@@ -352,7 +353,9 @@ class Reconciliation:
     def count_backups(self, day: date) -> set[tuple[datetime, datetime]]:
         """The records of the day's backups; the windows they hold (retired ones aside)."""
         windows: dict[str, list[str]] = {}
-        for key in self.bucket.keys(backup_day_prefix(day)):
+        written = self.bucket.written_at(backup_day_prefix(day))
+        self.written.update(written)
+        for key in written:
             windows.setdefault(key.rsplit("/", 1)[0] + "/", []).append(key)
         found = set()
         for prefix, keys in windows.items():
@@ -370,7 +373,7 @@ class Reconciliation:
         problems = self.row(day)["problems"]
         latest = version_keys(keys)[-1][1]
         key, recorded_sha = self.loaded.get(prefix) or (latest, None)
-        if key != latest and not self.in_flight(prefix, latest):
+        if key != latest and not self.in_flight(latest):
             # the API sent the window again with other records (late ones): not loaded yet
             window = window_of(prefix)
             span = f"--start {rfc3339(window[0])} --end {rfc3339(window[1])}" if window else ""
@@ -394,12 +397,11 @@ class Reconciliation:
             )
         self.row(day)["backup"] += int(manifest.get("records", 0))
 
-    def in_flight(self, prefix: str, key: str) -> bool:
+    def in_flight(self, key: str) -> bool:
         """Whether the backup version ``key`` was written so lately (`settle`, the setting
         RECONCILE_SETTLE_MINUTES, before this reconciliation) that its load may be running:
         a lookback's re-extract the moment reconcile reads, not a version left unloaded."""
-        written = self.bucket.written_at(prefix).get(key)
-        return written is not None and written > self.now - self.settle
+        return self.written[key] > self.now - self.settle
 
     def count_quarantine(self, day: date) -> None:
         for key in self.quarantined.get(day, []):
